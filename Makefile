@@ -1,0 +1,32 @@
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+INPUT  ?= examples/questions.jsonl
+CONFIG ?= examples/sim.toml
+OUT    ?= out/demo
+
+.PHONY: venv demo test bench clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	rm -rf $(OUT)
+	mkdir -p $(OUT)
+	$(VENV)/bin/reasonmed run --config $(CONFIG) --input $(INPUT) --db $(OUT)/reasonmed.db
+	$(VENV)/bin/reasonmed export --db $(OUT)/reasonmed.db --out $(OUT)/export
+
+test: venv
+	$(PY) -m pytest -q
+
+bench: venv
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

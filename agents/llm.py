@@ -1,0 +1,132 @@
+"""How agents talk to a language model: the one seam every backend implements.
+
+Agents never see SQLite, HTTP or an SDK.  They build a ``ChatRequest`` and await
+``LLMClient.complete``; whatever goes wrong arrives as an ``LLMError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+    def __post_init__(self) -> None:
+        if self.role not in ("system", "user", "assistant"):
+            raise ValueError(f"unknown chat role {self.role!r}")
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion.  ``model`` is the logical model name from config.
+
+    ``sample`` tells apart requests that are otherwise identical (the third CoT
+    at the same temperature).  ``meta`` is what the caller knows about the
+    request (its task, the gold answer): real backends never send it; the
+    simulator reads it; it is not part of the cache key."""
+
+    model: str
+    messages: tuple[ChatMessage, ...]
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int = 1024
+    seed: int | None = None
+    json_schema: Mapping[str, Any] | None = None
+    sample: int = 0
+    meta: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ValueError("ChatRequest.model is empty")
+        if not self.messages:
+            raise ValueError("ChatRequest.messages is empty")
+        if self.max_tokens < 1:
+            raise ValueError("ChatRequest.max_tokens must be >= 1")
+
+    def cache_key(self) -> str:
+        """A hash of everything that determines the answer: model, messages, sampling, sample index."""
+        body = {
+            "model": self.model,
+            "messages": [[m.role, m.content] for m in self.messages],
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "json_schema": self.json_schema,
+            "sample": self.sample,
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    text: str
+    finish_reason: str = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    latency_s: float = 0.0
+    endpoint: str = ""
+    backend: str = ""
+    cached: bool = False
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
+
+
+class LLMClient(Protocol):
+    async def complete(self, request: ChatRequest) -> Completion: ...
+
+
+class LLMError(Exception):
+    """Base of every failure of an LLM call, whichever backend made it."""
+
+    retryable = True
+
+
+class LLMTimeout(LLMError):
+    """The request took longer than its timeout."""
+
+
+class RateLimited(LLMError):
+    """The server said 429; ``retry_after_s`` is how long it asked us to wait."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class ServerError(LLMError):
+    """The server failed (5xx)."""
+
+    def __init__(self, message: str, status: int = 500) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class BadRequest(LLMError):
+    """The server refused the request (4xx other than 429, content filter included)."""
+
+    retryable = False
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ConnectionLost(LLMError):
+    """No answer: the connection failed or was reset."""
+
+
+class BadResponse(LLMError):
+    """An answer arrived but is not a usable completion."""

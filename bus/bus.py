@@ -1,0 +1,253 @@
+"""The in-process message bus: typed topics, bounded queues, durable hand-offs.
+
+Each subscription owns a bounded ``asyncio.Queue`` and ``concurrency`` worker
+tasks.  A worker takes a message, runs the handler (retrying a failure with
+bounded backoff, then turning it into a ``StageFailed``), commits the outputs
+together with the acknowledgement of its input, and only then puts the outputs
+on their consumers' queues — blocking while a queue is full, so a slow stage
+slows its producers instead of growing memory.  The subscription graph must be
+acyclic for that back-pressure to be deadlock-free; ``subscribe`` keeps it so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from .backoff import Backoff
+from .journal import Ack, Journal, Routed
+from .messages import Message, StageFailed
+
+log = structlog.get_logger("bus")
+
+Handler = Callable[[Message], Awaitable[Sequence[Message]]]
+
+
+def _always(_: Message) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A named consumer of some message types.
+
+    ``accepts`` must be a pure function of the message: routing is decided when
+    the message is committed and must come out the same on a resume."""
+
+    name: str
+    topics: tuple[type[Message], ...]
+    handler: Handler
+    accepts: Callable[[Message], bool] = _always
+    concurrency: int = 1
+    queue_size: int = 64
+    backoff: Backoff = field(default_factory=Backoff)
+    emits: tuple[type[Message], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1 or self.queue_size < 1:
+            raise ValueError(f"subscription {self.name}: concurrency and queue_size must be >= 1")
+
+    def wants(self, message: Message) -> bool:
+        return isinstance(message, self.topics) and self.accepts(message)
+
+
+@dataclass
+class ConsumerStats:
+    handled: int = 0
+    failed: int = 0
+    retried: int = 0
+    in_flight: int = 0
+    max_depth: int = 0
+
+
+class MessageBus:
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+        self._subs: dict[str, Subscription] = {}
+        self._queues: dict[str, asyncio.Queue[Message]] = {}
+        self.stats: dict[str, ConsumerStats] = {}
+        self._outstanding = 0
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+        self._stopping = False
+        self._running = False
+
+    # -- wiring ---------------------------------------------------------------
+    def subscribe(self, sub: Subscription) -> None:
+        if self._running:
+            raise RuntimeError("subscribe before the bus runs")
+        if sub.name in self._subs:
+            raise ValueError(f"duplicate subscription {sub.name!r}")
+        self._subs[sub.name] = sub
+        self._check_acyclic()
+        self._queues[sub.name] = asyncio.Queue(maxsize=sub.queue_size)
+        self.stats[sub.name] = ConsumerStats()
+
+    def _check_acyclic(self) -> None:
+        edges = {
+            name: {other for other, o in self._subs.items() if any(issubclass(t, o.topics) for t in s.emits)}
+            for name, s in self._subs.items()
+        }
+        state: dict[str, int] = {}
+
+        def visit(node: str, trail: tuple[str, ...]) -> None:
+            if state.get(node) == 1:
+                raise ValueError(f"subscriptions form a cycle: {' -> '.join(trail + (node,))}")
+            if state.get(node) == 2:
+                return
+            state[node] = 1
+            for nxt in edges[node]:
+                visit(nxt, trail + (node,))
+            state[node] = 2
+
+        for name in edges:
+            visit(name, ())
+
+    def route(self, message: Message) -> Routed:
+        return Routed(message, tuple(n for n, s in self._subs.items() if s.wants(message)))
+
+    def queue_depths(self) -> dict[str, int]:
+        return {name: q.qsize() for name, q in self._queues.items()}
+
+    # -- publishing -----------------------------------------------------------
+    async def publish(self, messages: Iterable[Message]) -> list[Message]:
+        """Persist messages from outside any handler (intake), then deliver them."""
+        new = await self._journal.commit([self.route(m) for m in messages])
+        await self._deliver(new)
+        return new
+
+    async def _deliver(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            for name, sub in self._subs.items():
+                if not sub.wants(message):
+                    continue
+                if self._stopping:
+                    continue  # durable in the journal: a resume delivers it
+                self._outstanding += 1
+                self._idle.clear()
+                await self._put(name, message)
+
+    async def _put(self, name: str, message: Message) -> None:
+        queue = self._queues[name]
+        await queue.put(message)
+        stats = self.stats[name]
+        stats.max_depth = max(stats.max_depth, queue.qsize())
+
+    def _settle(self, count: int = 1) -> None:
+        self._outstanding -= count
+        if self._outstanding == 0:
+            self._idle.set()
+
+    # -- running --------------------------------------------------------------
+    async def run(self, *, until_idle: bool = True, stop: asyncio.Event | None = None, grace_s: float = 30.0) -> None:
+        """Deliver the journal's backlog and everything it leads to.
+
+        Returns when nothing is left to do (``until_idle``) or when ``stop`` is
+        set; then stops intake, lets handlers in flight finish within
+        ``grace_s``, and cancels the rest.  Unfinished deliveries stay pending
+        in the journal."""
+        if self._running:
+            raise RuntimeError("bus is already running")
+        self._running = True
+        self._stopping = False
+        backlog = await self._journal.backlog()
+        self._outstanding += sum(backlog.counts.get(n, 0) for n in self._subs)
+        if self._outstanding == 0:
+            self._idle.set()
+        stop = stop or asyncio.Event()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(self._feed(n, backlog.watermark)) for n in self._subs if backlog.counts.get(n)]
+                for name, sub in self._subs.items():
+                    tasks += [tg.create_task(self._worker(sub), name=f"{name}-{i}") for i in range(sub.concurrency)]
+                waits = [asyncio.ensure_future(stop.wait())]
+                if until_idle:
+                    waits.append(asyncio.ensure_future(self._idle.wait()))
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for w in waits:
+                        w.cancel()
+                await self._drain(grace_s)
+                for task in tasks:
+                    task.cancel()
+        finally:
+            self._running = False
+
+    async def _drain(self, grace_s: float) -> None:
+        self._stopping = True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace_s):
+                await self._quiet.wait()
+        if self._in_flight:
+            log.warning("drain.deadline", in_flight=self._in_flight, grace_s=grace_s)
+
+    async def _feed(self, name: str, watermark: int) -> None:
+        async for message in self._journal.pending(name, watermark):
+            if self._stopping:
+                return
+            await self._put(name, message)
+
+    async def _worker(self, sub: Subscription) -> None:
+        queue = self._queues[sub.name]
+        stats = self.stats[sub.name]
+        while True:
+            message = await queue.get()
+            if self._stopping:
+                return  # left pending in the journal
+            self._in_flight += 1
+            stats.in_flight += 1
+            self._quiet.clear()
+            try:
+                outputs, ok = await self._handle(sub, message)
+                new = await self._journal.commit([self.route(m) for m in outputs], Ack(message.id, sub.name, ok))
+            finally:
+                self._in_flight -= 1
+                stats.in_flight -= 1
+                if self._in_flight == 0:
+                    self._quiet.set()
+            stats.handled += 1
+            stats.failed += not ok
+            await self._deliver(new)
+            self._settle()
+
+    async def _handle(self, sub: Subscription, message: Message) -> tuple[Sequence[Message], bool]:
+        attempts = sub.backoff.attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return await sub.handler(message), True
+            except Exception as exc:  # noqa: BLE001 - recorded below, never swallowed
+                log.warning(
+                    "handler.error",
+                    agent=sub.name,
+                    question=message.question_id,
+                    message_id=message.id,
+                    attempt=attempt,
+                    error=f"{type(exc).__name__}: {exc}",
+                    exc_info=attempt == attempts,
+                )
+                if attempt == attempts:
+                    return [self._failure(sub, message, exc, attempts)], False
+                self.stats[sub.name].retried += 1
+                await asyncio.sleep(sub.backoff.delay(attempt))
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _failure(sub: Subscription, message: Message, exc: Exception, attempts: int) -> StageFailed:
+        path = getattr(message, "path", None)
+        return StageFailed(
+            run_id=message.run_id,
+            question_id=message.question_id,
+            parent_id=message.id,
+            stage=sub.name,
+            reason=f"{type(exc).__name__}: {exc}",
+            attempts=attempts,
+            path=getattr(path, "name", "") if path is not None else "",
+            failed_type=type(message).__name__,
+        )

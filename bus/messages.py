@@ -1,0 +1,257 @@
+"""The typed messages of the ReasonMed flow.
+
+Every message is a frozen ``msgspec.Struct``, validated when it is built (and
+when it is decoded), carrying the run id, the question id and the id of the
+message that caused it.  Its own id is derived from that cause, so the same
+message produced twice — by a retried handler, or after a crash — has the same
+id and is recognised as a duplicate instead of being delivered again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import ClassVar, Literal
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+Tier = Literal["easy", "medium", "difficult"]
+VerdictLabel = Literal["Correct", "Error"]
+Origin = Literal["generated", "refined", "regenerated"]
+
+LETTERS = "ABCDEFGHIJ"
+
+
+def _digest(*parts: object) -> str:
+    joined = "\x1f".join(str(p) for p in parts)
+    return hashlib.blake2b(joined.encode(), digest_size=12).hexdigest()
+
+
+class Question(msgspec.Struct, frozen=True, kw_only=True):
+    """A multiple-choice question with its known answer (an option index)."""
+
+    id: str
+    stem: str
+    options: tuple[str, ...]
+    answer: int
+    source: str = "generic"
+    context: str = ""
+    ordinal: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            raise ValueError("question id is empty")
+        if not self.stem.strip():
+            raise ValueError(f"question {self.id}: stem is empty")
+        if not 2 <= len(self.options) <= len(LETTERS):
+            raise ValueError(f"question {self.id}: needs 2..{len(LETTERS)} options, got {len(self.options)}")
+        if not 0 <= self.answer < len(self.options):
+            raise ValueError(f"question {self.id}: answer index {self.answer} is not an option")
+
+    @property
+    def answer_letter(self) -> str:
+        return LETTERS[self.answer]
+
+    @property
+    def answer_text(self) -> str:
+        return self.options[self.answer]
+
+
+class Provenance(msgspec.Struct, frozen=True, kw_only=True):
+    """Who wrote a text, and how: enough to reproduce or audit the call."""
+
+    role: str
+    model: str
+    backend: str
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    template: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Path(msgspec.Struct, frozen=True, kw_only=True):
+    """One reasoning path: a CoT under its name (``qwen_1``, ``qwen_1.r1``, ``regen_1``)."""
+
+    name: str
+    cot: str
+    stated_answer: str | None = None
+    thinking: str = ""
+    origin: Origin = "generated"
+    provenance: tuple[Provenance, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("path name is empty")
+
+
+class Judgement(msgspec.Struct, frozen=True, kw_only=True):
+    """The verifier's view of one path: a verdict, or why there is none."""
+
+    path: str
+    verdict: VerdictLabel | None
+    reason: str
+    stage: str = "verify"
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Base of every message: run, question and cause."""
+
+    run_id: str
+    question_id: str
+    parent_id: str = ""
+
+    cause_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        if not self.run_id or not self.question_id:
+            raise ValueError(f"{type(self).__name__}: run_id and question_id are required")
+
+    @property
+    def id(self) -> str:
+        extra = tuple(getattr(self, f) for f in self.cause_fields)
+        return _digest(type(self).__name__, self.run_id, self.question_id, self.parent_id, *extra)
+
+
+class QuestionIngested(Message, frozen=True, kw_only=True):
+    question: Question
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.question.id != self.question_id:
+            raise ValueError("QuestionIngested: question_id differs from question.id")
+
+
+class CoTGenerated(Message, frozen=True, kw_only=True):
+    question: Question
+    path: Path
+
+    cause_fields = ("path_name",)
+
+    @property
+    def path_name(self) -> str:
+        return self.path.name
+
+
+class Verdict(Message, frozen=True, kw_only=True):
+    """A judged path. ``attempt`` 0 is a first-pass path; 1+ is a refined CoT re-verified."""
+
+    question: Question
+    path: Path
+    verdict: VerdictLabel
+    reason: str
+    attempt: int = 0
+    tier: str = ""
+
+    cause_fields = ("attempt",)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.verdict not in ("Correct", "Error"):
+            raise ValueError(f"Verdict: verdict must be Correct or Error, got {self.verdict!r}")
+        if self.attempt < 0:
+            raise ValueError("Verdict: attempt must be >= 0")
+
+
+class StageFailed(Message, frozen=True, kw_only=True):
+    """A stage gave up on its input: the reason and how many attempts it made."""
+
+    stage: str
+    reason: str
+    attempts: int = 1
+    path: str = ""
+    failed_type: str = ""
+
+    cause_fields = ("stage", "path")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.stage or not self.reason:
+            raise ValueError("StageFailed: stage and reason are required")
+
+
+class TierAssigned(Message, frozen=True, kw_only=True):
+    question: Question
+    tier: Tier
+    errors: int
+    correct: tuple[Path, ...]
+    judgements: tuple[Judgement, ...]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.tier not in ("easy", "medium", "difficult"):
+            raise ValueError(f"TierAssigned: unknown tier {self.tier!r}")
+
+    @property
+    def error_reasons(self) -> tuple[Judgement, ...]:
+        return tuple(j for j in self.judgements if j.verdict == "Error")
+
+
+class Ranked(Message, frozen=True, kw_only=True):
+    question: Question
+    tier: Tier
+    chosen: tuple[Path, ...]
+    reasons: dict[str, str]
+    error_reasons: tuple[Judgement, ...] = ()
+    called: bool = True
+
+
+class Refined(Message, frozen=True, kw_only=True):
+    """A rewritten CoT: refined (medium) or regenerated (difficult)."""
+
+    question: Question
+    tier: Tier
+    path: Path
+    source_path: str
+    attempt: int = 1
+    error_reasons: tuple[Judgement, ...] = ()
+
+    cause_fields = ("source_path", "attempt")
+
+
+class Summarized(Message, frozen=True, kw_only=True):
+    question: Question
+    tier: Tier
+    path: Path
+    response: str
+    provenance: Provenance
+    verdict_reason: str = ""
+
+
+class RecordReady(Message, frozen=True, kw_only=True):
+    """An exportable (question, CoT, response) triple."""
+
+    question: Question
+    tier: Tier
+    path: Path
+    response: str
+    response_provenance: Provenance
+    record_id: str
+
+
+class Scored(Message, frozen=True, kw_only=True):
+    target_id: str
+    score: int
+    justification: str
+    provenance: Provenance
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 1 <= self.score <= 10:
+            raise ValueError(f"Scored: score must be 1..10, got {self.score}")
+
+
+ALL_MESSAGES: tuple[type[Message], ...] = (
+    QuestionIngested,
+    CoTGenerated,
+    Verdict,
+    StageFailed,
+    TierAssigned,
+    Ranked,
+    Refined,
+    Summarized,
+    RecordReady,
+    Scored,
+)
