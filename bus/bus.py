@@ -5,8 +5,9 @@ tasks.  A worker takes a message, runs the handler (retrying a failure with
 bounded backoff, then turning it into a ``StageFailed``), commits the outputs
 together with the acknowledgement of its input, and only then puts the outputs
 on their consumers' queues — blocking while a queue is full, so a slow stage
-slows its producers instead of growing memory.  The subscription graph must be
-acyclic for that back-pressure to be deadlock-free; ``subscribe`` keeps it so.
+slows its producers instead of growing memory.  The graph of queues must be
+acyclic for that back-pressure to be deadlock-free: a stage that loops back
+(re-verification, say) is unrolled into one subscription per attempt.
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ class Subscription:
     concurrency: int = 1
     queue_size: int = 64
     backoff: Backoff = field(default_factory=Backoff)
-    emits: tuple[type[Message], ...] = ()
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.queue_size < 1:
@@ -85,29 +85,8 @@ class MessageBus:
         if sub.name in self._subs:
             raise ValueError(f"duplicate subscription {sub.name!r}")
         self._subs[sub.name] = sub
-        self._check_acyclic()
         self._queues[sub.name] = asyncio.Queue(maxsize=sub.queue_size)
         self.stats[sub.name] = ConsumerStats()
-
-    def _check_acyclic(self) -> None:
-        edges = {
-            name: {other for other, o in self._subs.items() if any(issubclass(t, o.topics) for t in s.emits)}
-            for name, s in self._subs.items()
-        }
-        state: dict[str, int] = {}
-
-        def visit(node: str, trail: tuple[str, ...]) -> None:
-            if state.get(node) == 1:
-                raise ValueError(f"subscriptions form a cycle: {' -> '.join(trail + (node,))}")
-            if state.get(node) == 2:
-                return
-            state[node] = 1
-            for nxt in edges[node]:
-                visit(nxt, trail + (node,))
-            state[node] = 2
-
-        for name in edges:
-            visit(name, ())
 
     def route(self, message: Message) -> Routed:
         return Routed(message, tuple(n for n, s in self._subs.items() if s.wants(message)))

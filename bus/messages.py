@@ -144,6 +144,7 @@ class Verdict(Message, frozen=True, kw_only=True):
     reason: str
     attempt: int = 0
     tier: str = ""
+    error_reasons: tuple[Judgement, ...] = ()
 
     cause_fields = ("attempt",)
 
@@ -218,6 +219,12 @@ class Summarized(Message, frozen=True, kw_only=True):
     response: str
     provenance: Provenance
     verdict_reason: str = ""
+
+    cause_fields = ("path_name",)
+
+    @property
+    def path_name(self) -> str:
+        return self.path.name
 
 
 class RecordReady(Message, frozen=True, kw_only=True):

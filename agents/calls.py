@@ -1,0 +1,84 @@
+"""Making an LLM call on behalf of a stage: request, provenance, judge corrections."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from bus import Provenance
+
+from .llm import ChatMessage, ChatRequest, Completion, LLMClient
+from .parsing import ParseError
+from .settings import Sampling
+
+T = TypeVar("T")
+
+
+def request(
+    sampling: Sampling,
+    messages: Sequence[ChatMessage],
+    *,
+    sample: int = 0,
+    schema: Mapping[str, Any] | None = None,
+    meta: Mapping[str, str] | None = None,
+) -> ChatRequest:
+    return ChatRequest(
+        model=sampling.model,
+        messages=tuple(messages),
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        max_tokens=sampling.max_tokens,
+        seed=sampling.seed,
+        json_schema=schema,
+        sample=sample,
+        meta=dict(meta or {}),
+    )
+
+
+def provenance(role: str, req: ChatRequest, completion: Completion, template: str) -> Provenance:
+    return Provenance(
+        role=role,
+        model=req.model,
+        backend=completion.backend,
+        temperature=req.temperature,
+        top_p=req.top_p,
+        seed=req.seed,
+        template=template,
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+    )
+
+
+@dataclass(frozen=True)
+class JudgeFailed(Exception):
+    """A judge's answer still did not parse after its correction retries."""
+
+    reason: str
+    attempts: int
+
+    def __str__(self) -> str:
+        return f"unparseable judge output after {self.attempts} attempts: {self.reason}"
+
+
+async def ask_json(
+    client: LLMClient, req: ChatRequest, parse: Callable[[str], T], *, corrections: int
+) -> tuple[T, Completion, ChatRequest]:
+    """Call a judge; on a parse failure tell it what was wrong and ask again, at most ``corrections`` times."""
+    current = req
+    for attempt in range(corrections + 1):
+        completion = await client.complete(current)
+        try:
+            return parse(completion.text), completion, current
+        except ParseError as exc:
+            if attempt == corrections:
+                raise JudgeFailed(str(exc), attempt + 1) from exc
+            current = replace(
+                current,
+                messages=current.messages
+                + (
+                    ChatMessage("assistant", completion.text),
+                    ChatMessage("user", f"Your answer could not be used: {exc}. Reply again with the JSON object only."),
+                ),
+            )
+    raise AssertionError("unreachable")

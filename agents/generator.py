@@ -1,0 +1,59 @@
+"""Generator: nine reasoning paths per question (models × temperatures)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from bus import LETTERS, CoTGenerated, Message, Path, QuestionIngested, StageFailed
+
+from .calls import provenance, request
+from .llm import LLMClient, LLMError
+from .parsing import split_thinking, stated_answer
+from .prompts import Templates, generator_messages
+from .settings import FlowSettings, Sampling
+
+
+def failure_reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Generator:
+    def __init__(self, clients: dict[str, LLMClient], settings: FlowSettings, templates: Templates) -> None:
+        self._clients = clients
+        self._settings = settings
+        self._templates = templates
+
+    async def handle(self, message: Message) -> Sequence[Message]:
+        assert isinstance(message, QuestionIngested)
+        jobs = [(path, sampling, i) for g in self._settings.generators for i, (path, sampling) in enumerate(g.paths(), 1)]
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(self._path(message, path, sampling, i)) for path, sampling, i in jobs]
+        return [t.result() for t in tasks]
+
+    async def _path(self, message: QuestionIngested, name: str, sampling: Sampling, index: int) -> Message:
+        q = message.question
+        req = request(
+            sampling,
+            generator_messages(self._templates, q),
+            sample=index,
+            meta={"task": "generate", "gold": q.answer_letter, "letters": LETTERS[: len(q.options)], "question_id": q.id},
+        )
+        common = {"run_id": message.run_id, "question_id": q.id, "parent_id": message.id}
+        try:
+            completion = await self._clients[sampling.model].complete(req)
+        except LLMError as exc:
+            return StageFailed(**common, stage="generate", path=name, reason=failure_reason(exc),
+                               attempts=getattr(exc, "attempts", 1), failed_type="QuestionIngested")
+        if completion.truncated:
+            return StageFailed(**common, stage="generate", path=name, failed_type="QuestionIngested",
+                               reason=f"truncated: finish_reason=length after {completion.completion_tokens} tokens")
+        thinking, visible = split_thinking(completion.text)
+        path = Path(
+            name=name,
+            cot=visible,
+            thinking=thinking,
+            stated_answer=stated_answer(visible, q.options),
+            provenance=(provenance("generate", req, completion, self._templates.hash("generate")),),
+        )
+        return CoTGenerated(**common, question=q, path=path)

@@ -1,0 +1,56 @@
+"""Tierer: the one join — waits for every path of a question, then assigns its tier."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bus import Judgement, Message, StageFailed, TierAssigned, Verdict
+
+from .ports import JoinState
+from .settings import FlowSettings
+from .tiering import assign_tier
+
+FIRST_PASS_STAGES = frozenset({"generate", "verify", "verifier"})
+
+
+def is_first_pass(message: Message) -> bool:
+    """A path's first-pass outcome: its verdict, or the failure that left it without one."""
+    if isinstance(message, Verdict):
+        return message.attempt == 0
+    return isinstance(message, StageFailed) and message.stage in FIRST_PASS_STAGES and bool(message.path)
+
+
+def _path_of(message: Message) -> str:
+    return message.path.name if isinstance(message, Verdict) else message.path  # type: ignore[attr-defined]
+
+
+class Tierer:
+    def __init__(self, join: JoinState, settings: FlowSettings) -> None:
+        self._join = join
+        self._settings = settings
+
+    async def handle(self, message: Message) -> Sequence[Message]:
+        key = f"tier/{message.run_id}/{message.question_id}"
+        items = await self._join.gather(key, _path_of(message), message, self._settings.path_count)
+        if items is None:
+            return []
+        verdicts = sorted((m for m in items if isinstance(m, Verdict)), key=lambda v: v.path.name)
+        failures = [m for m in items if isinstance(m, StageFailed)]
+        judgements = tuple(
+            sorted(
+                [Judgement(path=v.path.name, verdict=v.verdict, reason=v.reason) for v in verdicts]
+                + [Judgement(path=f.path, verdict=None, reason=f.reason, stage=f.stage) for f in failures],
+                key=lambda j: j.path,
+            )
+        )
+        common = {"run_id": message.run_id, "question_id": message.question_id}
+        policy = self._settings.tiers
+        if len(verdicts) < policy.min_usable:
+            reasons = "; ".join(f"{j.path}: {j.reason}" for j in judgements if j.verdict is None)
+            return [StageFailed(**common, stage="tier", attempts=1, failed_type="Verdict",
+                                reason=f"only {len(verdicts)} of {len(items)} paths have a usable verdict"
+                                       f" (at least {policy.min_usable} needed): {reasons}")]
+        errors = sum(v.verdict == "Error" for v in verdicts)
+        correct = tuple(v.path for v in verdicts if v.verdict == "Correct")
+        return [TierAssigned(**common, question=verdicts[0].question, tier=assign_tier(errors, len(correct), policy),
+                             errors=errors, correct=correct, judgements=judgements)]

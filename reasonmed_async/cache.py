@@ -1,0 +1,53 @@
+"""The LLM response cache: a completed call is stored the moment it returns."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Protocol
+
+import msgspec
+
+from agents.llm import ChatRequest, Completion, LLMClient, LLMError
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(Completion).decode
+
+
+class ResponseStore(Protocol):
+    async def cache_get(self, key: str) -> bytes | None: ...
+
+    async def cache_put(
+        self, key: str, model: str, payload: bytes, stage: str, endpoint: str, prompt: int, completion: int
+    ) -> None: ...
+
+    async def count_call(self, stage: str, model: str, endpoint: str, outcome: str, prompt: int, completion: int) -> None: ...
+
+
+class CachedClient:
+    """Answers a request from the store if it was ever answered; otherwise calls and stores.
+
+    Keyed by ``ChatRequest.cache_key()`` (model, messages, sampling, sample
+    index), so a redelivered message never pays for the same call twice."""
+
+    def __init__(self, inner: LLMClient, store: ResponseStore) -> None:
+        self._inner = inner
+        self._store = store
+        self.hits = 0
+        self.misses = 0
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        key = request.cache_key()
+        stored = await self._store.cache_get(key)
+        if stored is not None:
+            self.hits += 1
+            return replace(_decode(stored), cached=True)
+        self.misses += 1
+        stage = request.meta.get("task", "")
+        try:
+            completion = await self._inner.complete(request)
+        except LLMError as exc:
+            await self._store.count_call(stage, request.model, "", f"error:{type(exc).__name__}", 0, 0)
+            raise
+        await self._store.cache_put(key, request.model, _encode(completion), stage, completion.endpoint,
+                                    completion.prompt_tokens, completion.completion_tokens)
+        return completion

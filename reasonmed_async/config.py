@@ -1,0 +1,180 @@
+"""Configuration: a TOML file with ``${ENV_VAR:-default}`` interpolation.
+
+Secrets are never in the file: a backend names the environment variable that
+holds its key (``api_key_env``), and a key written into the file is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.settings import FlowSettings, GeneratorModel, Sampling, TierPolicy
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SECRET_KEYS = {"api_key", "key", "token", "password", "secret"}
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message names the file and the key."""
+
+
+def interpolate(text: str, env: dict[str, str] | None = None) -> str:
+    env = dict(os.environ) if env is None else env
+
+    def sub(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"environment variable {name} is not set and has no default")
+
+    return _ENV.sub(sub, text)
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    name: str
+    type: str
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    source: str
+    text: str
+    flow: FlowSettings
+    backends: dict[str, BackendConfig]
+    model_backends: dict[str, str]
+    concurrency: dict[str, int] = field(default_factory=dict)
+    queue_size: int = 64
+    retry: dict[str, float] = field(default_factory=dict)
+    synchronous: str = "NORMAL"
+    grace_s: float = 30.0
+    templates_dir: str | None = None
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+    def secret_env_names(self) -> list[str]:
+        return [str(b.options[k]) for b in self.backends.values() for k in b.options if k.endswith("_env")]
+
+
+def load_config(path: str | Path) -> AppConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    return parse_config(text, source=str(path))
+
+
+def parse_config(text: str, *, source: str = "<config>", env: dict[str, str] | None = None) -> AppConfig:
+    try:
+        raw = tomllib.loads(interpolate(text, env))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    try:
+        return _build(raw, text, source)
+    except ConfigError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+
+
+def _section(raw: dict[str, Any], name: str, source: str) -> dict[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: [{name}] must be a table")
+    return value
+
+
+def _build(raw: dict[str, Any], text: str, source: str) -> AppConfig:
+    backends: dict[str, BackendConfig] = {}
+    for name, spec in _section(raw, "backends", source).items():
+        secret = sorted(_SECRET_KEYS & set(spec))
+        if secret:
+            raise ConfigError(f"{source}: [backends.{name}] {secret[0]}: keys never go in the config file;"
+                              " name the environment variable that holds it with api_key_env")
+        if "type" not in spec:
+            raise ConfigError(f"{source}: [backends.{name}] type is required")
+        backends[name] = BackendConfig(name, spec["type"], {k: v for k, v in spec.items() if k != "type"})
+    models: dict[str, dict[str, Any]] = _section(raw, "models", source)
+    model_backends: dict[str, str] = {}
+    for alias, spec in models.items():
+        if spec.get("backend") not in backends:
+            raise ConfigError(f"{source}: [models.{alias}] backend {spec.get('backend')!r} is not a [backends] entry")
+        model_backends[spec.get("model", alias)] = spec["backend"]
+
+    def served(alias: str, where: str) -> str:
+        if alias not in models:
+            raise ConfigError(f"{source}: {where}: model {alias!r} is not a [models] entry")
+        return str(models[alias].get("model", alias))
+
+    gen = _section(raw, "generation", source)
+    generators = tuple(
+        GeneratorModel(
+            name=alias,
+            model=served(alias, "[generation] models"),
+            temperatures=tuple(float(t) for t in gen.get("temperatures", (0.7, 0.9, 1.0))),
+            top_p=gen.get("top_p", 0.9),
+            max_tokens=int(gen.get("max_tokens", 8192)),
+            seed=gen.get("seed"),
+        )
+        for alias in gen.get("models", [])
+    )
+    stages = _section(raw, "stages", source)
+
+    def sampling(stage: str, required: bool = True) -> Sampling | None:
+        spec = stages.get(stage)
+        if spec is None:
+            if required:
+                raise ConfigError(f"{source}: [stages.{stage}] is required")
+            return None
+        unknown = set(spec) - {"model", "temperature", "top_p", "max_tokens", "seed", "rate"}
+        if unknown:
+            raise ConfigError(f"{source}: [stages.{stage}] unknown keys: {', '.join(sorted(unknown))}")
+        return Sampling(served(spec["model"], f"[stages.{stage}]"), spec.get("temperature"), spec.get("top_p"),
+                        int(spec.get("max_tokens", 2048)), spec.get("seed"))
+
+    flow_raw = _section(raw, "flow", source)
+    flow = FlowSettings(
+        generators=generators,
+        verifier=sampling("verifier"),  # type: ignore[arg-type]
+        ranker=sampling("ranker"),  # type: ignore[arg-type]
+        refiner=sampling("refiner"),  # type: ignore[arg-type]
+        regenerator=sampling("regenerator"),  # type: ignore[arg-type]
+        summarizer=sampling("summarizer"),  # type: ignore[arg-type]
+        scorer=sampling("scorer", required=False),
+        tiers=TierPolicy(**_section(raw, "tiers", source)),
+        score_rate=float(stages.get("scorer", {}).get("rate", 0.0)),
+        **flow_raw,
+    )
+    store = _section(raw, "store", source)
+    return AppConfig(
+        source=source,
+        text=text,
+        flow=flow,
+        backends=backends,
+        model_backends=model_backends,
+        concurrency={k: int(v) for k, v in _section(raw, "concurrency", source).items()},
+        queue_size=int(store.get("queue_size", 64)),
+        retry={k: float(v) for k, v in _section(raw, "retry", source).items()},
+        synchronous=str(store.get("synchronous", "NORMAL")).upper(),
+        grace_s=float(store.get("grace_s", 30.0)),
+        templates_dir=raw.get("templates_dir"),
+    )
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

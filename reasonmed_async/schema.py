@@ -1,0 +1,84 @@
+"""The SQLite schema of a checkpoint database, and its version."""
+
+from __future__ import annotations
+
+STORE_SCHEMA_VERSION = 1
+
+DDL = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id            TEXT PRIMARY KEY,
+    input_path    TEXT NOT NULL,
+    input_digest  TEXT NOT NULL,
+    config_digest TEXT NOT NULL,
+    config_json   TEXT NOT NULL,
+    questions     INTEGER NOT NULL,
+    status        TEXT NOT NULL DEFAULT 'running',
+    created_at    REAL NOT NULL,
+    finished_at   REAL
+);
+CREATE TABLE IF NOT EXISTS questions (
+    run_id   TEXT NOT NULL,
+    id       TEXT NOT NULL,
+    ordinal  INTEGER NOT NULL,
+    source   TEXT NOT NULL,
+    PRIMARY KEY (run_id, id)
+);
+CREATE TABLE IF NOT EXISTS messages (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             TEXT NOT NULL UNIQUE,
+    run_id         TEXT NOT NULL,
+    question_id    TEXT NOT NULL,
+    type           TEXT NOT NULL,
+    label          TEXT NOT NULL DEFAULT '',
+    parent_id      TEXT NOT NULL,
+    schema_version INTEGER NOT NULL,
+    payload        BLOB NOT NULL,
+    created_at     REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_type ON messages (run_id, type);
+CREATE INDEX IF NOT EXISTS messages_by_question ON messages (run_id, question_id);
+CREATE TABLE IF NOT EXISTS deliveries (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id TEXT NOT NULL,
+    consumer   TEXT NOT NULL,
+    state      TEXT NOT NULL DEFAULT 'pending',
+    updated_at REAL NOT NULL,
+    UNIQUE (message_id, consumer)
+);
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (consumer, seq) WHERE state = 'pending';
+CREATE TABLE IF NOT EXISTS llm_cache (
+    key        TEXT PRIMARY KEY,
+    model      TEXT NOT NULL,
+    payload    BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS joins (
+    key     TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    PRIMARY KEY (key, item_id)
+);
+CREATE TABLE IF NOT EXISTS records (
+    record_id   TEXT PRIMARY KEY,
+    run_id      TEXT NOT NULL,
+    question_id TEXT NOT NULL,
+    ordinal     INTEGER NOT NULL,
+    path        TEXT NOT NULL,
+    message_id  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_by_run ON records (run_id, ordinal, path);
+CREATE TABLE IF NOT EXISTS calls (
+    stage       TEXT NOT NULL,
+    model       TEXT NOT NULL,
+    endpoint    TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    calls       INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (stage, model, endpoint, outcome)
+);
+"""

@@ -1,0 +1,273 @@
+"""The SQLite checkpoint store: the bus's journal, the tierer's join, the LLM response cache.
+
+One writer connection (group commit, see ``writer.py``) and one reader
+connection, both in WAL mode.  Everything the pipeline needs to resume after a
+crash at any instant lives here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bus import Ack, Backlog, Message, RecordReady, Routed, StageFailed, TierAssigned, Verdict, decode, encode
+from bus.messages import SCHEMA_VERSION
+
+from .schema import DDL, STORE_SCHEMA_VERSION
+from .writer import GroupCommitter, Op
+
+PAGE = 256
+_COUNT_CALL = (
+    "INSERT INTO calls(stage, model, endpoint, outcome, calls, prompt_tokens, completion_tokens)"
+    " VALUES (?,?,?,?,1,?,?) ON CONFLICT DO UPDATE SET calls=calls+1,"
+    " prompt_tokens=prompt_tokens+excluded.prompt_tokens,"
+    " completion_tokens=completion_tokens+excluded.completion_tokens"
+)
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used as a checkpoint store (wrong schema, not ours)."""
+
+
+def _label(message: Message) -> str:
+    if isinstance(message, TierAssigned):
+        return message.tier
+    if isinstance(message, Verdict):
+        return f"{message.verdict}:{message.attempt}"
+    if isinstance(message, StageFailed):
+        return message.stage
+    return ""
+
+
+class CheckpointStore:
+    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+        self.path = path
+        self._db = writer
+        self._ro = reader
+        self._committer = GroupCommitter(writer, self._apply)
+
+    # -- lifecycle ------------------------------------------------------------
+    @classmethod
+    async def open(cls, path: str | Path, *, synchronous: str = "NORMAL") -> CheckpointStore:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await writer.execute("PRAGMA journal_mode=WAL")
+            await writer.execute(f"PRAGMA synchronous={synchronous}")
+            await writer.execute("PRAGMA busy_timeout=10000")
+            await writer.executescript(DDL)
+            await cls._check_version(writer, path)
+            reader = await aiosqlite.connect(path, isolation_level=None)
+            await reader.execute("PRAGMA busy_timeout=10000")
+        except BaseException:
+            await writer.close()
+            raise
+        store = cls(path, writer, reader)
+        store._committer.start()
+        return store
+
+    @staticmethod
+    async def _check_version(db: aiosqlite.Connection, path: Path) -> None:
+        async with db.execute("SELECT value FROM meta WHERE key='schema_version'") as cur:
+            row = await cur.fetchone()
+        if row is None:
+            await db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(STORE_SCHEMA_VERSION),))
+        elif int(row[0]) != STORE_SCHEMA_VERSION:
+            raise StoreError(f"{path}: store schema v{row[0]}, this build reads v{STORE_SCHEMA_VERSION}")
+
+    async def close(self) -> None:
+        try:
+            await self._committer.close()
+        finally:
+            await self._ro.close()
+            await self._db.close()
+
+    async def __aenter__(self) -> CheckpointStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- journal (the bus's seam) ----------------------------------------------
+    async def commit(self, outputs: Sequence[Routed], ack: Ack | None = None) -> list[Message]:
+        return await self._committer.submit("commit", tuple(outputs), ack)
+
+    async def backlog(self) -> Backlog:
+        async with self._ro.execute(
+            "SELECT consumer, COUNT(*), MAX(seq) FROM deliveries WHERE state='pending' GROUP BY consumer"
+        ) as cur:
+            rows = await cur.fetchall()
+        return Backlog(counts={r[0]: r[1] for r in rows}, watermark=max((r[2] for r in rows), default=0))
+
+    async def pending(self, consumer: str, watermark: int) -> AsyncIterator[Message]:
+        after = 0
+        while True:
+            async with self._ro.execute(
+                "SELECT d.seq, m.payload FROM deliveries d JOIN messages m ON m.id = d.message_id "
+                "WHERE d.consumer=? AND d.state='pending' AND d.seq>? AND d.seq<=? ORDER BY d.seq LIMIT ?",
+                (consumer, after, watermark, PAGE),
+            ) as cur:
+                rows = await cur.fetchall()
+            if not rows:
+                return
+            for seq, payload in rows:
+                after = seq
+                yield decode(payload)
+
+    # -- the tierer's join -----------------------------------------------------
+    async def gather(self, key: str, item_id: str, item: Message, expected: int) -> list[Message] | None:
+        """Add ``item`` under ``key`` (once per ``item_id``); once ``expected`` are there, return them all."""
+        rows = await self._committer.submit("join", key, item_id, encode(item), expected)
+        return None if rows is None else [decode(p) for p in rows]
+
+    # -- LLM response cache ----------------------------------------------------
+    async def cache_get(self, key: str) -> bytes | None:
+        async with self._ro.execute("SELECT payload FROM llm_cache WHERE key=?", (key,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else row[0]
+
+    async def cache_put(self, key: str, model: str, payload: bytes, stage: str, endpoint: str,
+                        prompt: int = 0, completion: int = 0) -> None:
+        """Store a completed call and count it, in the next group commit (awaited)."""
+        await self._committer.submit("cache", key, model, payload, stage, endpoint, prompt, completion)
+
+    async def count_call(self, stage: str, model: str, endpoint: str, outcome: str, prompt: int, completion: int) -> None:
+        await self._committer.submit("call", stage, model, endpoint, outcome, prompt, completion)
+
+    # -- runs and intake -------------------------------------------------------
+    async def create_run(self, run: dict[str, Any], questions: Sequence[tuple[str, int, str]], routed: Sequence[Routed]) -> None:
+        """Insert a run, its questions and their first messages in one transaction."""
+        await self._committer.submit("run", run, tuple(questions), tuple(routed))
+
+    async def finish_run(self, run_id: str) -> None:
+        await self._committer.submit("finish", run_id)
+
+    # -- applying a batch (runs on the writer connection, inside BEGIN) --------
+    async def _apply(self, db: aiosqlite.Connection, batch: Sequence[Op]) -> list[Any]:
+        now = time.time()
+        results: list[Any] = [None] * len(batch)
+        routed_by_op: list[tuple[int, Sequence[Routed]]] = []
+        acks: list[Ack] = []
+        for i, op in enumerate(batch):
+            if op.kind == "commit":
+                routed_by_op.append((i, op.args[0]))
+                if op.args[1] is not None:
+                    acks.append(op.args[1])
+            elif op.kind == "run":
+                run, questions, routed = op.args
+                await db.execute(
+                    "INSERT INTO runs(id, input_path, input_digest, config_digest, config_json, questions, created_at)"
+                    " VALUES (:id, :input_path, :input_digest, :config_digest, :config_json, :questions, :created_at)",
+                    {**run, "created_at": now},
+                )
+                await db.executemany(
+                    "INSERT OR IGNORE INTO questions(run_id, id, ordinal, source) VALUES (?,?,?,?)",
+                    [(run["id"], qid, ordinal, source) for qid, ordinal, source in questions],
+                )
+                routed_by_op.append((i, routed))
+            elif op.kind == "cache":
+                key, model, payload, stage, endpoint, prompt, completion = op.args
+                await db.execute(
+                    "INSERT OR REPLACE INTO llm_cache(key, model, payload, created_at) VALUES (?,?,?,?)",
+                    (key, model, payload, now),
+                )
+                await db.execute(_COUNT_CALL, (stage, model, endpoint, "ok", prompt, completion))
+            elif op.kind == "call":
+                await db.execute(_COUNT_CALL, op.args)
+            elif op.kind == "join":
+
+                results[i] = await self._join(db, *op.args)
+            elif op.kind == "finish":
+                await db.execute("UPDATE runs SET status='finished', finished_at=? WHERE id=?", (now, op.args[0]))
+            else:
+                raise ValueError(f"unknown store operation {op.kind!r}")
+        new_by_op = await self._insert_messages(db, routed_by_op, now)
+        for i, new in new_by_op.items():
+            results[i] = new
+        if acks:
+            await db.executemany(
+                "UPDATE deliveries SET state=?, updated_at=? WHERE message_id=? AND consumer=? AND state='pending'",
+                [("done" if a.ok else "failed", now, a.message_id, a.consumer) for a in acks],
+            )
+        return results
+
+    async def _insert_messages(
+        self, db: aiosqlite.Connection, routed_by_op: list[tuple[int, Sequence[Routed]]], now: float
+    ) -> dict[int, list[Message]]:
+        ids = {r.message.id for _, routed in routed_by_op for r in routed}
+        existing: set[str] = set()
+        id_list = list(ids)
+        for start in range(0, len(id_list), 500):
+            chunk = id_list[start : start + 500]
+            async with db.execute(
+                f"SELECT id FROM messages WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            ) as cur:
+                existing.update(r[0] for r in await cur.fetchall())
+        message_rows, delivery_rows, record_rows = [], [], []
+        new_by_op: dict[int, list[Message]] = {}
+        for i, routed in routed_by_op:
+            new: list[Message] = []
+            for r in routed:
+                m = r.message
+                mid = m.id
+                if mid in existing:
+                    continue
+                existing.add(mid)
+                new.append(m)
+                message_rows.append(
+                    (mid, m.run_id, m.question_id, type(m).__name__, _label(m), m.parent_id, SCHEMA_VERSION, encode(m), now)
+                )
+                delivery_rows.extend((mid, c, now) for c in r.consumers)
+                if isinstance(m, RecordReady):
+                    record_rows.append((m.record_id, m.run_id, m.question_id, m.question.ordinal, m.path.name, mid))
+            new_by_op[i] = new
+        if message_rows:
+            await db.executemany(
+                "INSERT INTO messages(id, run_id, question_id, type, label, parent_id, schema_version, payload, created_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                message_rows,
+            )
+        if delivery_rows:
+            await db.executemany(
+                "INSERT OR IGNORE INTO deliveries(message_id, consumer, updated_at) VALUES (?,?,?)", delivery_rows
+            )
+        if record_rows:
+            await db.executemany(
+                "INSERT OR IGNORE INTO records(record_id, run_id, question_id, ordinal, path, message_id) VALUES (?,?,?,?,?,?)",
+                record_rows,
+            )
+        return new_by_op
+
+    @staticmethod
+    async def _join(db: aiosqlite.Connection, key: str, item_id: str, payload: bytes, expected: int) -> list[bytes] | None:
+        await db.execute("INSERT OR IGNORE INTO joins(key, item_id, payload) VALUES (?,?,?)", (key, item_id, payload))
+        async with db.execute("SELECT COUNT(*) FROM joins WHERE key=?", (key,)) as cur:
+            (count,) = await cur.fetchone()  # type: ignore[misc]
+        if count < expected:
+            return None
+        async with db.execute("SELECT payload FROM joins WHERE key=? ORDER BY item_id", (key,)) as cur:
+            return [r[0] for r in await cur.fetchall()]
+
+    # -- reads -----------------------------------------------------------------
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        async with self._ro.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def messages_of(self, run_id: str, types: Sequence[str]) -> AsyncIterator[Message]:
+        marks = ",".join("?" * len(types))
+        after = 0
+        while True:
+            rows = await self.query(
+                f"SELECT seq, payload FROM messages WHERE run_id=? AND type IN ({marks}) AND seq>? ORDER BY seq LIMIT ?",
+                (run_id, *types, after, PAGE * 4),
+            )
+            if not rows:
+                return
+            for seq, payload in rows:
+                after = seq
+                yield decode(payload)
