@@ -55,11 +55,13 @@ async def runs_in(store: CheckpointStore) -> list[RunInfo]:
     return [RunInfo(*row) for row in rows]
 
 
-async def stored_config(store: CheckpointStore) -> AppConfig:
-    """The configuration the unfinished run was started with (its text lives in the database)."""
-    rows = await store.query("SELECT config_json, input_path FROM runs WHERE status='running' ORDER BY created_at")
+async def stored_config(store: CheckpointStore, *, unfinished: bool = True) -> AppConfig:
+    """The configuration a run was started with (its text lives in the database):
+    the unfinished run's, or with ``unfinished=False`` the latest run's."""
+    where = "WHERE status='running'" if unfinished else ""
+    rows = await store.query(f"SELECT config_json FROM runs {where} ORDER BY created_at DESC LIMIT 1")
     if not rows:
-        raise RunConflict(f"{store.path}: no unfinished run to resume")
+        raise RunConflict(f"{store.path}: no {'unfinished ' if unfinished else ''}run in this database")
     return parse_config(rows[0][0], source=f"{store.path} (stored config)")
 
 

@@ -1,0 +1,228 @@
+"""Prompt building: pure functions from a question (and what a stage knows) to chat messages.
+
+Each stage has one ``string.Template`` text (``agents/templates/<name>.txt``),
+overridable by a same-named file in a user's directory.  Placeholders are
+checked when the templates are loaded, so a typo fails at start-up, not after
+the first thousand LLM calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path as FsPath
+from typing import Any
+
+from agents.llm import ChatMessage
+from bus.messages import LETTERS, Judgement, Path, Question
+
+_QUESTION = frozenset({"stem", "options", "context"})
+_JUDGED = _QUESTION | {"answer"}
+
+#: Placeholders each template may use.  The generator never sees the answer.
+ALLOWED: Mapping[str, frozenset[str]] = {
+    "generate": _QUESTION,
+    "verify": _JUDGED | {"cot"},
+    "rank": _JUDGED | {"paths", "names"},
+    "refine": _JUDGED | {"cot", "error_reasons"},
+    "regenerate": _JUDGED | {"error_reasons"},
+    "summarize": _JUDGED | {"cot"},
+    "score": _JUDGED | {"response"},
+}
+#: Placeholders each template must use: without them the stage has nothing to work on.
+REQUIRED: Mapping[str, frozenset[str]] = {
+    "generate": frozenset({"stem", "options"}),
+    "verify": frozenset({"stem", "options", "answer", "cot"}),
+    "rank": frozenset({"stem", "options", "answer", "paths"}),
+    "refine": frozenset({"stem", "options", "answer", "cot", "error_reasons"}),
+    "regenerate": frozenset({"stem", "options", "answer"}),
+    "summarize": frozenset({"stem", "options", "cot"}),
+    "score": frozenset({"stem", "options", "response"}),
+}
+TEMPLATE_NAMES: tuple[str, ...] = tuple(ALLOWED)
+
+REFINER_SYSTEM = "You are a helpful medical assistant."
+NO_ERROR_REASONS = "(none recorded)"
+
+VERDICT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "verdict": {"type": "string", "enum": ["Correct", "Error"]},
+        "reason": {"type": "string", "maxLength": 600},
+    },
+    "required": ["verdict", "reason"],
+    "additionalProperties": False,
+}
+RANKING_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "top2": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2},
+        "reasons": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+    "required": ["top2", "reasons"],
+    "additionalProperties": False,
+}
+SCORE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "score": {"type": "integer", "minimum": 1, "maximum": 10},
+        "justification": {"type": "string", "maxLength": 600},
+    },
+    "required": ["score", "justification"],
+    "additionalProperties": False,
+}
+
+
+def _check(name: str, text: str, where: str) -> None:
+    """Raise ValueError, naming ``where``, if ``text`` is not a valid template for stage ``name``."""
+    tpl = string.Template(text)
+    if not tpl.is_valid():
+        raise ValueError(
+            f"{where}: invalid '$' placeholder syntax (write $$ for a literal dollar sign, "
+            f"${{name}} for a placeholder)"
+        )
+    used = set(tpl.get_identifiers())
+    unknown = sorted(used - ALLOWED[name])
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown placeholder(s) {', '.join('${' + u + '}' for u in unknown)}; "
+            f"the {name!r} template may use {', '.join('${' + a + '}' for a in sorted(ALLOWED[name]))}"
+        )
+    missing = sorted(REQUIRED[name] - used)
+    if missing:
+        raise ValueError(
+            f"{where}: the {name!r} template must use {', '.join('${' + m + '}' for m in missing)}"
+        )
+
+
+@dataclass(frozen=True)
+class Templates:
+    """The prompt texts of every stage, validated.  Build with ``Templates.load``."""
+
+    items: tuple[tuple[str, str], ...]
+
+    def __post_init__(self) -> None:
+        names = [n for n, _ in self.items]
+        if sorted(names) != sorted(TEMPLATE_NAMES):
+            raise ValueError(f"templates must be exactly {', '.join(TEMPLATE_NAMES)}; got {', '.join(names)}")
+        for name, text in self.items:
+            _check(name, text, f"template {name!r}")
+
+    @classmethod
+    def load(cls, override_dir: str | FsPath | None = None) -> Templates:
+        """The packaged templates, each replaced by ``<override_dir>/<name>.txt`` where that exists."""
+        packaged = resources.files("agents") / "templates"
+        texts = {name: (packaged / f"{name}.txt").read_text(encoding="utf-8") for name in TEMPLATE_NAMES}
+        if override_dir is not None:
+            root = FsPath(override_dir)
+            if not root.is_dir():
+                raise ValueError(f"template override directory {str(root)!r} does not exist")
+            for file in sorted(root.glob("*.txt")):
+                if file.stem not in ALLOWED:
+                    raise ValueError(
+                        f"{file}: not a template name; expected one of {', '.join(f'{n}.txt' for n in TEMPLATE_NAMES)}"
+                    )
+                text = file.read_text(encoding="utf-8")
+                _check(file.stem, text, str(file))
+                texts[file.stem] = text
+        return cls(tuple((name, texts[name]) for name in TEMPLATE_NAMES))
+
+    def text(self, name: str) -> str:
+        for n, t in self.items:
+            if n == name:
+                return t
+        raise KeyError(f"no template named {name!r}; known: {', '.join(TEMPLATE_NAMES)}")
+
+    def hash(self, name: str) -> str:
+        """First 12 hex chars of the sha256 of the template's text: recorded as provenance."""
+        return hashlib.sha256(self.text(name).encode("utf-8")).hexdigest()[:12]
+
+    def hashes(self) -> dict[str, str]:
+        return {name: self.hash(name) for name in TEMPLATE_NAMES}
+
+
+# --------------------------------------------------------------------------- rendering pieces
+
+
+def format_options(question: Question) -> str:
+    """``A) first option`` ... one per line."""
+    return "\n".join(f"{LETTERS[i]}) {opt}" for i, opt in enumerate(question.options))
+
+
+def format_answer(question: Question) -> str:
+    """The gold answer as ``B) option text``."""
+    return f"{question.answer_letter}) {question.answer_text}"
+
+
+def format_context(question: Question) -> str:
+    """``Context:\\n<text>\\n\\n``, or the empty string when the question has no context."""
+    ctx = question.context.strip()
+    return f"Context:\n{ctx}\n\n" if ctx else ""
+
+
+def format_paths(paths: Sequence[Path]) -> str:
+    """Each path as ``[name]`` on its own line, then its CoT; paths separated by a blank line."""
+    return "\n\n".join(f"[{p.name}]\n{p.cot.strip()}" for p in paths)
+
+
+def format_error_reasons(judgements: Sequence[Judgement]) -> str:
+    """``- [path] reason`` per judgement (reason on one line), or ``(none recorded)``."""
+    lines = [f"- [{j.path}] {' '.join(j.reason.split())}" for j in judgements if j.reason.strip()]
+    return "\n".join(lines) if lines else NO_ERROR_REASONS
+
+
+def _render(t: Templates, name: str, q: Question, **extra: str) -> str:
+    fields = {
+        "stem": q.stem.strip(),
+        "options": format_options(q),
+        "context": format_context(q),
+        "answer": format_answer(q),
+        **extra,
+    }
+    return string.Template(t.text(name)).substitute(fields).strip()
+
+
+def _user(content: str) -> tuple[ChatMessage, ...]:
+    return (ChatMessage("user", content),)
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def generator_messages(t: Templates, q: Question) -> tuple[ChatMessage, ...]:
+    return _user(_render(t, "generate", q))
+
+
+def verifier_messages(t: Templates, q: Question, cot: str) -> tuple[ChatMessage, ...]:
+    return _user(_render(t, "verify", q, cot=cot.strip()))
+
+
+def ranker_messages(t: Templates, q: Question, paths: Sequence[Path]) -> tuple[ChatMessage, ...]:
+    names = [p.name for p in paths]
+    if not names:
+        raise ValueError("ranker_messages: no paths to rank")
+    if len(set(names)) != len(names):
+        raise ValueError(f"ranker_messages: duplicate path names in {names}")
+    return _user(_render(t, "rank", q, paths=format_paths(paths), names=", ".join(names)))
+
+
+def refiner_messages(
+    t: Templates, q: Question, cot: str, error_reasons: Sequence[Judgement]
+) -> tuple[ChatMessage, ...]:
+    content = _render(t, "refine", q, cot=cot.strip(), error_reasons=format_error_reasons(error_reasons))
+    return (ChatMessage("system", REFINER_SYSTEM), ChatMessage("user", content))
+
+
+def regenerator_messages(t: Templates, q: Question, error_reasons: Sequence[Judgement]) -> tuple[ChatMessage, ...]:
+    return _user(_render(t, "regenerate", q, error_reasons=format_error_reasons(error_reasons)))
+
+
+def summarizer_messages(t: Templates, q: Question, cot: str) -> tuple[ChatMessage, ...]:
+    return _user(_render(t, "summarize", q, cot=cot.strip()))
+
+
+def scorer_messages(t: Templates, q: Question, response: str) -> tuple[ChatMessage, ...]:
+    return _user(_render(t, "score", q, response=response.strip()))

@@ -1,0 +1,147 @@
+"""The ``reasonmed`` command: run, resume, status, export.
+
+Exit codes: 0 done (or stopped cleanly by a signal, everything checkpointed),
+1 failure, 2 bad usage or bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import AppConfig, ConfigError, load_config
+from .export import export
+from .input_errors import InputError
+from .loaders import load_questions
+from .log_setup import configure, log_path_for
+from .pipeline import Pipeline, RunConflict, file_digest, runs_in, stored_config
+from .status import read_status, render
+from .store import CheckpointStore, StoreError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad arguments or bad input: exit 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="reasonmed", description="Build ReasonMed-style medical CoT data, resumably.")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start a run: ingest questions and process them to the end")
+    run.add_argument("--config", required=True, help="TOML configuration (see examples/)")
+    run.add_argument("--input", required=True, help="questions: generic JSON/JSONL or PubMedQA ori_pqal.json")
+    run.add_argument("--db", default="reasonmed.db", help="checkpoint database (default: reasonmed.db)")
+    run.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    resume = sub.add_parser("resume", help="continue the unfinished run of a database after a crash or stop")
+    resume.add_argument("--db", required=True)
+    status = sub.add_parser("status", help="per stage and per tier progress of a database")
+    status.add_argument("--db", required=True)
+    exp = sub.add_parser("export", help="write the ReasonMed / CoTMed / ResponseMed files and records.jsonl")
+    exp.add_argument("--db", required=True)
+    exp.add_argument("--out", required=True)
+    return p
+
+
+def _existing_db(path: str) -> Path:
+    db = Path(path)
+    if not db.is_file():
+        raise UsageError(f"{db}: no such database")
+    return db
+
+
+def _install_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            print(f"reasonmed: second {signal.Signals(signum).name}: exiting now", file=sys.stderr)
+            os._exit(EXIT_FAILURE)
+        print(f"reasonmed: {signal.Signals(signum).name}: stopping intake, finishing calls in flight",
+              file=sys.stderr)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+
+
+async def _drive(config: AppConfig, db: Path, start: tuple[list, str, str, int | None] | None) -> int:
+    stop = asyncio.Event()
+    _install_signals(stop)
+    async with Pipeline.open(config, db) as pipeline:
+        if "sim" in pipeline.backend_types:
+            print("reasonmed: using the SIMULATED LLM backend (sim): the data is synthetic", file=sys.stderr)
+        if start is not None:
+            questions, input_path, digest, limit = start
+            run_id = await pipeline.start_run(questions, input_path, digest, limit)
+            print(f"reasonmed: run {run_id}: {len(questions)} questions from {input_path}", file=sys.stderr)
+        done = await pipeline.drive(stop)
+        report = await read_status(pipeline.store)
+    print(render(report))
+    if not done:
+        print(f"\nreasonmed: stopped before the end; continue with `reasonmed resume --db {db}`")
+    return EXIT_OK
+
+
+async def _run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be >= 1")
+    questions = load_questions(args.input, limit=args.limit)
+    db = Path(args.db)
+    configure(log_file=log_path_for(db), secret_envs=config.secret_env_names())
+    return await _drive(config, db, (questions, str(args.input), file_digest(args.input), args.limit))
+
+
+async def _resume(args: argparse.Namespace) -> int:
+    db = _existing_db(args.db)
+    async with await CheckpointStore.open(db) as store:
+        config = await stored_config(store)
+    configure(log_file=log_path_for(db), secret_envs=config.secret_env_names())
+    return await _drive(config, db, None)
+
+
+async def _status(args: argparse.Namespace) -> int:
+    async with await CheckpointStore.open(_existing_db(args.db)) as store:
+        print(render(await read_status(store)))
+    return EXIT_OK
+
+
+async def _export(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    async with await CheckpointStore.open(_existing_db(args.db)) as store:
+        runs = await runs_in(store)
+        if not runs:
+            raise UsageError(f"{args.db}: holds no run")
+        config = await stored_config(store, unfinished=False)
+        summary = await export(store, out, final_attempt=config.flow.refine_attempts)
+    unfinished = [r.id for r in runs if r.status != "finished"]
+    print(f"exported {summary.records} records of {summary.questions} questions to {out}/ "
+          f"(reasonmed.jsonl, cotmed.jsonl, responsemed.jsonl, records.jsonl; "
+          f"{summary.failures} failures and {summary.rejected} rejected CoTs in failures.jsonl)")
+    if unfinished:
+        print(f"note: run {', '.join(unfinished)} is unfinished: this export is partial", file=sys.stderr)
+    return EXIT_OK
+
+
+COMMANDS = {"run": _run, "resume": _resume, "status": _status, "export": _export}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return asyncio.run(COMMANDS[args.command](args))
+    except (UsageError, InputError, ConfigError, RunConflict, StoreError) as exc:
+        print(f"reasonmed: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""Prompt building: templates, their validation and overrides, and every builder."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path as FsPath
+
+import pytest
+
+from agents.llm import ChatMessage
+from agents.prompts import (
+    ALLOWED,
+    RANKING_SCHEMA,
+    REFINER_SYSTEM,
+    SCORE_SCHEMA,
+    TEMPLATE_NAMES,
+    VERDICT_SCHEMA,
+    Templates,
+    format_options,
+    generator_messages,
+    ranker_messages,
+    refiner_messages,
+    regenerator_messages,
+    scorer_messages,
+    summarizer_messages,
+    verifier_messages,
+)
+from bus.messages import Judgement, Path, Question
+
+Q = Question(
+    id="q1",
+    stem="A 54-year-old man has crushing chest pain radiating to the left arm. What is the most likely diagnosis?",
+    options=("Pericarditis", "Myocardial infarction", "Aortic dissection", "Pulmonary embolism"),
+    answer=1,
+)
+QCTX = Question(
+    id="q2",
+    stem="Does drug X lower blood pressure?",
+    options=("yes", "no", "maybe"),
+    answer=0,
+    source="pubmedqa",
+    context="BACKGROUND: a trial.\nRESULTS: pressure fell.",
+)
+COT = "1. Restate ... 6. Conclude: it is an MI.\nFinal answer: B"
+PATHS = (Path(name="qwen_1", cot="CoT one. Final answer: B"), Path(name="deepseek_2", cot="CoT two. Final answer: B"))
+ERRS = (
+    Judgement(path="qwen_2", verdict="Error", reason="Confused pericarditis\nwith MI."),
+    Judgement(path="huatuo_3", verdict="Error", reason="Ignored the radiation to the arm."),
+)
+OTHER = Judgement(path="qwen_3", verdict="Correct", reason="Well argued; praise that must not leak.")
+
+
+@pytest.fixture(scope="module")
+def t() -> Templates:
+    return Templates.load()
+
+
+def _one_user(msgs: tuple[ChatMessage, ...]) -> str:
+    assert len(msgs) == 1 and msgs[0].role == "user"
+    return msgs[0].content
+
+
+def test_format_options_lettered() -> None:
+    assert format_options(Q) == "A) Pericarditis\nB) Myocardial infarction\nC) Aortic dissection\nD) Pulmonary embolism"
+    assert format_options(QCTX) == "A) yes\nB) no\nC) maybe"
+
+
+def test_packaged_templates_load_and_hash(t: Templates) -> None:
+    hashes = t.hashes()
+    assert set(hashes) == set(TEMPLATE_NAMES)
+    assert all(len(h) == 12 and int(h, 16) >= 0 for h in hashes.values())
+    assert len(set(hashes.values())) == len(TEMPLATE_NAMES)
+    for name in TEMPLATE_NAMES:
+        used = set(string.Template(t.text(name)).get_identifiers())
+        assert used <= ALLOWED[name]
+    with pytest.raises(KeyError):
+        t.text("nope")
+
+
+SIX_STEPS = ("Restate", "Key clinical details", "pathophysiology", "anatomy", "presentations", "tests",
+             "Evaluate every option", "pitfalls", "Rule out", "Compare", "Conclude", "summary")
+
+
+@pytest.mark.parametrize(
+    "build, expect, absent",
+    [
+        (lambda t: generator_messages(t, Q),
+         (*SIX_STEPS, Q.stem, "A) Pericarditis", "D) Pulmonary embolism", "Final answer: <letter>"),
+         ("Correct answer", "Context:")),
+        (lambda t: verifier_messages(t, Q, COT),
+         (Q.stem, "B) Myocardial infarction", "Correct answer: B) Myocardial infarction", COT, '"verdict"', '"reason"',
+          "key clinical factors", "all of the options", "factual errors"),
+         ("Context:",)),
+        (lambda t: ranker_messages(t, Q, PATHS),
+         ("[qwen_1]\nCoT one. Final answer: B\n\n[deepseek_2]\nCoT two.", "qwen_1, deepseek_2", '"top2"', '"reasons"',
+          "Correct answer: B) Myocardial infarction"),
+         ()),
+        (lambda t: regenerator_messages(t, Q, ERRS),
+         (*SIX_STEPS, "Correct answer: B) Myocardial infarction", "- [qwen_2] Confused pericarditis with MI.",
+          "from scratch", "Final answer: <letter>"),
+         ()),
+        (lambda t: regenerator_messages(t, Q, ()), ("(none recorded)",), ("- [",)),
+        (lambda t: summarizer_messages(t, Q, COT), (COT, Q.stem, "A) Pericarditis", "state the answer"), ()),
+        (lambda t: scorer_messages(t, Q, "B) MI, because of the pain."),
+         ("B) MI, because of the pain.", "clinical accuracy", "logical reasoning", "factual correctness",
+          "completeness", '"score"', '"justification"', "Correct answer: B) Myocardial infarction"),
+         ()),
+    ],
+    ids=["generate", "verify", "rank", "regenerate", "regenerate-empty", "summarize", "score"],
+)
+def test_single_user_message_builders(t: Templates, build, expect, absent) -> None:
+    content = _one_user(build(t))
+    for piece in expect:
+        assert piece in content, piece
+    for piece in absent:
+        assert piece not in content, piece
+    assert "${" not in content and content == content.strip()
+
+
+def test_generator_ends_with_final_answer_instruction(t: Templates) -> None:
+    content = _one_user(generator_messages(t, Q))
+    assert "Final answer: <letter>" in content.splitlines()
+    assert "Myocardial infarction" in content and "answer: B" not in content
+
+
+def test_context_block_first_when_present(t: Templates) -> None:
+    content = _one_user(generator_messages(t, QCTX))
+    ctx = content.index("Context:\nBACKGROUND: a trial.\nRESULTS: pressure fell.")
+    assert ctx < content.index(QCTX.stem) < content.index("A) yes\nB) no\nC) maybe")
+
+
+@pytest.mark.parametrize(
+    "given, present, missing",
+    [
+        (ERRS, ("- [qwen_2] Confused pericarditis with MI.", "- [huatuo_3] Ignored the radiation to the arm."),
+         ("qwen_3", "praise", "(none recorded)")),
+        (ERRS[:1], ("- [qwen_2] Confused pericarditis with MI.",), ("huatuo_3", "qwen_3", "(none recorded)")),
+        ((), ("(none recorded)",), ("qwen_2", "huatuo_3", "qwen_3")),
+    ],
+    ids=["two", "one", "none"],
+)
+def test_refiner_contains_exactly_given_reasons(t: Templates, given, present, missing) -> None:
+    msgs = refiner_messages(t, Q, COT, given)
+    assert [m.role for m in msgs] == ["system", "user"]
+    assert msgs[0].content == REFINER_SYSTEM == "You are a helpful medical assistant."
+    content = msgs[1].content
+    assert COT in content and "Correct answer: B) Myocardial infarction" in content
+    assert content.count("- [") == len(given)
+    for piece in (*present, *SIX_STEPS, "Final answer: <letter>"):
+        assert piece in content, piece
+    for piece in missing:
+        assert piece not in content, piece
+
+
+@pytest.mark.parametrize(
+    "paths, error",
+    [((), "no paths"), ((PATHS[0], PATHS[0]), "duplicate")],
+)
+def test_ranker_rejects_bad_paths(t: Templates, paths, error) -> None:
+    with pytest.raises(ValueError, match=error):
+        ranker_messages(t, Q, paths)
+
+
+def test_override_dir_replaces_same_named_file(t: Templates, tmp_path: FsPath) -> None:
+    (tmp_path / "generate.txt").write_text("Q: ${stem}\n${options}\nCost: $$5\n", encoding="utf-8")
+    custom = Templates.load(tmp_path)
+    assert _one_user(generator_messages(custom, Q)).startswith("Q: A 54-year-old")
+    assert "Cost: $5" in _one_user(generator_messages(custom, Q))
+    assert custom.hash("generate") != t.hash("generate")
+    assert custom.text("verify") == t.text("verify")
+
+
+@pytest.mark.parametrize(
+    "filename, text, error",
+    [
+        ("verify.txt", "${stem} ${options} ${answer} ${cot} ${verdict_hint}", r"verify\.txt.*\$\{verdict_hint\}"),
+        ("generate.txt", "${stem} ${options} ${answer}", r"generate\.txt.*\$\{answer\}"),
+        ("score.txt", "${stem} ${options}", r"score\.txt.*must use \$\{response\}"),
+        ("rank.txt", "${stem} ${options} ${answer} ${paths} costs $5", r"rank\.txt.*invalid"),
+        ("verifier.txt", "${stem}", r"verifier\.txt.*not a template name"),
+    ],
+    ids=["unknown-placeholder", "answer-leak", "missing-required", "bad-dollar", "unknown-file"],
+)
+def test_override_dir_bad_template(tmp_path: FsPath, filename: str, text: str, error: str) -> None:
+    (tmp_path / filename).write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=error):
+        Templates.load(tmp_path)
+
+
+def test_override_dir_missing(tmp_path: FsPath) -> None:
+    with pytest.raises(ValueError, match="does not exist"):
+        Templates.load(tmp_path / "absent")
+
+
+def test_templates_are_frozen(t: Templates) -> None:
+    with pytest.raises(AttributeError):
+        t.items = ()  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "schema, required",
+    [(VERDICT_SCHEMA, ["verdict", "reason"]), (RANKING_SCHEMA, ["top2", "reasons"]),
+     (SCORE_SCHEMA, ["score", "justification"])],
+)
+def test_schemas(schema, required) -> None:
+    assert schema["type"] == "object" and schema["required"] == required
+
+
+def test_schema_details() -> None:
+    assert VERDICT_SCHEMA["properties"]["verdict"]["enum"] == ["Correct", "Error"]
+    assert VERDICT_SCHEMA["properties"]["reason"]["maxLength"] == 600
+    top2 = RANKING_SCHEMA["properties"]["top2"]
+    assert (top2["minItems"], top2["maxItems"], top2["items"]) == (2, 2, {"type": "string"})
+    assert RANKING_SCHEMA["properties"]["reasons"]["additionalProperties"] == {"type": "string"}
+    score = SCORE_SCHEMA["properties"]["score"]
+    assert (score["type"], score["minimum"], score["maximum"]) == ("integer", 1, 10)
+    assert SCORE_SCHEMA["properties"]["justification"]["maxLength"] == 600
