@@ -7,10 +7,14 @@ Agents never see SQLite, HTTP or an SDK.  They build a ``ChatRequest`` and await
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal, Protocol
+
+import msgspec
+
+_key_encoder = msgspec.json.Encoder(order="sorted")
 
 Role = Literal["system", "user", "assistant"]
 
@@ -54,17 +58,21 @@ class ChatRequest:
 
     def cache_key(self) -> str:
         """A hash of everything that determines the answer: model, messages, sampling, sample index."""
-        body = {
-            "model": self.model,
-            "messages": [[m.role, m.content] for m in self.messages],
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "max_tokens": self.max_tokens,
-            "seed": self.seed,
-            "json_schema": self.json_schema,
-            "sample": self.sample,
-        }
-        return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        return self._cache_key
+
+    @cached_property
+    def _cache_key(self) -> str:
+        body = (
+            self.model,
+            [(m.role, m.content) for m in self.messages],
+            self.temperature,
+            self.top_p,
+            self.max_tokens,
+            self.seed,
+            self.json_schema,
+            self.sample,
+        )
+        return hashlib.sha256(_key_encoder.encode(body)).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,7 @@ class MessageBus:
     def __init__(self, journal: Journal) -> None:
         self._journal = journal
         self._subs: dict[str, Subscription] = {}
+        self._by_type: dict[type[Message], list[Subscription]] = {}
         self._queues: dict[str, asyncio.Queue[Message]] = {}
         self.stats: dict[str, ConsumerStats] = {}
         self._outstanding = 0
@@ -85,11 +86,16 @@ class MessageBus:
         if sub.name in self._subs:
             raise ValueError(f"duplicate subscription {sub.name!r}")
         self._subs[sub.name] = sub
+        self._by_type.clear()
         self._queues[sub.name] = asyncio.Queue(maxsize=sub.queue_size)
         self.stats[sub.name] = ConsumerStats()
 
     def route(self, message: Message) -> Routed:
-        return Routed(message, tuple(n for n, s in self._subs.items() if s.wants(message)))
+        kind = type(message)
+        candidates = self._by_type.get(kind)
+        if candidates is None:
+            candidates = self._by_type[kind] = [s for s in self._subs.values() if issubclass(kind, s.topics)]
+        return Routed(message, tuple(s.name for s in candidates if s.accepts(message)))
 
     def queue_depths(self) -> dict[str, int]:
         return {name: q.qsize() for name, q in self._queues.items()}
@@ -99,18 +105,16 @@ class MessageBus:
         """Persist messages from outside any handler (intake), then deliver them."""
         new = await self._journal.commit([self.route(m) for m in messages])
         await self._deliver(new)
-        return new
+        return [r.message for r in new]
 
-    async def _deliver(self, messages: Sequence[Message]) -> None:
-        for message in messages:
-            for name, sub in self._subs.items():
-                if not sub.wants(message):
-                    continue
+    async def _deliver(self, routed: Sequence[Routed]) -> None:
+        for r in routed:
+            for name in r.consumers:
                 if self._stopping:
-                    continue  # durable in the journal: a resume delivers it
+                    return  # durable in the journal: a resume delivers it
                 self._outstanding += 1
                 self._idle.clear()
-                await self._put(name, message)
+                await self._put(name, r.message)
 
     async def _put(self, name: str, message: Message) -> None:
         queue = self._queues[name]

@@ -47,7 +47,7 @@ class Backlog:
 
 
 class Journal(Protocol):
-    async def commit(self, outputs: Sequence[Routed], ack: Ack | None = None) -> list[Message]:
+    async def commit(self, outputs: Sequence[Routed], ack: Ack | None = None) -> list[Routed]:
         """Persist ``outputs`` with their deliveries and apply ``ack``, atomically.
 
         Returns the outputs that were not already in the journal."""

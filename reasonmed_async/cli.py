@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import structlog
+
 from .config import AppConfig, ConfigError, load_config
 from .export import export
 from .input_errors import InputError
@@ -80,12 +82,27 @@ async def _drive(config: AppConfig, db: Path, start: tuple[list, str, str, int |
             questions, input_path, digest, limit = start
             run_id = await pipeline.start_run(questions, input_path, digest, limit)
             print(f"reasonmed: run {run_id}: {len(questions)} questions from {input_path}", file=sys.stderr)
-        done = await pipeline.drive(stop)
+        async with asyncio.TaskGroup() as tg:
+            ticker = tg.create_task(_progress(pipeline))
+            done = await pipeline.drive(stop)
+            ticker.cancel()
         report = await read_status(pipeline.store)
     print(render(report))
     if not done:
         print(f"\nreasonmed: stopped before the end; continue with `reasonmed resume --db {db}`")
     return EXIT_OK
+
+
+async def _progress(pipeline: Pipeline, every_s: float = 5.0) -> None:
+    """One plain line of progress every few seconds, on stderr."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while True:
+        await asyncio.sleep(every_s)
+        stats = pipeline.bus.stats
+        handled = " ".join(f"{name}={s.handled}" for name, s in stats.items() if s.handled)
+        records = stats["assembler"].handled if "assembler" in stats else 0
+        print(f"reasonmed: {loop.time() - start:7.0f}s  records={records}  handled: {handled}", file=sys.stderr)
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -132,6 +149,12 @@ async def _export(args: argparse.Namespace) -> int:
 COMMANDS = {"run": _run, "resume": _resume, "status": _status, "export": _export}
 
 
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -140,6 +163,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"reasonmed: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
+        return EXIT_FAILURE
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: say what failed, exit 1
+        structlog.get_logger("cli").error("command.failed", command=args.command, exc_info=exc)
+        print(f"reasonmed: failed: {_describe(exc)}", file=sys.stderr)
+        if os.environ.get("REASONMED_DEBUG"):
+            raise
         return EXIT_FAILURE
 
 

@@ -57,11 +57,11 @@ CREATE TABLE IF NOT EXISTS llm_cache (
     created_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS joins (
-    key     TEXT NOT NULL,
-    item_id TEXT NOT NULL,
-    payload BLOB NOT NULL,
+    key        TEXT NOT NULL,
+    item_id    TEXT NOT NULL,
+    message_id TEXT NOT NULL,
     PRIMARY KEY (key, item_id)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS records (
     record_id   TEXT PRIMARY KEY,
     run_id      TEXT NOT NULL,

@@ -7,6 +7,7 @@ crash at any instant lives here.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from bus import Ack, Backlog, Message, RecordReady, Routed, StageFailed, TierAss
 from bus.messages import SCHEMA_VERSION
 
 from .schema import DDL, STORE_SCHEMA_VERSION
-from .writer import GroupCommitter, Op
+from .writer import Batcher, Op
 
 PAGE = 256
 _COUNT_CALL = (
@@ -48,7 +49,8 @@ class CheckpointStore:
         self.path = path
         self._db = writer
         self._ro = reader
-        self._committer = GroupCommitter(writer, self._apply)
+        self._committer = Batcher(writer, self._apply, transaction=True, name="store-writer")
+        self._reader = Batcher(reader, self._read, transaction=False, name="store-reader")
 
     # -- lifecycle ------------------------------------------------------------
     @classmethod
@@ -69,6 +71,7 @@ class CheckpointStore:
             raise
         store = cls(path, writer, reader)
         store._committer.start()
+        store._reader.start()
         return store
 
     @staticmethod
@@ -83,6 +86,7 @@ class CheckpointStore:
     async def close(self) -> None:
         try:
             await self._committer.close()
+            await self._reader.close()
         finally:
             await self._ro.close()
             await self._db.close()
@@ -94,7 +98,7 @@ class CheckpointStore:
         await self.close()
 
     # -- journal (the bus's seam) ----------------------------------------------
-    async def commit(self, outputs: Sequence[Routed], ack: Ack | None = None) -> list[Message]:
+    async def commit(self, outputs: Sequence[Routed], ack: Ack | None = None) -> list[Routed]:
         return await self._committer.submit("commit", tuple(outputs), ack)
 
     async def backlog(self) -> Backlog:
@@ -121,15 +125,16 @@ class CheckpointStore:
 
     # -- the tierer's join -----------------------------------------------------
     async def gather(self, key: str, item_id: str, item: Message, expected: int) -> list[Message] | None:
-        """Add ``item`` under ``key`` (once per ``item_id``); once ``expected`` are there, return them all."""
-        rows = await self._committer.submit("join", key, item_id, encode(item), expected)
+        """Add ``item`` under ``key`` (once per ``item_id``); once ``expected`` are there, return them all.
+
+        Items are messages the journal already holds (the bus delivers nothing
+        else), so the join keeps their ids, not copies."""
+        rows = await self._committer.submit("join", key, item_id, item.id, expected)
         return None if rows is None else [decode(p) for p in rows]
 
     # -- LLM response cache ----------------------------------------------------
     async def cache_get(self, key: str) -> bytes | None:
-        async with self._ro.execute("SELECT payload FROM llm_cache WHERE key=?", (key,)) as cur:
-            row = await cur.fetchone()
-        return None if row is None else row[0]
+        return await self._reader.submit("get", key)
 
     async def cache_put(self, key: str, model: str, payload: bytes, stage: str, endpoint: str,
                         prompt: int = 0, completion: int = 0) -> None:
@@ -147,8 +152,8 @@ class CheckpointStore:
     async def finish_run(self, run_id: str) -> None:
         await self._committer.submit("finish", run_id)
 
-    # -- applying a batch (runs on the writer connection, inside BEGIN) --------
-    async def _apply(self, db: aiosqlite.Connection, batch: Sequence[Op]) -> list[Any]:
+    # -- applying a batch (on the writer connection's thread, inside BEGIN) -----
+    def _apply(self, db: sqlite3.Connection, batch: Sequence[Op]) -> list[Any]:
         now = time.time()
         results: list[Any] = [None] * len(batch)
         routed_by_op: list[tuple[int, Sequence[Routed]]] = []
@@ -160,65 +165,61 @@ class CheckpointStore:
                     acks.append(op.args[1])
             elif op.kind == "run":
                 run, questions, routed = op.args
-                await db.execute(
+                db.execute(
                     "INSERT INTO runs(id, input_path, input_digest, config_digest, config_json, questions, created_at)"
                     " VALUES (:id, :input_path, :input_digest, :config_digest, :config_json, :questions, :created_at)",
                     {**run, "created_at": now},
                 )
-                await db.executemany(
+                db.executemany(
                     "INSERT OR IGNORE INTO questions(run_id, id, ordinal, source) VALUES (?,?,?,?)",
                     [(run["id"], qid, ordinal, source) for qid, ordinal, source in questions],
                 )
                 routed_by_op.append((i, routed))
             elif op.kind == "cache":
                 key, model, payload, stage, endpoint, prompt, completion = op.args
-                await db.execute(
+                db.execute(
                     "INSERT OR REPLACE INTO llm_cache(key, model, payload, created_at) VALUES (?,?,?,?)",
                     (key, model, payload, now),
                 )
-                await db.execute(_COUNT_CALL, (stage, model, endpoint, "ok", prompt, completion))
+                db.execute(_COUNT_CALL, (stage, model, endpoint, "ok", prompt, completion))
             elif op.kind == "call":
-                await db.execute(_COUNT_CALL, op.args)
+                db.execute(_COUNT_CALL, op.args)
             elif op.kind == "join":
-
-                results[i] = await self._join(db, *op.args)
+                results[i] = self._join(db, *op.args)
             elif op.kind == "finish":
-                await db.execute("UPDATE runs SET status='finished', finished_at=? WHERE id=?", (now, op.args[0]))
+                db.execute("UPDATE runs SET status='finished', finished_at=? WHERE id=?", (now, op.args[0]))
             else:
                 raise ValueError(f"unknown store operation {op.kind!r}")
-        new_by_op = await self._insert_messages(db, routed_by_op, now)
-        for i, new in new_by_op.items():
+        for i, new in self._insert_messages(db, routed_by_op, now).items():
             results[i] = new
         if acks:
-            await db.executemany(
+            db.executemany(
                 "UPDATE deliveries SET state=?, updated_at=? WHERE message_id=? AND consumer=? AND state='pending'",
                 [("done" if a.ok else "failed", now, a.message_id, a.consumer) for a in acks],
             )
         return results
 
-    async def _insert_messages(
-        self, db: aiosqlite.Connection, routed_by_op: list[tuple[int, Sequence[Routed]]], now: float
-    ) -> dict[int, list[Message]]:
-        ids = {r.message.id for _, routed in routed_by_op for r in routed}
+    @staticmethod
+    def _insert_messages(
+        db: sqlite3.Connection, routed_by_op: list[tuple[int, Sequence[Routed]]], now: float
+    ) -> dict[int, list[Routed]]:
+        ids = list({r.message.id for _, routed in routed_by_op for r in routed})
         existing: set[str] = set()
-        id_list = list(ids)
-        for start in range(0, len(id_list), 500):
-            chunk = id_list[start : start + 500]
-            async with db.execute(
-                f"SELECT id FROM messages WHERE id IN ({','.join('?' * len(chunk))})", chunk
-            ) as cur:
-                existing.update(r[0] for r in await cur.fetchall())
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = db.execute(f"SELECT id FROM messages WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            existing.update(r[0] for r in rows)
         message_rows, delivery_rows, record_rows = [], [], []
-        new_by_op: dict[int, list[Message]] = {}
+        new_by_op: dict[int, list[Routed]] = {}
         for i, routed in routed_by_op:
-            new: list[Message] = []
+            new: list[Routed] = []
             for r in routed:
                 m = r.message
                 mid = m.id
                 if mid in existing:
                     continue
                 existing.add(mid)
-                new.append(m)
+                new.append(r)
                 message_rows.append(
                     (mid, m.run_id, m.question_id, type(m).__name__, _label(m), m.parent_id, SCHEMA_VERSION, encode(m), now)
                 )
@@ -227,31 +228,43 @@ class CheckpointStore:
                     record_rows.append((m.record_id, m.run_id, m.question_id, m.question.ordinal, m.path.name, mid))
             new_by_op[i] = new
         if message_rows:
-            await db.executemany(
+            db.executemany(
                 "INSERT INTO messages(id, run_id, question_id, type, label, parent_id, schema_version, payload, created_at)"
                 " VALUES (?,?,?,?,?,?,?,?,?)",
                 message_rows,
             )
         if delivery_rows:
-            await db.executemany(
-                "INSERT OR IGNORE INTO deliveries(message_id, consumer, updated_at) VALUES (?,?,?)", delivery_rows
-            )
+            db.executemany("INSERT OR IGNORE INTO deliveries(message_id, consumer, updated_at) VALUES (?,?,?)", delivery_rows)
         if record_rows:
-            await db.executemany(
+            db.executemany(
                 "INSERT OR IGNORE INTO records(record_id, run_id, question_id, ordinal, path, message_id) VALUES (?,?,?,?,?,?)",
                 record_rows,
             )
         return new_by_op
 
     @staticmethod
-    async def _join(db: aiosqlite.Connection, key: str, item_id: str, payload: bytes, expected: int) -> list[bytes] | None:
-        await db.execute("INSERT OR IGNORE INTO joins(key, item_id, payload) VALUES (?,?,?)", (key, item_id, payload))
-        async with db.execute("SELECT COUNT(*) FROM joins WHERE key=?", (key,)) as cur:
-            (count,) = await cur.fetchone()  # type: ignore[misc]
+    def _join(db: sqlite3.Connection, key: str, item_id: str, message_id: str, expected: int) -> list[bytes] | None:
+        db.execute("INSERT OR IGNORE INTO joins(key, item_id, message_id) VALUES (?,?,?)", (key, item_id, message_id))
+        (count,) = db.execute("SELECT COUNT(*) FROM joins WHERE key=?", (key,)).fetchone()
         if count < expected:
             return None
-        async with db.execute("SELECT payload FROM joins WHERE key=? ORDER BY item_id", (key,)) as cur:
-            return [r[0] for r in await cur.fetchall()]
+        rows = db.execute(
+            "SELECT m.payload FROM joins j JOIN messages m ON m.id = j.message_id WHERE j.key=? ORDER BY j.item_id", (key,)
+        ).fetchall()
+        if len(rows) < count:
+            raise StoreError(f"join {key}: {count - len(rows)} item(s) are not in the journal")
+        return [r[0] for r in rows]
+
+    @staticmethod
+    def _read(db: sqlite3.Connection, batch: Sequence[Op]) -> list[Any]:
+        """Cache look-ups, many keys per query."""
+        keys = list({op.args[0] for op in batch})
+        found: dict[str, bytes] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            rows = db.execute(f"SELECT key, payload FROM llm_cache WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            found.update(rows)
+        return [found.get(op.args[0]) for op in batch]
 
     # -- reads -----------------------------------------------------------------
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:

@@ -1,16 +1,18 @@
-"""Group commit: many writers, one SQLite transaction per batch.
+"""Batching SQLite work: many callers, one thread hop, one transaction.
 
-Callers hand an operation to ``GroupCommitter.submit`` and await its result;
-a single task takes every operation waiting, applies them all in one
-transaction, commits, and only then resolves their futures.  So an
-acknowledgement is never reported before the outputs beside it are durable,
-and a busy pipeline pays one commit for hundreds of hand-offs.
+Callers hand an operation to ``Batcher.submit`` and await its result.  A single
+task takes every operation waiting and runs them all, synchronously, on the
+connection's own thread, in one function call — for the writer inside one
+transaction (group commit) — and only then resolves their futures.  So an
+acknowledgement is never reported before the outputs beside it are durable, and
+a busy pipeline pays one thread hop and one commit for hundreds of hand-offs.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,18 +26,34 @@ class Op:
     future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
-Apply = Callable[[aiosqlite.Connection, Sequence[Op]], Awaitable[list[Any]]]
+ApplySync = Callable[[sqlite3.Connection, Sequence[Op]], list[Any]]
 
 
 class StoreClosed(RuntimeError):
     """The checkpoint store was closed while work was still being submitted."""
 
 
-class GroupCommitter:
-    def __init__(self, db: aiosqlite.Connection, apply: Apply, *, max_batch: int = 512) -> None:
+def _in_transaction(apply: ApplySync) -> ApplySync:
+    def run(conn: sqlite3.Connection, batch: Sequence[Op]) -> list[Any]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            results = apply(conn, batch)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return results
+
+    return run
+
+
+class Batcher:
+    def __init__(self, db: aiosqlite.Connection, apply: ApplySync, *, transaction: bool, max_batch: int = 1024,
+                 name: str = "store") -> None:
         self._db = db
-        self._apply = apply
+        self._apply = _in_transaction(apply) if transaction else apply
         self._max_batch = max_batch
+        self._name = name
         self._queue: asyncio.Queue[Op | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -43,7 +61,7 @@ class GroupCommitter:
         self.ops = 0
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="store-writer")
+        self._task = asyncio.create_task(self._run(), name=self._name)
 
     async def submit(self, kind: str, *args: Any) -> Any:
         if self._closed:
@@ -74,21 +92,15 @@ class GroupCommitter:
                     stop = True
                     break
                 batch.append(op)
-            await self._commit(batch)
+            await self._run_batch(batch)
 
-    async def _commit(self, batch: list[Op]) -> None:
+    async def _run_batch(self, batch: list[Op]) -> None:
         try:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                results = await self._apply(self._db, batch)
-                await self._db.execute("COMMIT")
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
+            # aiosqlite's one entry point for running a function on its connection thread.
+            results = await self._db._execute(self._apply, self._db._conn, batch)
         except asyncio.CancelledError:
             for op in batch:
-                if not op.future.done():
-                    op.future.cancel()
+                op.future.cancel()
             raise
         except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
             for op in batch:
