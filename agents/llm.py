@@ -47,10 +47,13 @@ class ChatRequest:
     json_schema: Mapping[str, Any] | None = None
     sample: int = 0
     meta: Mapping[str, str] = field(default_factory=dict)
+    n: int = 1
 
     def __post_init__(self) -> None:
         if not self.model:
             raise ValueError("ChatRequest.model is empty")
+        if self.n < 1:
+            raise ValueError("ChatRequest.n must be >= 1")
         if not self.messages:
             raise ValueError("ChatRequest.messages is empty")
         if self.max_tokens < 1:
@@ -71,12 +74,21 @@ class ChatRequest:
             self.seed,
             self.json_schema,
             self.sample,
+            self.n,
         )
         return hashlib.sha256(_key_encoder.encode(body)).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
+class Choice:
+    text: str
+    finish_reason: str = "stop"
+
+
+@dataclass(frozen=True, slots=True)
 class Completion:
+    """The first choice's text and finish reason; ``more`` holds choices 2..n of an ``n > 1`` request."""
+
     text: str
     finish_reason: str = "stop"
     prompt_tokens: int = 0
@@ -86,6 +98,11 @@ class Completion:
     endpoint: str = ""
     backend: str = ""
     cached: bool = False
+    more: tuple[Choice, ...] = ()
+
+    @property
+    def choices(self) -> tuple[Choice, ...]:
+        return (Choice(self.text, self.finish_reason), *self.more)
 
     @property
     def truncated(self) -> bool:

@@ -102,9 +102,13 @@ class MessageBus:
 
     # -- publishing -----------------------------------------------------------
     async def publish(self, messages: Iterable[Message]) -> list[Message]:
-        """Persist messages from outside any handler (intake), then deliver them."""
+        """Persist messages from outside any handler (intake), then deliver them.
+
+        Before ``run`` starts they are only persisted: ``run`` delivers the
+        journal's backlog, so they arrive exactly once either way."""
         new = await self._journal.commit([self.route(m) for m in messages])
-        await self._deliver(new)
+        if self._running:
+            await self._deliver(new)
         return [r.message for r in new]
 
     async def _deliver(self, routed: Sequence[Routed]) -> None:

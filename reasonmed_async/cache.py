@@ -23,6 +23,17 @@ class ResponseStore(Protocol):
     async def count_call(self, stage: str, model: str, endpoint: str, outcome: str, prompt: int, completion: int) -> None: ...
 
 
+class FailedAttempts:
+    """Counts every failed attempt of a call (retried or final) in the store's accounting."""
+
+    def __init__(self, store: ResponseStore) -> None:
+        self._store = store
+
+    async def attempt_failed(self, request: ChatRequest, error: LLMError) -> None:
+        await self._store.count_call(request.meta.get("task", ""), request.model, getattr(error, "endpoint", ""),
+                                     f"error:{type(error).__name__}", 0, 0)
+
+
 class CachedClient:
     """Answers a request from the store if it was ever answered; otherwise calls and stores.
 
@@ -43,11 +54,7 @@ class CachedClient:
             return replace(_decode(stored), cached=True)
         self.misses += 1
         stage = request.meta.get("task", "")
-        try:
-            completion = await self._inner.complete(request)
-        except LLMError as exc:
-            await self._store.count_call(stage, request.model, "", f"error:{type(exc).__name__}", 0, 0)
-            raise
+        completion = await self._inner.complete(request)
         await self._store.cache_put(key, request.model, _encode(completion), stage, completion.endpoint,
                                     completion.prompt_tokens, completion.completion_tokens)
         return completion

@@ -86,7 +86,7 @@ async def _drive(config: AppConfig, db: Path, start: tuple[list, str, str, int |
             ticker = tg.create_task(_progress(pipeline))
             done = await pipeline.drive(stop)
             ticker.cancel()
-        report = await read_status(pipeline.store)
+        report = await read_status(pipeline.store, config)
     print(render(report))
     if not done:
         print(f"\nreasonmed: stopped before the end; continue with `reasonmed resume --db {db}`")
@@ -125,7 +125,9 @@ async def _resume(args: argparse.Namespace) -> int:
 
 async def _status(args: argparse.Namespace) -> int:
     async with await CheckpointStore.open(_existing_db(args.db)) as store:
-        print(render(await read_status(store)))
+        runs = await runs_in(store)
+        config = await stored_config(store, unfinished=False) if runs else None
+        print(render(await read_status(store, config)))
     return EXIT_OK
 
 

@@ -59,6 +59,12 @@ class AppConfig:
     synchronous: str = "NORMAL"
     grace_s: float = 30.0
     templates_dir: str | None = None
+    prices: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+        """US dollars for the tokens, from ``[models.X] price_in`` / ``price_out`` (per million tokens)."""
+        p_in, p_out = self.prices.get(model, (0.0, 0.0))
+        return (prompt_tokens * p_in + completion_tokens * p_out) / 1e6
 
     @property
     def digest(self) -> str:
@@ -111,10 +117,18 @@ def _build(raw: dict[str, Any], text: str, source: str) -> AppConfig:
         backends[name] = BackendConfig(name, spec["type"], {k: v for k, v in spec.items() if k != "type"})
     models: dict[str, dict[str, Any]] = _section(raw, "models", source)
     model_backends: dict[str, str] = {}
+    prices: dict[str, tuple[float, float]] = {}
     for alias, spec in models.items():
+        unknown = set(spec) - {"backend", "model", "price_in", "price_out"}
+        if unknown:
+            raise ConfigError(f"{source}: [models.{alias}] unknown keys: {', '.join(sorted(unknown))}")
         if spec.get("backend") not in backends:
             raise ConfigError(f"{source}: [models.{alias}] backend {spec.get('backend')!r} is not a [backends] entry")
-        model_backends[spec.get("model", alias)] = spec["backend"]
+        served_name = str(spec.get("model", alias))
+        if model_backends.get(served_name, spec["backend"]) != spec["backend"]:
+            raise ConfigError(f"{source}: [models.{alias}] model {served_name!r} is bound to two backends")
+        model_backends[served_name] = spec["backend"]
+        prices[served_name] = (float(spec.get("price_in", 0.0)), float(spec.get("price_out", 0.0)))
 
     def served(alias: str, where: str) -> str:
         if alias not in models:
@@ -173,6 +187,7 @@ def _build(raw: dict[str, Any], text: str, source: str) -> AppConfig:
         synchronous=str(store.get("synchronous", "NORMAL")).upper(),
         grace_s=float(store.get("grace_s", 30.0)),
         templates_dir=raw.get("templates_dir"),
+        prices=prices,
     )
 
 

@@ -22,7 +22,7 @@ from agents.prompts import Templates
 from bus import Backoff, MessageBus, Question, QuestionIngested
 
 from .backends import open_backend
-from .cache import CachedClient
+from .cache import CachedClient, FailedAttempts
 from .config import AppConfig, parse_config
 from .resilience import RetryingClient
 from .store import CheckpointStore
@@ -89,8 +89,9 @@ class Pipeline:
                     backends[name] = await open_backend(backend)
                     stack.push_async_callback(backends[name].aclose)
             timeout = config.retry.get("timeout_s", 600.0)
+            failures = FailedAttempts(store)
             clients: dict[str, LLMClient] = {
-                model: CachedClient(RetryingClient(backends[backend], backoff, timeout_s=timeout), store)
+                model: CachedClient(RetryingClient(backends[backend], backoff, timeout_s=timeout, observer=failures), store)
                 for model, backend in config.model_backends.items()
             }
             bus = MessageBus(store)

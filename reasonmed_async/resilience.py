@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 import structlog
 
@@ -12,16 +13,22 @@ from bus import Backoff
 log = structlog.get_logger("llm")
 
 
+class AttemptObserver(Protocol):
+    async def attempt_failed(self, request: ChatRequest, error: LLMError) -> None: ...
+
+
 class RetryingClient:
     """Bounded attempts with exponential backoff and full jitter, on ``LLMError`` only.
 
     A ``RateLimited`` error's ``retry_after_s`` is a floor on the wait.  The
     error that ends the last attempt is re-raised with ``.attempts`` set."""
 
-    def __init__(self, inner: LLMClient, backoff: Backoff, *, timeout_s: float | None = 600.0) -> None:
+    def __init__(self, inner: LLMClient, backoff: Backoff, *, timeout_s: float | None = 600.0,
+                 observer: AttemptObserver | None = None) -> None:
         self._inner = inner
         self._backoff = backoff
         self._timeout_s = timeout_s
+        self._observer = observer
 
     async def complete(self, request: ChatRequest) -> Completion:
         attempts = self._backoff.attempts
@@ -34,6 +41,8 @@ class RetryingClient:
                 error.__cause__ = exc
             except LLMError as exc:
                 error = exc
+            if self._observer is not None:
+                await self._observer.attempt_failed(request, error)
             log.info("llm.retry" if attempt < attempts and error.retryable else "llm.failed",
                      model=request.model, task=request.meta.get("task", ""), attempt=attempt,
                      error=f"{type(error).__name__}: {error}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .config import AppConfig
 from .store import CheckpointStore
 
 TIERS = ("easy", "medium", "difficult")
@@ -24,13 +25,14 @@ class StatusReport:
     question_failures: int = 0
     records: int = 0
     calls: list[tuple[str, str, str, int, int, int]] = field(default_factory=list)
+    costs: dict[tuple[str, str, str], float] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
         return all(status == "finished" for _, status, _ in self.runs)
 
 
-async def read_status(store: CheckpointStore) -> StatusReport:
+async def read_status(store: CheckpointStore, config: AppConfig | None = None) -> StatusReport:
     report = StatusReport()
     report.runs = [tuple(r) for r in await store.query("SELECT id, status, questions FROM runs ORDER BY created_at")]  # type: ignore[misc]
     for consumer, state, count in await store.query(
@@ -48,6 +50,8 @@ async def read_status(store: CheckpointStore) -> StatusReport:
         "SELECT stage, model, outcome, SUM(calls), SUM(prompt_tokens), SUM(completion_tokens) FROM calls"
         " GROUP BY stage, model, outcome ORDER BY stage, model, outcome"
     )]
+    if config is not None:
+        report.costs = {(st, m, o): config.cost(m, p, c) for st, m, o, _, p, c in report.calls}
     return report
 
 
@@ -70,7 +74,10 @@ def render(report: StatusReport) -> str:
     lines.append(f"final records: {report.records}")
     if report.calls:
         lines.append("")
-        lines.append(f"{'LLM calls':<12}{'model':<32}{'outcome':<22}{'calls':>8}{'prompt tok':>12}{'compl. tok':>12}")
+        lines.append(f"{'LLM calls':<12}{'model':<32}{'outcome':<22}{'calls':>8}{'prompt tok':>12}{'compl. tok':>12}"
+                     f"{'cost $':>10}")
         for stage, model, outcome, calls, p, c in report.calls:
-            lines.append(f"{stage:<12}{model:<32}{outcome:<22}{calls:>8}{p:>12}{c:>12}")
+            cost = report.costs.get((stage, model, outcome), 0.0)
+            lines.append(f"{stage:<12}{model:<32}{outcome:<22}{calls:>8}{p:>12}{c:>12}{cost:>10.2f}")
+        lines.append(f"{'total':<66}{sum(r[3] for r in report.calls):>8}{'':>24}{sum(report.costs.values()):>10.2f}")
     return "\n".join(lines)
