@@ -78,6 +78,8 @@ class MessageBus:
         self._quiet.set()
         self._stopping = False
         self._running = False
+        self._live = False  # deliveries in memory: set once the backlog is read
+        self._intake = asyncio.Lock()
 
     # -- wiring ---------------------------------------------------------------
     def subscribe(self, sub: Subscription) -> None:
@@ -106,9 +108,16 @@ class MessageBus:
 
         Before ``run`` starts they are only persisted: ``run`` delivers the
         journal's backlog, so they arrive exactly once either way."""
-        new = await self._journal.commit([self.route(m) for m in messages])
-        if self._running:
-            await self._deliver(new)
+        self._outstanding += 1  # a publish in progress keeps run(until_idle) from finishing under it
+        self._idle.clear()
+        try:
+            async with self._intake:
+                new = await self._journal.commit([self.route(m) for m in messages])
+                live = self._live
+            if live:
+                await self._deliver(new)
+        finally:
+            self._settle()
         return [r.message for r in new]
 
     async def _deliver(self, routed: Sequence[Routed]) -> None:
@@ -143,10 +152,14 @@ class MessageBus:
             raise RuntimeError("bus is already running")
         self._running = True
         self._stopping = False
-        backlog = await self._journal.backlog()
+        async with self._intake:  # a publish lands wholly before (backlog) or after (in memory)
+            backlog = await self._journal.backlog()
+            self._live = True
         self._outstanding += sum(backlog.counts.get(n, 0) for n in self._subs)
         if self._outstanding == 0:
             self._idle.set()
+        else:
+            self._idle.clear()
         stop = stop or asyncio.Event()
         try:
             async with asyncio.TaskGroup() as tg:
@@ -166,6 +179,7 @@ class MessageBus:
                     task.cancel()
         finally:
             self._running = False
+            self._live = False
 
     async def _drain(self, grace_s: float) -> None:
         self._stopping = True
@@ -208,7 +222,13 @@ class MessageBus:
         attempts = sub.backoff.attempts
         for attempt in range(1, attempts + 1):
             try:
-                return await sub.handler(message), True
+                try:
+                    return await sub.handler(message), True
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if task is None or task.cancelling():
+                        raise  # we are being cancelled: propagate
+                    raise RuntimeError("handler raised CancelledError without being cancelled") from None
             except Exception as exc:  # noqa: BLE001 - recorded below, never swallowed
                 log.warning(
                     "handler.error",
@@ -228,6 +248,7 @@ class MessageBus:
     @staticmethod
     def _failure(sub: Subscription, message: Message, exc: Exception, attempts: int) -> StageFailed:
         path = getattr(message, "path", None)
+        path_name = path if isinstance(path, str) else getattr(path, "name", "")
         return StageFailed(
             run_id=message.run_id,
             question_id=message.question_id,
@@ -235,6 +256,6 @@ class MessageBus:
             stage=sub.name,
             reason=f"{type(exc).__name__}: {exc}",
             attempts=attempts,
-            path=getattr(path, "name", "") if path is not None else "",
+            path=path_name or "",
             failed_type=type(message).__name__,
         )

@@ -119,7 +119,8 @@ async def export(store: CheckpointStore, out: Path, *, final_attempt: int = 2) -
                 handles["responsemed.jsonl"].write(_line(alpaca(rec.question, response)))
                 handles["records.jsonl"].write(_line(record_row(rec, context)))
                 summary.records += 1
-            for row in failure_rows(qid, context, final_attempt):
+            for row in sorted(failure_rows(qid, context, final_attempt),
+                              key=lambda r: (r["stage"], r["path"], r["kind"], r["reason"])):
                 handles["failures.jsonl"].write(_line(row))
                 summary.failures += row["kind"] == "failed"
                 summary.rejected += row["kind"] == "rejected"
