@@ -26,7 +26,10 @@ class Generator:
 
     async def handle(self, message: Message) -> Sequence[Message]:
         assert isinstance(message, QuestionIngested)
-        jobs = [(path, sampling, i) for g in self._settings.generators for i, (path, sampling) in enumerate(g.paths(), 1)]
+        # The sample index is unique across all paths, so two generator names bound to one served
+        # model at the same temperature still make distinct requests (and distinct cache keys).
+        paths = [p for g in self._settings.generators for p in g.paths()]
+        jobs = [(name, sampling, i) for i, (name, sampling) in enumerate(paths, 1)]
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(self._path(message, path, sampling, i)) for path, sampling, i in jobs]
         return [t.result() for t in tasks]

@@ -1,4 +1,8 @@
-"""Turning a ``[backends.NAME]`` table into a live LLM client."""
+"""Turning a ``[backends.NAME]`` table into a live LLM client.
+
+Backends are imported when used, so a config that never names ``vllm`` never
+imports it (it is an optional extra that needs a GPU build).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,6 @@ from typing import Protocol
 from agents.llm import ChatRequest, Completion
 
 from .config import BackendConfig, ConfigError
-from .sim import SimClient
-from .sim_settings import SimSettings
 
 
 class Backend(Protocol):
@@ -17,14 +19,28 @@ class Backend(Protocol):
     async def aclose(self) -> None: ...
 
 
-SUPPORTED = ("sim",)
+SUPPORTED = ("sim", "openai", "azure", "vllm")
 
 
 async def open_backend(config: BackendConfig) -> Backend:
     if config.type == "sim":
+        from .sim import SimClient
+        from .sim_settings import SimSettings
+
         try:
             return SimClient(SimSettings.from_mapping(config.options))
         except ValueError as exc:
             raise ConfigError(f"[backends.{config.name}]: {exc}") from exc
-    raise ConfigError(f"[backends.{config.name}]: backend type {config.type!r} is not supported by this build"
-                      f" (supported: {', '.join(SUPPORTED)})")
+    if config.type == "openai":
+        from .openai_backend import open_openai_backend
+
+        return await open_openai_backend(config)
+    if config.type == "azure":
+        from .azure_backend import open_azure_backend
+
+        return await open_azure_backend(config)
+    if config.type == "vllm":
+        from .vllm_backend import open_vllm_backend
+
+        return await open_vllm_backend(config)
+    raise ConfigError(f"[backends.{config.name}]: backend type {config.type!r} is not one of {', '.join(SUPPORTED)}")

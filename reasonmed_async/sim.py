@@ -36,7 +36,7 @@ def _pick(rng: random.Random, pool):  # rng.choice, at a third of its cost
     return pool[int(rng.random() * len(pool))]
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=4096)
 def _hardness(seed: int, question_id: str) -> float:
     d = blake2b(f"{seed}|question|{question_id}".encode(), digest_size=8).digest()
     return int.from_bytes(d, "big") / 2.0**64

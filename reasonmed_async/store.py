@@ -18,6 +18,7 @@ import aiosqlite
 from bus import Ack, Backlog, Message, RecordReady, Routed, StageFailed, TierAssigned, Verdict, decode, encode
 from bus.messages import SCHEMA_VERSION
 
+from .bloom import HexBloom
 from .schema import DDL, STORE_SCHEMA_VERSION
 from .writer import Batcher, Op
 
@@ -51,6 +52,7 @@ class CheckpointStore:
         self._ro = reader
         self._committer = Batcher(writer, self._apply, transaction=True, name="store-writer")
         self._reader = Batcher(reader, self._read, transaction=False, name="store-reader")
+        self._cached = HexBloom()
 
     # -- lifecycle ------------------------------------------------------------
     @classmethod
@@ -70,9 +72,16 @@ class CheckpointStore:
             await writer.close()
             raise
         store = cls(path, writer, reader)
+        await store._load_cache_keys()
         store._committer.start()
         store._reader.start()
         return store
+
+    async def _load_cache_keys(self) -> None:
+        async with self._ro.execute("SELECT key FROM llm_cache") as cur:
+            while rows := await cur.fetchmany(4096):
+                for (key,) in rows:
+                    self._cached.add(key)
 
     @staticmethod
     async def _check_version(db: aiosqlite.Connection, path: Path) -> None:
@@ -134,12 +143,15 @@ class CheckpointStore:
 
     # -- LLM response cache ----------------------------------------------------
     async def cache_get(self, key: str) -> bytes | None:
+        if not self._cached.might_contain(key):
+            return None  # never stored: no read needed
         return await self._reader.submit("get", key)
 
     async def cache_put(self, key: str, model: str, payload: bytes, stage: str, endpoint: str,
                         prompt: int = 0, completion: int = 0) -> None:
         """Store a completed call and count it, in the next group commit (awaited)."""
         await self._committer.submit("cache", key, model, payload, stage, endpoint, prompt, completion)
+        self._cached.add(key)
 
     async def count_call(self, stage: str, model: str, endpoint: str, outcome: str, prompt: int, completion: int) -> None:
         await self._committer.submit("call", stage, model, endpoint, outcome, prompt, completion)

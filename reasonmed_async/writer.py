@@ -85,6 +85,7 @@ class Batcher:
             first = await self._queue.get()
             if first is None:
                 break
+            await asyncio.sleep(0)  # one loop turn: every task ready now adds its work to this batch
             batch = [first]
             while len(batch) < self._max_batch and not self._queue.empty():
                 op = self._queue.get_nowait()

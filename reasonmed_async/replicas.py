@@ -1,0 +1,228 @@
+"""Which replica serves the next request, and how many each may hold: pure logic, no I/O, no asyncio.
+
+Every function takes the time as ``now`` (seconds on any monotonic clock), so
+tables test it without sleeping.  The async backend owns one ``ReplicaPool``,
+calls ``acquire`` to admit a request and exactly one of ``succeeded`` /
+``failed`` / ``answered`` / ``rate_limited`` when it ends.
+
+- Selection: a replica due for a half-open probe first (one probe at a time);
+  otherwise the admitted replica with the fewest outstanding requests among
+  those under their cap and not paused for the model; ties go round robin.
+- Adaptive cap (``adapt``, AIMD with slow start): the latency per completion
+  token is smoothed (EWMA); its baseline is the lowest EWMA seen, drifting up
+  slowly so it can forget.  Over ``slow_ratio`` x baseline the cap is cut by
+  ``decrease`` (at most once per round trip: only a request sent after the
+  last cut can cut again), never below 1; within ``near_ratio`` x baseline it
+  grows: +1 per success until the first cut (slow start), then +1/cap.
+- Ejection: ``eject_after`` consecutive failures (no answer, 5xx, timeout)
+  eject a replica for ``cooloff_s``; then one request probes it, and success
+  re-admits it (its cap learns again from the start), failure ejects it again.
+- A 429 pauses that replica for that model until its Retry-After has passed,
+  so no request reaches the server early.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class PoolPolicy:
+    max_concurrency: int = 64
+    adaptive: bool = True
+    initial_concurrency: int = 8
+    eject_after: int = 3
+    cooloff_s: float = 10.0
+    slow_ratio: float = 2.0
+    near_ratio: float = 1.25
+    decrease: float = 0.5
+    ewma_alpha: float = 0.2
+    baseline_drift: float = 0.01
+    #: a slowdown smaller than this (seconds per token) is noise, not load
+    min_slowdown_s: float = 0.002
+
+    def __post_init__(self) -> None:
+        if self.max_concurrency < 1 or self.initial_concurrency < 1 or self.eject_after < 1:
+            raise ValueError("max_concurrency, initial_concurrency and eject_after must be >= 1")
+        if self.cooloff_s < 0:
+            raise ValueError("cooloff_s must be >= 0")
+        if not 0 < self.decrease < 1 or not 0 < self.ewma_alpha <= 1:
+            raise ValueError("decrease must be in (0, 1) and ewma_alpha in (0, 1]")
+        if not 1 <= self.near_ratio < self.slow_ratio:
+            raise ValueError("need 1 <= near_ratio < slow_ratio")
+
+    @property
+    def start_cap(self) -> float:
+        return float(min(self.initial_concurrency, self.max_concurrency) if self.adaptive else self.max_concurrency)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The adaptive state of one replica: its cap and what it has learnt of its latency."""
+
+    cap: float
+    ewma: float | None = None
+    baseline: float | None = None
+    last_cut: float = -math.inf
+    slow_start: bool = True
+
+
+def adapt(limit: Limit, *, latency_s: float, tokens: int, now: float, policy: PoolPolicy) -> Limit:
+    """The limit after a success that took ``latency_s`` for ``tokens`` completion tokens, ending at ``now``."""
+    if not policy.adaptive:
+        return limit
+    sample = max(0.0, latency_s) / (max(0, tokens) + 1)
+    ewma = sample if limit.ewma is None else limit.ewma + policy.ewma_alpha * (sample - limit.ewma)
+    base = ewma if limit.baseline is None else min(
+        ewma, limit.baseline + policy.baseline_drift * (ewma - limit.baseline))  # the lowest EWMA, slowly forgotten
+    learnt = replace(limit, ewma=ewma, baseline=base)
+    if ewma > policy.slow_ratio * base and ewma - base > policy.min_slowdown_s:
+        if now - latency_s < limit.last_cut:
+            return learnt  # sent before the last cut: that cut already answered this congestion
+        return replace(learnt, cap=max(1.0, limit.cap * policy.decrease), last_cut=now, slow_start=False)
+    if ewma <= policy.near_ratio * base or ewma - base <= policy.min_slowdown_s:
+        step = 1.0 if limit.slow_start else 1.0 / limit.cap
+        return replace(learnt, cap=min(float(policy.max_concurrency), limit.cap + step))
+    return learnt
+
+
+@dataclass
+class Replica:
+    url: str
+    limit: Limit
+    outstanding: int = 0
+    failures: int = 0
+    ejected_until: float | None = None
+    probing: bool = False
+    paused: dict[str, float] = field(default_factory=dict)
+    sent: int = 0
+    ejections: int = 0
+
+    @property
+    def cap(self) -> int:
+        return max(1, int(self.limit.cap))
+
+    def usable_for(self, model: str, now: float) -> bool:
+        until = self.paused.get(model)
+        if until is not None and until <= now:
+            del self.paused[model]
+            return True
+        return until is None
+
+
+@dataclass(frozen=True)
+class Ticket:
+    index: int
+    url: str
+    model: str
+    probe: bool = False
+
+
+class ReplicaPool:
+    def __init__(self, urls: list[str], policy: PoolPolicy) -> None:
+        if not urls:
+            raise ValueError("a replica pool needs at least one URL")
+        if len(set(urls)) != len(urls):
+            raise ValueError("replica URLs must be distinct")
+        self.policy = policy
+        self.replicas = [Replica(url, Limit(policy.start_cap)) for url in urls]
+        self._next = 0  # round-robin start: ties go to the first replica at or after it
+
+    # ------------------------------------------------------------------ admission
+
+    def acquire(self, now: float, model: str) -> Ticket | None:
+        """A ticket for the replica that should serve the next ``model`` request, or None if none can now."""
+        n = len(self.replicas)
+        order = [(self._next + i) % n for i in range(n)]
+        for i in order:
+            r = self.replicas[i]
+            if r.ejected_until is not None and r.ejected_until <= now and not r.probing and r.usable_for(model, now):
+                r.probing = True
+                return self._take(i, model, probe=True)
+        ready = [i for i in order if self._ready(self.replicas[i], model, now)]
+        if not ready:
+            return None
+        return self._take(min(ready, key=lambda i: self.replicas[i].outstanding), model, probe=False)
+
+    def _ready(self, r: Replica, model: str, now: float) -> bool:
+        return r.ejected_until is None and r.outstanding < r.cap and r.usable_for(model, now)
+
+    def _take(self, i: int, model: str, *, probe: bool) -> Ticket:
+        r = self.replicas[i]
+        r.outstanding += 1
+        r.sent += 1
+        self._next = (i + 1) % len(self.replicas)
+        return Ticket(i, r.url, model, probe)
+
+    def next_change(self, now: float, model: str) -> float | None:
+        """The earliest future time at which the clock alone may admit a ``model`` request (probe due, pause over)."""
+        times = [r.ejected_until for r in self.replicas
+                 if r.ejected_until is not None and not r.probing and r.ejected_until > now]
+        times += [until for r in self.replicas if (until := r.paused.get(model)) is not None and until > now]
+        return min(times, default=None)
+
+    def all_ejected(self) -> bool:
+        return all(r.ejected_until is not None for r in self.replicas)
+
+    # ------------------------------------------------------------------ outcomes
+
+    def succeeded(self, ticket: Ticket, now: float, *, latency_s: float, tokens: int) -> None:
+        r = self._release(ticket)
+        if ticket.probe:
+            self._readmit(r)
+        elif r.ejected_until is None:
+            r.failures = 0
+            r.limit = adapt(r.limit, latency_s=latency_s, tokens=tokens, now=now, policy=self.policy)
+
+    def failed(self, ticket: Ticket, now: float) -> None:
+        """No usable answer from the server itself: connection lost, 5xx, timeout."""
+        r = self._release(ticket)
+        if ticket.probe:
+            r.probing = False
+            self._eject(r, now)
+        elif r.ejected_until is None:
+            r.failures += 1
+            if r.failures >= self.policy.eject_after:
+                self._eject(r, now)
+
+    def answered(self, ticket: Ticket, now: float) -> None:
+        """The server answered, though not with a completion (4xx, bad body): it is alive."""
+        r = self._release(ticket)
+        if ticket.probe:
+            self._readmit(r)
+        elif r.ejected_until is None:
+            r.failures = 0
+
+    def rate_limited(self, ticket: Ticket, now: float, retry_after_s: float | None) -> None:
+        """A 429: the server is alive; the replica takes no ``ticket.model`` request until Retry-After has passed."""
+        self.answered(ticket, now)
+        if retry_after_s is not None and retry_after_s > 0:
+            paused = self.replicas[ticket.index].paused
+            paused[ticket.model] = max(now + retry_after_s, paused.get(ticket.model, -math.inf))
+
+    def abandoned(self, ticket: Ticket) -> None:
+        """The caller gave up (cancelled) before an outcome: nothing is learnt; a probe is due again."""
+        r = self._release(ticket)
+        if ticket.probe:
+            r.probing = False
+
+    def _release(self, ticket: Ticket) -> Replica:
+        r = self.replicas[ticket.index]
+        if r.outstanding <= 0:
+            raise RuntimeError(f"replica {r.url}: released more tickets than it gave")
+        r.outstanding -= 1
+        return r
+
+    def _eject(self, r: Replica, now: float) -> None:
+        r.ejected_until = now + self.policy.cooloff_s
+        r.failures = 0
+        r.ejections += 1
+
+    def _readmit(self, r: Replica) -> None:
+        r.ejected_until, r.probing, r.failures = None, False, 0
+        r.limit = Limit(self.policy.start_cap)
+
+    def snapshot(self) -> list[dict[str, object]]:
+        return [{"url": r.url, "outstanding": r.outstanding, "cap": r.cap, "sent": r.sent,
+                 "ejected": r.ejected_until is not None, "ejections": r.ejections} for r in self.replicas]

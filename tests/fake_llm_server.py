@@ -1,0 +1,277 @@
+"""A fake OpenAI + Azure chat-completions server (aiohttp on 127.0.0.1): the real wire format, seeded faults.
+
+``async with FakeLLMServer(faults=Faults(...), api_key="test-key") as server:`` serves
+``{server.openai_url}/chat/completions`` (Bearer key, body ``model``) and ``{server.azure_endpoint}
+/openai/deployments/{d}/chat/completions?api-version=`` (``api-key``); ``server.requests`` records
+every request; ``server.early_requests`` counts those that came for a model/deployment while a
+Retry-After it had sent was running: on the 429's own connection (HTTP/1.1: sent after it was read),
+or on another one ``early_grace_s`` or more after it (sooner, it may have been on the wire already);
+``await server.kill()`` drops every connection and stops listening.  Answers come from reading the
+prompt: judge JSON, a summary, or a six-step CoT ending ``Final answer: X``.
+Standalone: ``python tests/fake_llm_server.py --port 8000 [--fault latency_s=0.5 ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import re
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass(frozen=True)
+class Faults:  # rates: probabilities per request, rolled from (seed, body, times that body was seen)
+    seed: int = 0
+    rate_429: float = 0.0
+    retry_after_s: float = 1.0
+    rate_500: float = 0.0
+    rate_reset: float = 0.0
+    slow_rate: float = 0.0
+    slow_s: float = 5.0
+    malformed_rate: float = 0.0
+    length_rate: float = 0.0
+    latency_s: float = 0.0
+    rpm: int | None = None
+    tpm: int | None = None
+    window_s: float = 60.0
+
+
+@dataclass
+class RequestRecord:
+    t_monotonic: float
+    path: str
+    model_or_deployment: str
+    body: dict[str, Any]
+    status: int = 0  # 0: the connection was dropped without an answer
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def tokens(text: str) -> int:
+    return len(text) // 4 + 1
+
+
+def _pick(*parts: object) -> int:
+    return int.from_bytes(hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest(), "big")
+
+
+# --------------------------------------------------------------------------- answers (pure)
+
+_BLOCK = re.compile(r"--- BEGIN (\w+) ---\n?(.*?)--- END \1 ---", re.S)
+_FINAL = re.compile(r"Final answer:\s*\**\s*\(?([A-J])\b")
+_GOLD = re.compile(r"^Correct answer:\s*([A-J])\)", re.M)
+_OPTION = re.compile(r"^([A-J])\) (.*)$", re.M)
+_STATED = re.compile(r"answer is ([A-J])\b")
+_MALFORMED = "Having read it carefully, I believe the reasoning is broadly sound, though I cannot be sure."
+
+
+def answer(prompt: str, *, index: int = 0, seed: object = None) -> tuple[str, str]:
+    """(kind, text) answering the user message ``prompt``; kind is "judge", "summary" or "cot"."""
+    blocks = {m.group(1): m.group(2) for m in _BLOCK.finditer(prompt)}
+    said = _BLOCK.sub("", prompt)  # the instructions, without the text under review
+    gold = m.group(1) if (m := _GOLD.search(said)) else None
+    options = dict(_OPTION.findall(said))
+    stated = _FINAL.findall(blocks.get("REASONING", "")) or _STATED.findall(blocks.get("RESPONSE", ""))
+    right = bool(gold and stated and stated[-1] == gold)
+    if '"verdict"' in said:
+        reason = (f"The reasoning soundly reaches {gold}, the correct answer." if right else
+                  f"The reasoning concludes {stated[-1] if stated else 'nothing'}, but the correct answer is {gold}.")
+        return "judge", json.dumps({"verdict": "Correct" if right else "Error", "reason": reason})
+    if '"top2"' in said:
+        names = sorted(re.findall(r"^\[([^\]\n]+)\]\s*$", said, re.M), key=lambda n: _pick(seed, prompt, n))
+        reasons = {n: "Less clear than the two chosen." for n in names[2:]}
+        return "judge", json.dumps({"top2": names[:2], "reasons": reasons})
+    if '"score"' in said and '"justification"' in said:
+        score = (8 if right else 2) + _pick(seed, prompt) % 3
+        return "judge", json.dumps({"score": score, "justification": "Accurate." if right else "Wrong answer."})
+    if re.search(r"\bcondense\b|\bsummari[sz]e\b", said, re.I):
+        letter = stated[-1] if stated else "A"
+        return "summary", (f"The answer is {letter}) {options.get(letter, '')}. It fits the key findings best,"
+                           " and the other options are ruled out.")
+    letters = sorted(options) or ["A", "B"]
+    letter = gold or letters[_pick(seed, prompt, index) % len(letters)]
+    stem = m.group(1)[:80] if (m := re.search(r"Question: (.*)", said)) else "which option is right"
+    weighed = "; ".join(f"{k}) {'fits' if k == letter else 'does not fit'}" for k in letters)
+    return "cot", (f"1. Restate the question: it asks {stem}\n2. Key clinical details and background: the findings"
+                   f" point to one mechanism.\n3. Evaluate every option: {weighed}\n4. Rule out: every option but"
+                   f" {letter} conflicts with the findings.\n5. Compare what remains: {letter} explains all the"
+                   f" findings.\n6. Conclude: the answer is {letter}) {options.get(letter, '')}."
+                   f"\nFinal answer: {letter}")
+
+
+class FakeLLMServer:
+    def __init__(self, faults: Faults | None = None, *, api_key: str | None = "test-key", port: int = 0,
+                 early_grace_s: float = 0.1) -> None:
+        self.faults = faults or Faults()
+        self.api_key = api_key  # None: any key, or none, is accepted
+        self.port = port
+        self.early_grace_s = early_grace_s
+        self.base_url = ""
+        self.requests: list[RequestRecord] = []
+        self.rate_limits_sent: dict[str, list[tuple[float, float, object]]] = defaultdict(list)  # (sent, until, conn)
+        self.early_by_key: dict[str, int] = defaultdict(int)
+        self._seen: dict[str, int] = defaultdict(int)
+        self._window: dict[str, deque[tuple[float, int]]] = defaultdict(deque)
+        self._runner: web.AppRunner | None = None
+
+    early_requests = property(lambda self: sum(self.early_by_key.values()))
+    openai_url = property(lambda self: self.base_url + "/v1")
+    azure_endpoint = property(lambda self: self.base_url)
+
+    async def start(self) -> FakeLLMServer:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._openai)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._azure)
+        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=2.0, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        self.port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        return self
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def kill(self) -> None:
+        """Stop listening and drop every connection at once, answers in flight included."""
+        for site in list(self._runner.sites if self._runner else []):
+            await site.stop()
+        for conn in self._runner.server.connections if self._runner and self._runner.server else []:
+            conn.force_close()
+        await self.stop()
+
+    __aenter__ = start
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _openai(self, request: web.Request) -> web.StreamResponse:
+        auth = request.headers.get("Authorization", "")
+        return await self._handle(request, auth[7:] if auth.startswith("Bearer ") else None, None)
+
+    async def _azure(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, request.headers.get("api-key"), request.match_info["deployment"])
+
+    async def _handle(self, request: web.Request, key_given: str | None, deployment: str | None) -> web.StreamResponse:
+        now = time.monotonic()
+        record = RequestRecord(now, request.path, deployment or "", {}, headers=dict(request.headers))
+        self.requests.append(record)
+        if self.api_key is not None and key_given != self.api_key:
+            return self._error(record, 401, f"Incorrect API key provided: {key_given}.", "invalid_api_key")
+        if deployment is not None and "api-version" not in request.query:
+            return self._error(record, 400, "Missing required query parameter: api-version", "missing_api_version")
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        valid = isinstance(body, dict) and isinstance(body.get("messages"), list)
+        if not valid or not (deployment or body.get("model")):
+            return self._error(record, 400, "The body must be a JSON object with messages and a model.", None)
+        record.body, record.model_or_deployment = body, (key := deployment or str(body["model"]))
+        if any(now < until and (now >= at + self.early_grace_s or conn is request.protocol)
+               for at, until, conn in self.rate_limits_sent.get(key, [])):
+            self.early_by_key[key] += 1
+        prompt = "\n".join(str(m.get("content", "")) for m in body["messages"] if isinstance(m, dict))
+        record.prompt_tokens = tokens(prompt)
+        limit = int(body.get("max_completion_tokens") or body.get("max_tokens") or 0)
+        wait = self._over_limits(key, now, record.prompt_tokens + limit)
+        body_key = json.dumps(body, sort_keys=True)
+        seen, self._seen[body_key] = self._seen[body_key], self._seen[body_key] + 1
+
+        def roll(name: str) -> bool:
+            rate = getattr(self.faults, name)
+            return rate > 0 and _pick(self.faults.seed, body_key, seen, name) % 1_000_000 < rate * 1_000_000
+
+        if wait is not None or roll("rate_429"):
+            wait = self.faults.retry_after_s if wait is None else wait
+            self.rate_limits_sent[key].append((now, now + wait, request.protocol))
+            headers = {"Retry-After": str(max(1, -int(-wait // 1))), "retry-after-ms": str(int(wait * 1000))}
+            return self._error(record, 429, f"Rate limit exceeded. Retry after {wait:.3f} seconds.", "429", headers)
+        if roll("rate_500"):
+            return self._error(record, 500, "The server had an error while processing your request.", None)
+        if roll("rate_reset"):
+            assert request.transport is not None
+            request.transport.abort()
+            raise asyncio.CancelledError  # the connection is gone: nothing is written
+        delay = self.faults.latency_s + (self.faults.slow_s if roll("slow_rate") else 0.0)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return self._answer(record, body, malformed=roll("malformed_rate"), cut=roll("length_rate"))
+
+    def _answer(self, record: RequestRecord, body: dict[str, Any], *, malformed: bool, cut: bool) -> web.Response:
+        users = [str(m.get("content", "")) for m in body["messages"] if isinstance(m, dict) and m.get("role") == "user"]
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        choices = []
+        for i in range(int(body.get("n") or 1)):
+            kind, text = answer(users[-1] if users else "", index=i, seed=body.get("seed"))
+            text = _MALFORMED if malformed and kind == "judge" else text
+            keep = min(len(text) * 2 // 5 if cut else len(text), int(limit) * 4 if limit else len(text))
+            message = {"role": "assistant", "content": text[: max(1, keep)]}
+            choices.append({"index": i, "message": message, "finish_reason": "length" if keep < len(text) else "stop"})
+        record.completion_tokens = sum(tokens(c["message"]["content"]) for c in choices)
+        record.status = 200
+        usage = {"prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens, "total_tokens":
+                 record.prompt_tokens + record.completion_tokens, "completion_tokens_details": {"reasoning_tokens": 0}}
+        data = {"id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": int(time.time()),
+                "model": record.model_or_deployment, "choices": choices, "usage": usage}
+        return web.json_response(data, headers=self._headers(record))
+
+    def _error(self, record: RequestRecord, status: int, message: str, code: str | None,
+               headers: dict[str, str] | None = None) -> web.Response:
+        record.status = status
+        kind = "rate_limit_error" if status == 429 else "server_error" if status >= 500 else "invalid_request_error"
+        body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+        return web.json_response(body, status=status, headers={**self._headers(record), **(headers or {})})
+
+    def _headers(self, record: RequestRecord) -> dict[str, str]:
+        window, f = self._window.get(record.model_or_deployment, ()), self.faults
+        left = {"requests": None if f.rpm is None else f.rpm - len(window),
+                "tokens": None if f.tpm is None else f.tpm - sum(t for _, t in window)}
+        return {"x-request-id": f"req-{len(self.requests)}",
+                **{f"x-ratelimit-remaining-{k}": str(max(0, v)) for k, v in left.items() if v is not None}}
+
+    def _over_limits(self, key: str, now: float, cost: int) -> float | None:
+        """Seconds until the window admits this request; None (and the request is counted) if it does now."""
+        window, f = self._window[key], self.faults
+        while window and window[0][0] <= now - f.window_s:
+            window.popleft()
+        used = sum(t for _, t in window)
+        if (f.rpm is not None and len(window) >= f.rpm) or (f.tpm is not None and used + cost > f.tpm):
+            return (window[0][0] + f.window_s - now) if window else f.window_s
+        if f.rpm is not None or f.tpm is not None:
+            window.append((now, cost))
+        return None
+
+
+async def _serve(port: int, api_key: str | None, faults: Faults) -> None:
+    async with FakeLLMServer(faults, api_key=api_key, port=port) as server:
+        print(f"fake LLM server: {server.openai_url} (Azure endpoint {server.azure_endpoint})", flush=True)
+        await asyncio.Event().wait()  # serve until Ctrl-C
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="A fake OpenAI + Azure chat-completions server.")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--api-key", default=None, help="require this key (default: accept any)")
+    parser.add_argument("--fault", action="append", default=[], metavar="NAME=VALUE",
+                        help=f"a Faults field: {', '.join(f.name for f in fields(Faults))}")
+    args = parser.parse_args(argv)
+    kinds = {f.name: (int if f.name in ("seed", "rpm", "tpm") else float) for f in fields(Faults)}
+    faults = Faults(**{k: kinds[k](v) for k, v in (item.split("=", 1) for item in args.fault)})
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args.port, args.api_key, faults))
+
+
+if __name__ == "__main__":
+    main()
