@@ -1,10 +1,12 @@
-"""A fixed-size Bloom filter over hex digests: "certainly absent" without a database read."""
+"""A fixed-size Bloom filter over string keys: "certainly absent" without a database read."""
 
 from __future__ import annotations
 
+import hashlib
 
-class HexBloom:
-    """Set membership for sha256 hex keys in ``2**bits_log2`` bits (4 MiB by default).
+
+class KeyBloom:
+    """Set membership for string keys in ``2**bits_log2`` bits (4 MiB by default).
 
     ``might_contain`` is never wrong about a key that was added; it is wrong
     about an absent key with a probability that grows with the count (about
@@ -20,9 +22,8 @@ class HexBloom:
         self.count = 0
 
     def _positions(self, key: str) -> list[int]:
-        if len(key) < 8 * self.HASHES:
-            raise ValueError("HexBloom keys are hex digests of at least 16 bytes")
-        return [int(key[i : i + 8], 16) & self._mask for i in range(0, 8 * self.HASHES, 8)]
+        digest = hashlib.blake2b(key.encode(), digest_size=4 * self.HASHES).digest()
+        return [int.from_bytes(digest[i : i + 4], "little") & self._mask for i in range(0, 4 * self.HASHES, 4)]
 
     def add(self, key: str) -> None:
         bits = self._bits

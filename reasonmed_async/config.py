@@ -48,6 +48,8 @@ class BackendConfig:
 
 @dataclass(frozen=True)
 class AppConfig:
+    """A parsed configuration; ``text`` is the file with its ``${VAR}``s resolved (never holding a key)."""
+
     source: str
     text: str
     flow: FlowSettings
@@ -85,7 +87,8 @@ def load_config(path: str | Path) -> AppConfig:
 
 def parse_config(text: str, *, source: str = "<config>", env: dict[str, str] | None = None) -> AppConfig:
     try:
-        raw = tomllib.loads(interpolate(text, env))
+        text = interpolate(text, env)  # the run stores this resolved text: resume and export need no environment
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
     except ConfigError as exc:
@@ -105,7 +108,32 @@ def _section(raw: dict[str, Any], name: str, source: str) -> dict[str, Any]:
     return value
 
 
+STAGES = {"verifier", "ranker", "refiner", "regenerator", "summarizer", "scorer"}
+SECTIONS = {
+    "backends": None, "models": None, "stages": None, "tiers": None, "flow": None,
+    "generation": {"models", "temperatures", "top_p", "max_tokens", "seed"},
+    "concurrency": {"generator", "verifier", "tierer", "ranker", "refiner", "regenerator", "reverify", "retry",
+                    "summarizer", "assembler", "scorer"},
+    "retry": {"attempts", "base_s", "cap_s", "timeout_s", "handler_attempts"},
+    "store": {"synchronous", "queue_size", "grace_s"},
+    "templates_dir": None,
+}
+
+
+def _check_keys(raw: dict[str, Any], source: str) -> None:
+    for name, value in raw.items():
+        if name not in SECTIONS:
+            raise ConfigError(f"{source}: unknown section [{name}] (known: {', '.join(sorted(SECTIONS))})")
+        known = SECTIONS[name]
+        if known is not None and isinstance(value, dict):
+            unknown = sorted(set(value) - known)
+            if unknown:
+                raise ConfigError(f"{source}: [{name}] unknown key(s): {', '.join(unknown)}"
+                                  f" (known: {', '.join(sorted(known))})")
+
+
 def _build(raw: dict[str, Any], text: str, source: str) -> AppConfig:
+    _check_keys(raw, source)
     backends: dict[str, BackendConfig] = {}
     for name, spec in _section(raw, "backends", source).items():
         secret = sorted(_SECRET_KEYS & set(spec))
@@ -148,6 +176,10 @@ def _build(raw: dict[str, Any], text: str, source: str) -> AppConfig:
         for alias in gen.get("models", [])
     )
     stages = _section(raw, "stages", source)
+    unknown_stages = sorted(set(stages) - STAGES)
+    if unknown_stages:
+        raise ConfigError(f"{source}: unknown stage(s) [stages.{unknown_stages[0]}]"
+                          f" (known: {', '.join(sorted(STAGES))})")
 
     def sampling(stage: str, required: bool = True) -> Sampling | None:
         spec = stages.get(stage)

@@ -18,7 +18,7 @@ import aiosqlite
 from bus import Ack, Backlog, Message, RecordReady, Routed, StageFailed, TierAssigned, Verdict, decode, encode
 from bus.messages import SCHEMA_VERSION
 
-from .bloom import HexBloom
+from .bloom import KeyBloom
 from .schema import DDL, STORE_SCHEMA_VERSION
 from .writer import Batcher, Op
 
@@ -52,7 +52,7 @@ class CheckpointStore:
         self._ro = reader
         self._committer = Batcher(writer, self._apply, transaction=True, name="store-writer")
         self._reader = Batcher(reader, self._read, transaction=False, name="store-reader")
-        self._cached = HexBloom()
+        self._cached = KeyBloom()
 
     # -- lifecycle ------------------------------------------------------------
     @classmethod
