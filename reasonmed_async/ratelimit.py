@@ -185,6 +185,9 @@ class Reservation:
         self._limiter._settle(self.tokens, actual_total_tokens)
 
 
+_EPSILON_S = 1e-9
+
+
 def window_safe_rate(quota: float, burst_s: float, window_s: float = 60.0) -> float:
     """The bucket rate that keeps every ``window_s`` interval within ``quota``.
 
@@ -222,7 +225,7 @@ class DeploymentLimiter:
     async def acquire(self, request_tokens: int) -> Reservation:
         _amount(request_tokens)
         async with self._lock:
-            while (wait := self.wait_s(request_tokens)) > 0:
+            while (wait := self.wait_s(request_tokens)) > _EPSILON_S:  # float dust is no reason to wait
                 await self._sleep(wait)
             now = self._clock()
             self.requests.take(1, now)
