@@ -78,8 +78,9 @@ class MessageBus:
         self._quiet.set()
         self._stopping = False
         self._running = False
-        self._live = False  # deliveries in memory: set once the backlog is read
+        self._live = False  # set once run() has read the backlog: later intake is counted as it comes
         self._intake = asyncio.Lock()
+        self._arrivals: dict[str, asyncio.Event] = {}
 
     # -- wiring ---------------------------------------------------------------
     def subscribe(self, sub: Subscription) -> None:
@@ -91,6 +92,7 @@ class MessageBus:
         self._by_type.clear()
         self._queues[sub.name] = asyncio.Queue(maxsize=sub.queue_size)
         self.stats[sub.name] = ConsumerStats()
+        self._arrivals[sub.name] = asyncio.Event()
 
     def route(self, message: Message) -> Routed:
         kind = type(message)
@@ -104,21 +106,30 @@ class MessageBus:
 
     # -- publishing -----------------------------------------------------------
     async def publish(self, messages: Iterable[Message]) -> list[Message]:
-        """Persist messages from outside any handler (intake), then deliver them.
+        """Persist messages from outside any handler (intake); the bus feeds them from the journal."""
+        routed = [self.route(m) for m in messages]
+        new = await self.ingest(lambda: self._journal.commit(routed, intake=True))
+        return [r.message for r in new]
 
-        Before ``run`` starts they are only persisted: ``run`` delivers the
-        journal's backlog, so they arrive exactly once either way."""
-        self._outstanding += 1  # a publish in progress keeps run(until_idle) from finishing under it
+    async def ingest(self, commit: Callable[[], Awaitable[Sequence[Routed]]]) -> Sequence[Routed]:
+        """Run ``commit`` (which persists intake messages) and have the bus deliver what it returns.
+
+        Intake is never put on a queue here, so a huge file cannot block the
+        caller: each consumer's feeder reads it from the journal, in order, as
+        its queue has room.  Committed before ``run`` reads the backlog, it is
+        part of the backlog; after, the feeders are woken for it."""
+        self._outstanding += 1  # an intake in progress keeps run(until_idle) from finishing under it
         self._idle.clear()
         try:
             async with self._intake:
-                new = await self._journal.commit([self.route(m) for m in messages])
-                live = self._live
-            if live:
-                await self._deliver(new)
+                new = await commit()
+                if self._live:
+                    self._outstanding += sum(len(r.consumers) for r in new)
+                    for name in {c for r in new for c in r.consumers}:
+                        self._arrivals[name].set()
         finally:
             self._settle()
-        return [r.message for r in new]
+        return new
 
     async def _deliver(self, routed: Sequence[Routed]) -> None:
         for r in routed:
@@ -163,7 +174,7 @@ class MessageBus:
         stop = stop or asyncio.Event()
         try:
             async with asyncio.TaskGroup() as tg:
-                tasks = [tg.create_task(self._feed(n, backlog.watermark)) for n in self._subs if backlog.counts.get(n)]
+                tasks = [tg.create_task(self._feed(n, backlog.watermark), name=f"{n}-feeder") for n in self._subs]
                 for name, sub in self._subs.items():
                     tasks += [tg.create_task(self._worker(sub), name=f"{name}-{i}") for i in range(sub.concurrency)]
                 waits = [asyncio.ensure_future(stop.wait())]
@@ -190,10 +201,24 @@ class MessageBus:
             log.warning("drain.deadline", in_flight=self._in_flight, grace_s=grace_s)
 
     async def _feed(self, name: str, watermark: int) -> None:
-        async for message in self._journal.pending(name, watermark):
+        """Feed ``name``'s queue from the journal: first its backlog (everything pending up
+        to ``watermark``), then intake that arrives while running, as it arrives."""
+        last = 0
+        async for seq, message in self._journal.pending(name, watermark):
             if self._stopping:
                 return
+            last = seq
             await self._put(name, message)
+        last = max(last, watermark)
+        arrived = self._arrivals[name]
+        while not self._stopping:
+            await arrived.wait()
+            arrived.clear()
+            async for seq, message in self._journal.pending(name, None, after=last, intake_only=True):
+                if self._stopping:
+                    return
+                last = seq
+                await self._put(name, message)
 
     async def _worker(self, sub: Subscription) -> None:
         queue = self._queues[sub.name]

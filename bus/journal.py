@@ -47,14 +47,19 @@ class Backlog:
 
 
 class Journal(Protocol):
-    async def commit(self, outputs: Sequence[Routed], ack: Ack | None = None) -> list[Routed]:
+    async def commit(self, outputs: Sequence[Routed], ack: Ack | None = None, *, intake: bool = False) -> list[Routed]:
         """Persist ``outputs`` with their deliveries and apply ``ack``, atomically.
 
-        Returns the outputs that were not already in the journal."""
+        ``intake`` marks deliveries of work that came from outside the flow:
+        the bus feeds those from the journal, never from memory.  Returns the
+        outputs that were not already in the journal."""
         ...
 
     async def backlog(self) -> Backlog: ...
 
-    def pending(self, consumer: str, watermark: int) -> AsyncIterator[Message]:
-        """Messages still unacknowledged by ``consumer``, oldest first, up to ``watermark``."""
+    def pending(
+        self, consumer: str, watermark: int | None, *, after: int = 0, intake_only: bool = False
+    ) -> AsyncIterator[tuple[int, Message]]:
+        """``(seq, message)`` still unacknowledged by ``consumer``, oldest first, with
+        ``after < seq <= watermark`` (no upper bound when ``watermark`` is None)."""
         ...

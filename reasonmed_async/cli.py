@@ -47,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("export", help="write the ReasonMed / CoTMed / ResponseMed files and records.jsonl")
     exp.add_argument("--db", required=True)
     exp.add_argument("--out", required=True)
+    for name, handler in COMMANDS.items():
+        sub.choices[name].set_defaults(handler=handler)
+    for register in EXTRA_COMMANDS:
+        register(sub)  # each adds its subparser with set_defaults(handler=async fn(args) -> exit code)
     return p
 
 
@@ -149,6 +153,7 @@ async def _export(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": _run, "resume": _resume, "status": _status, "export": _export}
+EXTRA_COMMANDS: list = []  # registrars of commands that live in their own modules
 
 
 def _describe(exc: BaseException) -> str:
@@ -160,7 +165,7 @@ def _describe(exc: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return asyncio.run(COMMANDS[args.command](args))
+        return asyncio.run(args.handler(args))
     except (UsageError, InputError, ConfigError, RunConflict, StoreError) as exc:
         print(f"reasonmed: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

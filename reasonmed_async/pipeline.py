@@ -121,12 +121,10 @@ class Pipeline:
                 raise RunConflict(f"{self.store.path} already holds the finished run {run_id} of this input: "
                                   f"`reasonmed export --db {self.store.path} --out DIR` writes its data")
         messages = [QuestionIngested(run_id=run_id, question_id=q.id, question=q) for q in questions]
-        await self.store.create_run(
-            {"id": run_id, "input_path": input_path, "input_digest": input_digest,
-             "config_digest": self.config.digest, "config_json": self.config.text, "questions": len(questions)},
-            [(q.id, q.ordinal, q.source) for q in questions],
-            [self.bus.route(m) for m in messages],
-        )
+        run = {"id": run_id, "input_path": input_path, "input_digest": input_digest,
+               "config_digest": self.config.digest, "config_json": self.config.text, "questions": len(questions)}
+        routed = [self.bus.route(m) for m in messages]
+        await self.bus.ingest(lambda: self.store.create_run(run, [(q.id, q.ordinal, q.source) for q in questions], routed))
         log.info("run.started", run=run_id, questions=len(questions), input=input_path)
         return run_id
 

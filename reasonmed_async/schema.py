@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     message_id TEXT NOT NULL,
     consumer   TEXT NOT NULL,
     state      TEXT NOT NULL DEFAULT 'pending',
+    intake     INTEGER NOT NULL DEFAULT 0,
     updated_at REAL NOT NULL,
     UNIQUE (message_id, consumer)
 );

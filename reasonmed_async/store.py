@@ -110,8 +110,8 @@ class CheckpointStore:
         await self.close()
 
     # -- journal (the bus's seam) ----------------------------------------------
-    async def commit(self, outputs: Sequence[Routed], ack: Ack | None = None) -> list[Routed]:
-        return await self._committer.submit("commit", tuple(outputs), ack)
+    async def commit(self, outputs: Sequence[Routed], ack: Ack | None = None, *, intake: bool = False) -> list[Routed]:
+        return await self._committer.submit("commit", tuple(outputs), ack, intake)
 
     async def backlog(self) -> Backlog:
         async with self._ro.execute(
@@ -120,20 +120,23 @@ class CheckpointStore:
             rows = await cur.fetchall()
         return Backlog(counts={r[0]: r[1] for r in rows}, watermark=max((r[2] for r in rows), default=0))
 
-    async def pending(self, consumer: str, watermark: int) -> AsyncIterator[Message]:
-        after = 0
+    async def pending(
+        self, consumer: str, watermark: int | None, *, after: int = 0, intake_only: bool = False
+    ) -> AsyncIterator[tuple[int, Message]]:
+        upper = 2**62 if watermark is None else watermark
+        where = " AND d.intake=1" if intake_only else ""
         while True:
             async with self._ro.execute(
                 "SELECT d.seq, m.payload FROM deliveries d JOIN messages m ON m.id = d.message_id "
-                "WHERE d.consumer=? AND d.state='pending' AND d.seq>? AND d.seq<=? ORDER BY d.seq LIMIT ?",
-                (consumer, after, watermark, PAGE),
+                f"WHERE d.consumer=? AND d.state='pending' AND d.seq>? AND d.seq<=?{where} ORDER BY d.seq LIMIT ?",
+                (consumer, after, upper, PAGE),
             ) as cur:
                 rows = await cur.fetchall()
             if not rows:
                 return
             for seq, payload in rows:
                 after = seq
-                yield decode(payload)
+                yield seq, decode(payload)
 
     # -- the tierer's join -----------------------------------------------------
     async def gather(self, key: str, item_id: str, item: Message, expected: int) -> list[Message] | None:
@@ -160,9 +163,11 @@ class CheckpointStore:
         await self._committer.submit("call", stage, model, endpoint, outcome, prompt, completion)
 
     # -- runs and intake -------------------------------------------------------
-    async def create_run(self, run: dict[str, Any], questions: Sequence[tuple[str, int, str]], routed: Sequence[Routed]) -> None:
-        """Insert a run, its questions and their first messages in one transaction."""
-        await self._committer.submit("run", run, tuple(questions), tuple(routed))
+    async def create_run(
+        self, run: dict[str, Any], questions: Sequence[tuple[str, int, str]], routed: Sequence[Routed]
+    ) -> list[Routed]:
+        """Insert a run, its questions and their first messages (as intake) in one transaction."""
+        return await self._committer.submit("run", run, tuple(questions), tuple(routed))
 
     async def finish_run(self, run_id: str) -> None:
         await self._committer.submit("finish", run_id)
@@ -171,11 +176,11 @@ class CheckpointStore:
     def _apply(self, db: sqlite3.Connection, batch: Sequence[Op]) -> list[Any]:
         now = time.time()
         results: list[Any] = [None] * len(batch)
-        routed_by_op: list[tuple[int, Sequence[Routed]]] = []
+        routed_by_op: list[tuple[int, Sequence[Routed], bool]] = []
         acks: list[Ack] = []
         for i, op in enumerate(batch):
             if op.kind == "commit":
-                routed_by_op.append((i, op.args[0]))
+                routed_by_op.append((i, op.args[0], op.args[2]))
                 if op.args[1] is not None:
                     acks.append(op.args[1])
             elif op.kind == "run":
@@ -189,7 +194,7 @@ class CheckpointStore:
                     "INSERT OR IGNORE INTO questions(run_id, id, ordinal, source) VALUES (?,?,?,?)",
                     [(run["id"], qid, ordinal, source) for qid, ordinal, source in questions],
                 )
-                routed_by_op.append((i, routed))
+                routed_by_op.append((i, routed, True))
             elif op.kind == "cache":
                 key, model, payload, stage, endpoint, prompt, completion = op.args
                 db.execute(
@@ -216,9 +221,9 @@ class CheckpointStore:
 
     @staticmethod
     def _insert_messages(
-        db: sqlite3.Connection, routed_by_op: list[tuple[int, Sequence[Routed]]], now: float
+        db: sqlite3.Connection, routed_by_op: list[tuple[int, Sequence[Routed], bool]], now: float
     ) -> dict[int, list[Routed]]:
-        ids = list({r.message.id for _, routed in routed_by_op for r in routed})
+        ids = list({r.message.id for _, routed, _ in routed_by_op for r in routed})
         existing: set[str] = set()
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
@@ -226,7 +231,7 @@ class CheckpointStore:
             existing.update(r[0] for r in rows)
         message_rows, delivery_rows, record_rows = [], [], []
         new_by_op: dict[int, list[Routed]] = {}
-        for i, routed in routed_by_op:
+        for i, routed, intake in routed_by_op:
             new: list[Routed] = []
             for r in routed:
                 m = r.message
@@ -238,7 +243,7 @@ class CheckpointStore:
                 message_rows.append(
                     (mid, m.run_id, m.question_id, type(m).__name__, _label(m), m.parent_id, SCHEMA_VERSION, encode(m), now)
                 )
-                delivery_rows.extend((mid, c, now) for c in r.consumers)
+                delivery_rows.extend((mid, c, int(intake), now) for c in r.consumers)
                 if isinstance(m, RecordReady):
                     record_rows.append((m.record_id, m.run_id, m.question_id, m.question.ordinal, m.path.name, mid))
             new_by_op[i] = new
@@ -249,7 +254,9 @@ class CheckpointStore:
                 message_rows,
             )
         if delivery_rows:
-            db.executemany("INSERT OR IGNORE INTO deliveries(message_id, consumer, updated_at) VALUES (?,?,?)", delivery_rows)
+            db.executemany(
+                "INSERT OR IGNORE INTO deliveries(message_id, consumer, intake, updated_at) VALUES (?,?,?,?)", delivery_rows
+            )
         if record_rows:
             db.executemany(
                 "INSERT OR IGNORE INTO records(record_id, run_id, question_id, ordinal, path, message_id) VALUES (?,?,?,?,?,?)",

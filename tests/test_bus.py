@@ -215,8 +215,8 @@ class GatedJournal:
         self.backlog_called = asyncio.Event()
         self.backlog_done = asyncio.Event()
 
-    async def commit(self, outputs, ack=None):
-        return await self.store.commit(outputs, ack)
+    async def commit(self, outputs, ack=None, *, intake=False):
+        return await self.store.commit(outputs, ack, intake=intake)
 
     async def backlog(self):
         self.backlog_called.set()
@@ -225,8 +225,8 @@ class GatedJournal:
         self.backlog_done.set()
         return backlog
 
-    def pending(self, consumer, watermark):
-        return self.store.pending(consumer, watermark)
+    def pending(self, consumer, watermark, *, after=0, intake_only=False):
+        return self.store.pending(consumer, watermark, after=after, intake_only=intake_only)
 
 
 async def test_publish_same_message_twice_is_a_no_op(tmp_path):

@@ -230,13 +230,13 @@ async def test_backlog_and_pending_in_seq_order_up_to_watermark(tmp_path):
         # committed after the backlog was taken: beyond the watermark
         late = ingested(10_000)
         await store.commit([routed(late, "gen")])
-        gen = [m async for m in store.pending("gen", backlog.watermark)]
+        gen = [m async for _, m in store.pending("gen", backlog.watermark)]
         assert gen == messages[10:]
-        assert [m async for m in store.pending("odd", backlog.watermark)] == messages[1::2]
-        assert [m async for m in store.pending("even", backlog.watermark)] == messages[0::2]
-        assert [m async for m in store.pending("nobody", backlog.watermark)] == []
+        assert [m async for _, m in store.pending("odd", backlog.watermark)] == messages[1::2]
+        assert [m async for _, m in store.pending("even", backlog.watermark)] == messages[0::2]
+        assert [m async for _, m in store.pending("nobody", backlog.watermark)] == []
         watermark2 = (await store.backlog()).watermark
-        assert [m async for m in store.pending("gen", watermark2)] == messages[10:] + [late]
+        assert [m async for _, m in store.pending("gen", watermark2)] == messages[10:] + [late]
 
 
 async def test_pending_skips_deliveries_acknowledged_while_iterating(tmp_path):
@@ -245,7 +245,7 @@ async def test_pending_skips_deliveries_acknowledged_while_iterating(tmp_path):
         await store.commit([routed(m, "gen") for m in messages])
         wm = (await store.backlog()).watermark
         seen = []
-        async for m in store.pending("gen", wm):
+        async for _, m in store.pending("gen", wm):
             seen.append(m)
             if len(seen) == 1:
                 # ack the first message of the second page before it is read
