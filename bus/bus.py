@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
@@ -81,6 +82,9 @@ class MessageBus:
         self._live = False  # set once run() has read the backlog: later intake is counted as it comes
         self._intake = asyncio.Lock()
         self._arrivals: dict[str, asyncio.Event] = {}
+        self._tg: asyncio.TaskGroup | None = None
+        self._workers: dict[str, set[asyncio.Task[None]]] = {}
+        self._retire: dict[str, int] = {}
 
     # -- wiring ---------------------------------------------------------------
     def subscribe(self, sub: Subscription) -> None:
@@ -174,9 +178,11 @@ class MessageBus:
         stop = stop or asyncio.Event()
         try:
             async with asyncio.TaskGroup() as tg:
+                self._tg = tg
                 tasks = [tg.create_task(self._feed(n, backlog.watermark), name=f"{n}-feeder") for n in self._subs]
                 for name, sub in self._subs.items():
-                    tasks += [tg.create_task(self._worker(sub), name=f"{name}-{i}") for i in range(sub.concurrency)]
+                    self._workers[name] = {tg.create_task(self._worker(sub), name=f"{name}-{i}")
+                                           for i in range(sub.concurrency)}
                 waits = [asyncio.ensure_future(stop.wait())]
                 if until_idle:
                     waits.append(asyncio.ensure_future(self._idle.wait()))
@@ -186,11 +192,31 @@ class MessageBus:
                     for w in waits:
                         w.cancel()
                 await self._drain(grace_s)
-                for task in tasks:
+                for task in [*tasks, *(t for ws in self._workers.values() for t in ws)]:
                     task.cancel()
         finally:
             self._running = False
             self._live = False
+            self._tg = None
+            self._workers.clear()
+
+    async def wait_idle(self) -> None:
+        """Until nothing is left to deliver or handle (intake stopped, this is the end of the work)."""
+        await self._idle.wait()
+
+    def set_concurrency(self, name: str, workers: int) -> None:
+        """Change a running subscription's number of workers (a config reload): extra ones
+        start now; surplus ones leave after the message they are on."""
+        if workers < 1:
+            raise ValueError("a subscription needs at least one worker")
+        sub = self._subs[name]
+        self._subs[name] = replace(sub, concurrency=workers)
+        live = self._workers.get(name)
+        if self._tg is None or live is None:
+            return
+        self._retire[name] = max(0, len(live) - workers)
+        for i in range(len(live), workers):
+            live.add(self._tg.create_task(self._worker(self._subs[name]), name=f"{name}-{i}"))
 
     async def _drain(self, grace_s: float) -> None:
         self._stopping = True
@@ -224,15 +250,26 @@ class MessageBus:
         queue = self._queues[sub.name]
         stats = self.stats[sub.name]
         while True:
+            if self._retire.get(sub.name):
+                self._retire[sub.name] -= 1
+                task = asyncio.current_task()
+                self._workers.get(sub.name, set()).discard(task)  # type: ignore[arg-type]
+                return
             message = await queue.get()
             if self._stopping:
                 return  # left pending in the journal
             self._in_flight += 1
             stats.in_flight += 1
             self._quiet.clear()
+            started = time.perf_counter()
             try:
-                outputs, ok = await self._handle(sub, message)
-                new = await self._journal.commit([self.route(m) for m in outputs], Ack(message.id, sub.name, ok))
+                # every line logged while handling (agent, LLM layer, backend) carries run, question, agent
+                with structlog.contextvars.bound_contextvars(run=message.run_id, question=message.question_id,
+                                                             agent=sub.name):
+                    outputs, ok = await self._handle(sub, message)
+                    new = await self._journal.commit([self.route(m) for m in outputs], Ack(message.id, sub.name, ok))
+                    log.info("handler.done", ok=ok, outputs=len(outputs),
+                             latency_s=round(time.perf_counter() - started, 4))
             finally:
                 self._in_flight -= 1
                 stats.in_flight -= 1

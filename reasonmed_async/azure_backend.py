@@ -171,6 +171,13 @@ class AzureBackend:
         self._limiters[deployment].update_limits(
             window_safe_rate(rpm, burst, d.window_s), window_safe_rate(tpm, burst, d.window_s), burst)
 
+    def reconfigure(self, options: Mapping[str, Any]) -> None:
+        """Hot reload (SIGHUP): new quotas for the deployments this backend already has."""
+        settings = AzureSettings.from_options(options)
+        for name, d in settings.deployments.items():
+            if name in self._limiters:
+                self.update_limits(name, d.rpm, d.tpm, d.burst_s)
+
     async def complete(self, request: ChatRequest) -> Completion:
         name = request.model
         deployment = self.settings.deployments.get(name)

@@ -152,8 +152,46 @@ async def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _daemon(args: argparse.Namespace) -> int:
+    from .daemon import Daemon, DaemonOptions, parse_listen
+
+    token = None
+    if args.token_file:
+        try:
+            token = Path(args.token_file).read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            raise UsageError(f"--token-file {args.token_file}: {exc.strerror}") from None
+    elif args.token_env:
+        token = os.environ.get(args.token_env) or None
+        if token is None:
+            raise UsageError(f"--token-env {args.token_env}: that environment variable is not set")
+    else:
+        token = os.environ.get("REASONMED_DAEMON_TOKEN") or None
+    try:
+        listen = parse_listen(args.listen) if args.listen else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    db = Path(args.db)
+    config = load_config(args.config)
+    configure(log_file=log_path_for(db), secret_envs=config.secret_env_names(), secrets=[token] if token else [])
+    options = DaemonOptions(Path(args.config), db, Path(args.inbox) if args.inbox else None, listen, token)
+    return await Daemon(options).run()
+
+
+def _register_daemon(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    d = sub.add_parser("daemon", help="run until stopped: resume, then take jobs from an inbox and an HTTP API")
+    d.add_argument("--config", required=True)
+    d.add_argument("--db", required=True)
+    d.add_argument("--inbox", help="directory watched for question files")
+    d.add_argument("--listen", help="HOST:PORT of the control API (127.0.0.1 unless you mean otherwise)")
+    d.add_argument("--token-env", help="environment variable holding the API's bearer token"
+                                       " (default: REASONMED_DAEMON_TOKEN if set)")
+    d.add_argument("--token-file", help="file holding the API's bearer token")
+    d.set_defaults(handler=_daemon)
+
+
 COMMANDS = {"run": _run, "resume": _resume, "status": _status, "export": _export}
-EXTRA_COMMANDS: list = []  # registrars of commands that live in their own modules
+EXTRA_COMMANDS: list = [_register_daemon]  # registrars of commands that live in their own modules
 
 
 def _describe(exc: BaseException) -> str:

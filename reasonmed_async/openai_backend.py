@@ -22,7 +22,7 @@ import asyncio
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
@@ -196,6 +196,17 @@ class OpenAICompatBackend:
         """Wake every waiter (a broadcast: synchronous, so it is safe in ``finally`` even while cancelled)."""
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def reconfigure(self, options: Mapping[str, Any]) -> None:
+        """Hot reload (SIGHUP): new concurrency caps and ejection policy; replicas and key stay."""
+        settings = OpenAISettings.from_options(options)
+        if settings.base_urls != self._settings.base_urls:
+            raise ValueError("base_urls cannot change on a reload; restart the daemon")
+        self._settings = replace(self._settings, policy=settings.policy, timeout_s=settings.timeout_s)
+        self._pool.policy = settings.policy
+        for replica in self._pool.replicas:
+            replica.limit = replace(replica.limit, cap=min(replica.limit.cap, float(settings.policy.max_concurrency)))
+        self._notify()
 
     async def aclose(self) -> None:
         self._closed = True

@@ -21,7 +21,7 @@ from agents.llm import LLMClient
 from agents.prompts import Templates
 from bus import Backoff, MessageBus, Question, QuestionIngested
 
-from .backends import open_backend
+from .backends import Backend, open_backend
 from .cache import CachedClient, FailedAttempts
 from .config import AppConfig, parse_config
 from .resilience import RetryingClient
@@ -66,11 +66,13 @@ async def stored_config(store: CheckpointStore, *, unfinished: bool = True) -> A
 
 
 class Pipeline:
-    def __init__(self, config: AppConfig, store: CheckpointStore, bus: MessageBus, clients: dict[str, LLMClient]) -> None:
+    def __init__(self, config: AppConfig, store: CheckpointStore, bus: MessageBus, clients: dict[str, LLMClient],
+                 backends: dict[str, Backend]) -> None:
         self.config = config
         self.store = store
         self.bus = bus
         self.clients = clients
+        self.backends = backends
 
     @classmethod
     @asynccontextmanager
@@ -83,7 +85,7 @@ class Pipeline:
                 base_s=config.retry.get("base_s", 0.5),
                 cap_s=config.retry.get("cap_s", 30.0),
             )
-            backends = {}
+            backends: dict[str, Backend] = {}
             for name, backend in config.backends.items():
                 if name in config.model_backends.values():
                     backends[name] = await open_backend(backend)
@@ -102,17 +104,25 @@ class Pipeline:
                 backoff=Backoff(attempts=int(config.retry.get("handler_attempts", 3)), base_s=0.05, cap_s=2.0),
             ):
                 bus.subscribe(sub)
-            yield cls(config, store, bus, clients)
+            yield cls(config, store, bus, clients, backends)
 
     @property
     def backend_types(self) -> set[str]:
         return {self.config.backends[b].type for b in self.config.model_backends.values()}
 
     async def start_run(self, questions: Sequence[Question], input_path: str, input_digest: str,
-                        limit: int | None) -> str:
-        """Record a new run and its questions, all or nothing; refuse if a run is unfinished."""
+                        limit: int | None, *, alongside: bool = False) -> str:
+        """Record a new run and its questions, all or nothing.
+
+        Refuses if a run is unfinished — unless ``alongside`` (the daemon, whose
+        runs share its config): then a run of the same input is the same job,
+        and submitting it again returns its id without adding anything."""
         run_id = run_id_for(input_digest, self.config.digest, limit)
         for run in await runs_in(self.store):
+            if alongside:
+                if run.id == run_id:
+                    return run_id
+                continue
             if run.status == "running":
                 same = " of the same input" if run.id == run_id else ""
                 raise RunConflict(f"{self.store.path} holds the unfinished run {run.id}{same}: "
