@@ -12,6 +12,7 @@ reverse order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -37,6 +38,12 @@ class DaemonOptions:
     inbox: Path | None = None
     listen: tuple[str, int] | None = None
     token: str | None = None
+
+
+def announce(text: str) -> None:
+    """A line for whoever started the daemon; a closed stdout (terminal gone) must not stop it."""
+    with contextlib.suppress(OSError, ValueError):
+        print(text, flush=True)
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -82,9 +89,9 @@ class Daemon:
                     site = web.TCPSite(runner, opts.listen[0], opts.listen[1])
                     await site.start()
                     host, port = runner.addresses[0][:2]
-                    print(f"reasonmed daemon: listening on http://{host}:{port}", flush=True)
+                    announce(f"reasonmed daemon: listening on http://{host}:{port}")
                     log.info("daemon.listening", host=host, port=port, auth=opts.token is not None)
-                print(f"reasonmed daemon: running (db {opts.db}, inbox {opts.inbox or '-'})", flush=True)
+                announce(f"reasonmed daemon: running (db {opts.db}, inbox {opts.inbox or '-'})")
                 await self.stop.wait()
                 self._stop_intake()
                 for task in helpers:
@@ -92,7 +99,7 @@ class Daemon:
                 await bus  # drains within the grace period, then returns
             if runner is not None:
                 await runner.cleanup()
-        print("reasonmed daemon: stopped; everything is checkpointed", flush=True)
+        announce("reasonmed daemon: stopped; everything is checkpointed")
         return 0
 
     async def _check_unfinished(self, pipeline: Pipeline) -> None:

@@ -1,0 +1,131 @@
+"""The daemon as a real subprocess: inbox and HTTP intake, auth, SIGTERM mid-run, restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from e2e_support import ROOT, read_only, sim_config
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "daemon-token-5b1e0c2a9d"
+QUESTIONS = ROOT / "examples" / "questions.jsonl"
+
+
+class Daemon:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.db = tmp / "daemon.db"
+        self.inbox = tmp / "inbox"
+        self.config = tmp / "sim.toml"
+        self.config.write_text(sim_config(latency_ms="4", grace_s="5"), encoding="utf-8")
+        self.proc: asyncio.subprocess.Process | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        self.url = ""
+        env = {**os.environ, "REASONMED_DAEMON_TOKEN": TOKEN}
+        with (self.tmp / "daemon.err").open("ab") as err:  # the child keeps its own descriptor
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "reasonmed_async.cli", "daemon", "--config", str(self.config),
+                "--db", str(self.db), "--inbox", str(self.inbox), "--listen", "127.0.0.1:0", cwd=ROOT, env=env,
+                stdout=asyncio.subprocess.PIPE, stderr=err)
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(30):
+            while not self.url:
+                line = (await self.proc.stdout.readline()).decode()
+                assert line, "the daemon exited before listening"
+                if m := re.search(r"listening on (http://127\.0\.0\.1:\d+)", line):
+                    self.url = m.group(1)
+
+    async def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        async with asyncio.timeout(15):  # grace_s is 5
+            return await self.proc.wait()
+
+
+def drop(inbox: Path, name: str, text: str) -> None:
+    tmp = inbox / f".{name}.part"
+    tmp.write_text(text, encoding="utf-8")
+    tmp.rename(inbox / name)  # atomic arrival
+
+
+async def until(predicate, timeout: float = 60.0, every: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := await predicate():
+            return value
+        await asyncio.sleep(every)
+    raise AssertionError("condition not met in time")
+
+
+async def test_daemon_takes_work_from_inbox_and_http_survives_sigterm_and_finishes(tmp_path: Path) -> None:
+    daemon = Daemon(tmp_path)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    await daemon.start()
+    async with aiohttp.ClientSession() as http:
+        assert (await http.get(f"{daemon.url}/v1/health")).status == 200
+        assert (await http.get(f"{daemon.url}/v1/status")).status == 401
+
+        drop(daemon.inbox, "demo.jsonl", QUESTIONS.read_text(encoding="utf-8"))
+        lines = QUESTIONS.read_text(encoding="utf-8").splitlines()
+        bad = "\n".join([lines[0], lines[1].replace('"answer"', '"answr"')]) + "\n"
+        drop(daemon.inbox, "bad.jsonl", bad)
+
+        body = "\n".join(lines[:12]).replace("demo-", "http-") + "\n"
+        denied = await http.post(f"{daemon.url}/v1/jobs?name=http.jsonl", data=body)
+        assert denied.status == 401
+        posted = await http.post(f"{daemon.url}/v1/jobs?name=http.jsonl", data=body, headers=auth)
+        assert posted.status == 201, await posted.text()
+        http_job = (await posted.json())["job"]
+
+        error = daemon.inbox / "rejected" / "bad.jsonl.error"
+        await until(lambda: asyncio.sleep(0, error.exists()))
+        message = error.read_text(encoding="utf-8")
+        assert "bad.jsonl:2" in message and "answer" in message
+        await until(lambda: asyncio.sleep(0, (daemon.inbox / "done" / "demo.jsonl").exists()))
+
+        async def some_records() -> bool:
+            status = await (await http.get(f"{daemon.url}/v1/status", headers=auth)).json()
+            return status["records"] > 5
+
+        await until(some_records)
+        assert (await http.get(f"{daemon.url}/v1/health")).status == 200  # still running after the rejection
+
+    assert await daemon.stop() == 0  # SIGTERM mid-run: drained and checkpointed
+    with read_only(daemon.db) as con:
+        pending = con.execute("SELECT COUNT(*) FROM deliveries WHERE state='pending'").fetchone()[0]
+    assert pending > 0, "the test should stop the daemon mid-run"
+
+    await daemon.start()  # resumes what was unfinished
+    async with aiohttp.ClientSession() as http:
+        async def finished(job: str) -> dict | None:
+            status = await (await http.get(f"{daemon.url}/v1/jobs/{job}", headers=auth)).json()
+            return status if status["status"] == "finished" else None
+
+        with read_only(daemon.db) as con:
+            jobs = [r for (r,) in con.execute("SELECT id FROM runs")]
+        assert http_job in jobs and len(jobs) == 2
+        results = [await until(lambda j=j: finished(j), timeout=120) for j in jobs]
+    assert await daemon.stop() == 0
+
+    assert sorted(r["questions"] for r in results) == [12, 30]
+    with read_only(daemon.db) as con:
+        questions = {q for (q,) in con.execute("SELECT id FROM questions")}
+        done = {q for (q,) in con.execute("SELECT DISTINCT question_id FROM records")}
+        failed = {q for (q,) in con.execute(
+            "SELECT DISTINCT question_id FROM messages WHERE type='StageFailed' AND label NOT IN ('generate','verify')")}
+        ready = con.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM messages WHERE type='RecordReady'").fetchone()
+        records = con.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+    assert len(questions) == 42 and questions == done | failed  # nothing lost
+    assert ready[0] == ready[1] == records  # nothing duplicated
