@@ -19,7 +19,7 @@ import structlog
 from .config import AppConfig, ConfigError, load_config
 from .export import export
 from .input_errors import InputError
-from .loaders import load_questions
+from .loaders import SOURCE_FORMATS, load_questions
 from .log_setup import configure, log_path_for
 from .pipeline import Pipeline, RunConflict, file_digest, runs_in, stored_config
 from .status import read_status, render
@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--input", required=True, help="questions: generic JSON/JSONL or PubMedQA ori_pqal.json")
     run.add_argument("--db", default="reasonmed.db", help="checkpoint database (default: reasonmed.db)")
     run.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    run.add_argument("--source-format", choices=SOURCE_FORMATS, default=None,
+                     help="input format (default: detected from the content)")
+    run.add_argument("--allow-test-split", action="store_true",
+                     help="accept a file that looks like a test split (the paper never generated from them)")
+    run.add_argument("--cop-base", type=int, choices=(0, 1), default=None,
+                     help="MedMCQA: whether `cop` counts from 0 (Hugging Face) or 1 (official release)")
     resume = sub.add_parser("resume", help="continue the unfinished run of a database after a crash or stop")
     resume.add_argument("--db", required=True)
     status = sub.add_parser("status", help="per stage and per tier progress of a database")
@@ -113,7 +119,8 @@ async def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be >= 1")
-    questions = load_questions(args.input, limit=args.limit)
+    questions = load_questions(args.input, limit=args.limit, source_format=args.source_format,
+                               allow_test_split=args.allow_test_split, cop_base=args.cop_base)
     db = Path(args.db)
     configure(log_file=log_path_for(db), secret_envs=config.secret_env_names())
     return await _drive(config, db, (questions, str(args.input), file_digest(args.input), args.limit))

@@ -7,16 +7,19 @@ class InputError(Exception):
     """A problem in an input file, located by file, line or record, and field.
 
     ``line`` is the 1-based line of a JSONL file (or of broken JSON in a ``.json``
-    file), or the 1-based record number in a JSON file.  ``record`` names that
-    record where a JSON file has one: its number in a list, or a label such as
-    ``"pmid 123"`` in a dict keyed by id.  ``field`` is the offending key, when
-    there is one.
+    file), the line where a CSV record starts, or the 1-based record number in a
+    JSON file.  ``record`` names that record where a JSON file has one: its
+    number in a list, or a label such as ``"pmid 123"`` in a dict keyed by id.
+    ``field`` is the offending key or column, when there is one.  An error about
+    the whole file (unreadable, empty, refused as a test split, a MedMCQA ``cop``
+    whose base cannot be told) has neither line nor record.
 
     ``str()`` gives, for example::
 
         examples/bad.jsonl:3: field 'answer': 'E' is not among the 4 options
         data.json: record 3: field 'options': needs 2..10 options, got 1
         data.json: record 'pmid 123': field 'final_decision': 'perhaps' is not yes, no or maybe
+        anatomy_dev.csv:7: field 'answer': 'E' is not a letter A-D
     """
 
     def __init__(
