@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--db", required=True)
     status = sub.add_parser("status", help="per stage and per tier progress of a database")
     status.add_argument("--db", required=True)
+    status.add_argument("--watch", action="store_true", help="redraw live until every run is finished")
+    status.add_argument("--every", type=float, default=2.0, help="seconds between redraws with --watch")
     exp = sub.add_parser("export", help="write the ReasonMed / CoTMed / ResponseMed files and records.jsonl")
     exp.add_argument("--db", required=True)
     exp.add_argument("--out", required=True)
@@ -93,7 +95,14 @@ async def _drive(config: AppConfig, db: Path, start: tuple[list, str, str, int |
             run_id = await pipeline.start_run(questions, input_path, digest, limit)
             print(f"reasonmed: run {run_id}: {len(questions)} questions from {input_path}", file=sys.stderr)
         async with asyncio.TaskGroup() as tg:
-            ticker = tg.create_task(_progress(pipeline))
+            if sys.stderr.isatty():
+                from rich.console import Console
+
+                from .progress import watch
+
+                ticker = tg.create_task(watch(pipeline.store, pipeline.config, console=Console(stderr=True)))
+            else:
+                ticker = tg.create_task(_progress(pipeline))
             done = await pipeline.drive(stop)
             ticker.cancel()
         report = await read_status(pipeline.store, config)
@@ -135,10 +144,22 @@ async def _resume(args: argparse.Namespace) -> int:
 
 
 async def _status(args: argparse.Namespace) -> int:
+    from .progress import Reading, estimate, read, run_started, watch
+
     async with await CheckpointStore.open(_existing_db(args.db)) as store:
         runs = await runs_in(store)
         config = await stored_config(store, unfinished=False) if runs else None
-        print(render(await read_status(store, config)))
+        if args.watch:
+            await watch(store, config, every_s=args.every)
+            return EXIT_OK
+        report, now = await read(store, config)
+        est = estimate(Reading(await run_started(store), 0, 0, 0, 0, 0.0), now)
+        print(render(report))
+        eta = "done" if est.eta_s == 0 else "unknown" if est.eta_s is None else f"{est.eta_s / 60:.1f} min"
+        print(f"\nprogress: {now.settled:,} of {now.questions:,} questions settled ({est.fraction:.1%}),"
+              f" {est.calls_per_s:,.1f} LLM calls/s since the start, ETA {eta}")
+        print(f"tokens: {now.tokens:,} (projected {est.projected_tokens:,}); "
+              f"cost: ${now.cost:,.2f} (projected ${est.projected_cost:,.2f})")
     return EXIT_OK
 
 

@@ -219,6 +219,16 @@ def test_status_shows_the_tier_table(finished_db, capsys):
     assert re.search(r"^failed\s+0$", out, re.M), out
     (records,) = query(db, "SELECT COUNT(*) FROM records")[0]
     assert f"final records: {records}" in out
+    assert re.search(r"^progress: 8 of 8 questions settled \(100\.0%\).*ETA done$", out, re.M), out
+    assert re.search(r"^tokens: [\d,]+ \(projected [\d,]+\); cost: \$[\d.,]+ \(projected \$[\d.,]+\)$", out, re.M)
+
+
+def test_status_watch_draws_until_the_run_is_finished(finished_db, capsys):
+    db, _ = finished_db
+    rc = main(["status", "--db", str(db), "--watch", "--every", "0.05"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "questions" in out and "ETA 0h00m00s" in out and "projected" in out
 
 
 def test_export_of_finished_db(finished_db, tmp_path, capsys):
