@@ -3,12 +3,15 @@
 All four files are built from the same records in the same order (question
 order of the input, then path name), so line *n* of each describes the same
 (question, CoT, response) triple.  Nothing time-dependent is written: an
-interrupted-and-resumed run exports byte-identical files.
+interrupted-and-resumed run exports byte-identical files.  Beside the JSONL
+files go their Parquet copies (when pyarrow is installed) and a
+``dataset_info.json`` that LLaMA-Factory reads as it is (``export_formats.py``).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,7 @@ import msgspec
 
 from bus import LETTERS, Message, decode, Question, Ranked, RecordReady, StageFailed, TierAssigned, Verdict
 
+from .export_formats import PARQUET_MISSING, write_dataset_info, write_parquet
 from .store import CheckpointStore
 
 SFT_FILES = ("reasonmed.jsonl", "cotmed.jsonl", "responsemed.jsonl")
@@ -44,17 +48,39 @@ class ExportSummary:
     failures: int = 0
     rejected: int = 0
     questions: int = 0
+    parquet: bool = False
 
 
 def _builtins(value: Any) -> Any:
     return msgspec.to_builtins(value)
 
 
-def record_row(rec: RecordReady, context: list[Message]) -> dict[str, Any]:
+def _agrees(stated: str | None, gold: str, verdict: str | None) -> bool | None:
+    """Does the verifier's verdict agree with the stated answer (Correct iff stated == gold)? None: no verdict."""
+    return None if verdict is None else (stated == gold) == (verdict == "Correct")
+
+
+def _truncated(m: Message) -> bool:
+    return isinstance(m, StageFailed) and m.stage == "generate" and m.reason.startswith("truncated")
+
+
+def record_row(rec: RecordReady, context: list[Message], *, final_attempt: int = 2) -> dict[str, Any]:
+    """The rich record.  Each judged path (``verdicts``, ``reverification``) carries the answer its CoT
+    states and ``answer_agrees``: whether the verdict is Correct exactly when that answer is the gold one.
+    ``truncated_paths`` (generated paths cut at max_tokens) and ``rejected_rewrites`` (re-verification
+    Errors; ``final`` when no retry followed) are the marks of the record's whole question."""
     tier = next((m for m in context if isinstance(m, TierAssigned)), None)
     ranked = next((m for m in context if isinstance(m, Ranked)), None)
-    reverified = [m for m in context if isinstance(m, Verdict) and m.attempt >= 1 and m.path.name == rec.path.name]
+    verdicts = [m for m in context if isinstance(m, Verdict)]
+    first_pass = {v.path.name: v for v in verdicts if v.attempt == 0}
+    reverified = [v for v in verdicts if v.attempt >= 1 and v.path.name == rec.path.name]
     q = rec.question
+    gold = q.answer_letter
+
+    def judged(j: Any) -> dict[str, Any]:
+        stated = first_pass[j.path].path.stated_answer if j.path in first_pass else None
+        return {**_builtins(j), "stated_answer": stated, "answer_agrees": _agrees(stated, gold, j.verdict)}
+
     return {
         "record_id": rec.record_id,
         "run_id": rec.run_id,
@@ -63,7 +89,7 @@ def record_row(rec: RecordReady, context: list[Message]) -> dict[str, Any]:
         "question": q.stem,
         "context": q.context,
         "options": list(q.options),
-        "answer": q.answer_letter,
+        "answer": gold,
         "answer_text": q.answer_text,
         "tier": rec.tier,
         "errors": tier.errors if tier else None,
@@ -73,10 +99,17 @@ def record_row(rec: RecordReady, context: list[Message]) -> dict[str, Any]:
         "cot": rec.path.cot,
         "thinking": rec.path.thinking,
         "response": rec.response,
-        "verdicts": _builtins(tier.judgements) if tier else [],
+        "verdicts": [judged(j) for j in tier.judgements] if tier else [],
         "ranker": {"chosen": [p.name for p in ranked.chosen], "reasons": ranked.reasons, "called": ranked.called}
         if ranked else None,
-        "reverification": [{"attempt": v.attempt, "verdict": v.verdict, "reason": v.reason} for v in reverified],
+        "reverification": [{"attempt": v.attempt, "verdict": v.verdict, "reason": v.reason,
+                            "stated_answer": v.path.stated_answer,
+                            "answer_agrees": _agrees(v.path.stated_answer, gold, v.verdict)} for v in reverified],
+        "truncated_paths": sorted({m.path for m in context if _truncated(m)}),  # type: ignore[attr-defined]
+        "rejected_rewrites": [{"path": v.path.name, "attempt": v.attempt, "reason": v.reason,
+                               "final": v.attempt >= final_attempt}
+                              for v in sorted((v for v in verdicts if v.attempt >= 1 and v.verdict == "Error"),
+                                              key=lambda v: (v.path.name, v.attempt))],
         "provenance": _builtins(rec.path.provenance),
         "response_provenance": _builtins(rec.response_provenance),
     }
@@ -92,8 +125,9 @@ def failure_rows(question_id: str, context: list[Message], final_attempt: int) -
                    "reason": m.reason, "attempts": m.attempt}
 
 
-async def export(store: CheckpointStore, out: Path, *, final_attempt: int = 2) -> ExportSummary:
-    """Write the SFT files, ``records.jsonl`` and ``failures.jsonl`` for every run in the store."""
+async def export(store: CheckpointStore, out: Path, *, final_attempt: int = 2, parquet: bool = True) -> ExportSummary:
+    """Write the SFT files, ``records.jsonl`` and ``failures.jsonl`` for every run in the store,
+    their Parquet copies (if pyarrow is importable and ``parquet``) and ``dataset_info.json``."""
     out.mkdir(parents=True, exist_ok=True)
     summary = ExportSummary()
     handles: dict[str, TextIO] = {}
@@ -117,7 +151,7 @@ async def export(store: CheckpointStore, out: Path, *, final_attempt: int = 2) -
                 handles["reasonmed.jsonl"].write(_line(alpaca(rec.question, f"<think>{cot}</think>{response}")))
                 handles["cotmed.jsonl"].write(_line(alpaca(rec.question, cot)))
                 handles["responsemed.jsonl"].write(_line(alpaca(rec.question, response)))
-                handles["records.jsonl"].write(_line(record_row(rec, context)))
+                handles["records.jsonl"].write(_line(record_row(rec, context, final_attempt=final_attempt)))
                 summary.records += 1
             for row in sorted(failure_rows(qid, context, final_attempt),
                               key=lambda r: (r["stage"], r["path"], r["kind"], r["reason"])):
@@ -127,4 +161,8 @@ async def export(store: CheckpointStore, out: Path, *, final_attempt: int = 2) -
     finally:
         for handle in handles.values():
             handle.close()
+    summary.parquet = write_parquet(out, enabled=parquet)
+    if parquet and not summary.parquet:
+        print(PARQUET_MISSING, file=sys.stderr)
+    write_dataset_info(out)
     return summary

@@ -76,7 +76,9 @@ class Pipeline:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, config: AppConfig, db: str | Path) -> AsyncIterator[Pipeline]:
+    async def open(cls, config: AppConfig, db: str | Path, *, models: set[str] | None = None,
+                   agents: bool = True) -> AsyncIterator[Pipeline]:
+        """Store, LLM clients (for ``models`` only, if given) and, with ``agents``, the subscribed flow."""
         async with AsyncExitStack() as stack:
             store = await CheckpointStore.open(db, synchronous=config.synchronous)
             stack.push_async_callback(store.close)
@@ -85,20 +87,21 @@ class Pipeline:
                 base_s=config.retry.get("base_s", 0.5),
                 cap_s=config.retry.get("cap_s", 30.0),
             )
+            wanted = {m: b for m, b in config.model_backends.items() if models is None or m in models}
             backends: dict[str, Backend] = {}
             for name, backend in config.backends.items():
-                if name in config.model_backends.values():
+                if name in wanted.values():
                     backends[name] = await open_backend(backend)
                     stack.push_async_callback(backends[name].aclose)
             timeout = config.retry.get("timeout_s", 600.0)
             failures = FailedAttempts(store)
             clients: dict[str, LLMClient] = {
                 model: CachedClient(RetryingClient(backends[backend], backoff, timeout_s=timeout, observer=failures), store)
-                for model, backend in config.model_backends.items()
+                for model, backend in wanted.items()
             }
             bus = MessageBus(store)
             templates = Templates.load(config.templates_dir)
-            for sub in build_subscriptions(
+            for sub in [] if not agents else build_subscriptions(
                 clients, store, config.flow, templates,
                 concurrency=config.concurrency, queue_size=config.queue_size,
                 backoff=Backoff(attempts=int(config.retry.get("handler_attempts", 3)), base_s=0.05, cap_s=2.0),

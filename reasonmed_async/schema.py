@@ -72,6 +72,16 @@ CREATE TABLE IF NOT EXISTS records (
     message_id  TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS records_by_run ON records (run_id, ordinal, path);
+CREATE TABLE IF NOT EXISTS scores (
+    label         TEXT NOT NULL,
+    target_id     TEXT NOT NULL,
+    model         TEXT NOT NULL,
+    score         INTEGER NOT NULL,
+    justification TEXT NOT NULL,
+    template      TEXT NOT NULL,
+    created_at    REAL NOT NULL,
+    PRIMARY KEY (label, target_id, model)
+);
 CREATE TABLE IF NOT EXISTS calls (
     stage       TEXT NOT NULL,
     model       TEXT NOT NULL,

@@ -169,6 +169,10 @@ class CheckpointStore:
         """Insert a run, its questions and their first messages (as intake) in one transaction."""
         return await self._committer.submit("run", run, tuple(questions), tuple(routed))
 
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """One write of the application's own (scores), committed with the next group commit."""
+        await self._committer.submit("sql", sql, tuple(params))
+
     async def finish_run(self, run_id: str) -> None:
         await self._committer.submit("finish", run_id)
 
@@ -206,6 +210,8 @@ class CheckpointStore:
                 db.execute(_COUNT_CALL, op.args)
             elif op.kind == "join":
                 results[i] = self._join(db, *op.args)
+            elif op.kind == "sql":
+                db.execute(*op.args)
             elif op.kind == "finish":
                 db.execute("UPDATE runs SET status='finished', finished_at=? WHERE id=?", (now, op.args[0]))
             else:
