@@ -129,3 +129,12 @@ async def test_daemon_takes_work_from_inbox_and_http_survives_sigterm_and_finish
         records = con.execute("SELECT COUNT(*) FROM records").fetchone()[0]
     assert len(questions) == 42 and questions == done | failed  # nothing lost
     assert ready[0] == ready[1] == records  # nothing duplicated
+
+    export = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "reasonmed_async.cli", "export", "--db", str(daemon.db), "--out", str(tmp_path / "out"),
+        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    assert await export.wait() == 0
+    scanned = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name.endswith(".log") for p in scanned) and any(p.suffix == ".jsonl" for p in scanned)
+    for path in scanned:  # log lines, database rows (and WAL), exports, uploads
+        assert TOKEN.encode() not in path.read_bytes(), f"the API token leaked into {path}"
