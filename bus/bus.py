@@ -262,15 +262,15 @@ class MessageBus:
             stats.in_flight += 1
             self._quiet.clear()
             started = time.perf_counter()
+            # every line logged while handling (agent, LLM layer, backend) carries run, question, agent
+            context = structlog.contextvars.bind_contextvars(run=message.run_id, question=message.question_id,
+                                                             agent=sub.name)
             try:
-                # every line logged while handling (agent, LLM layer, backend) carries run, question, agent
-                with structlog.contextvars.bound_contextvars(run=message.run_id, question=message.question_id,
-                                                             agent=sub.name):
-                    outputs, ok = await self._handle(sub, message)
-                    new = await self._journal.commit([self.route(m) for m in outputs], Ack(message.id, sub.name, ok))
-                    log.info("handler.done", ok=ok, outputs=len(outputs),
-                             latency_s=round(time.perf_counter() - started, 4))
+                outputs, ok = await self._handle(sub, message)
+                new = await self._journal.commit([self.route(m) for m in outputs], Ack(message.id, sub.name, ok))
+                log.debug("handler.done", ok=ok, outputs=len(outputs), latency_s=round(time.perf_counter() - started, 4))
             finally:
+                structlog.contextvars.reset_contextvars(**context)
                 self._in_flight -= 1
                 stats.in_flight -= 1
                 if self._in_flight == 0:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Protocol
 
 import msgspec
+import structlog
 
 from agents.llm import ChatRequest, Completion, LLMClient, LLMError
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Completion).decode
+log = structlog.get_logger("llm")
 
 
 class ResponseStore(Protocol):
@@ -47,14 +50,32 @@ class CachedClient:
         self.misses = 0
 
     async def complete(self, request: ChatRequest) -> Completion:
+        started = time.perf_counter()
         key = request.cache_key()
+        stage = request.meta.get("task", "")
         stored = await self._store.cache_get(key)
         if stored is not None:
             self.hits += 1
-            return replace(_decode(stored), cached=True)
-        self.misses += 1
-        stage = request.meta.get("task", "")
-        completion = await self._inner.complete(request)
-        await self._store.cache_put(key, request.model, _encode(completion), stage, completion.endpoint,
-                                    completion.prompt_tokens, completion.completion_tokens)
+            completion = replace(_decode(stored), cached=True)
+        else:
+            self.misses += 1
+            context = structlog.contextvars.bind_contextvars(model=request.model, stage=stage)  # on lines below
+            try:
+                completion = await self._inner.complete(request)
+            finally:
+                structlog.contextvars.reset_contextvars(**context)
+            await self._store.cache_put(key, request.model, _encode(completion), stage, completion.endpoint,
+                                        completion.prompt_tokens, completion.completion_tokens)
+        _log_call(request.model, stage, completion, time.perf_counter() - started)
         return completion
+
+
+def _log_call(model: str, stage: str, completion: Completion, latency_s: float) -> None:
+    """One ``llm.call`` line per completed call: sizes and timings, never the prompt or the text.
+
+    ``latency_s`` is what the caller waited (retries and backoff included; a
+    cache lookup for a hit, whose tokens are those of the original call)."""
+    log.info("llm.call", model=model, stage=stage, endpoint=completion.endpoint, backend=completion.backend,
+             latency_s=round(latency_s, 4), prompt_tokens=completion.prompt_tokens,
+             completion_tokens=completion.completion_tokens, cached=completion.cached,
+             finish_reason=completion.finish_reason)

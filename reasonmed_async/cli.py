@@ -20,6 +20,7 @@ from .config import AppConfig, ConfigError, load_config
 from .export import export
 from .input_errors import InputError
 from .loaders import SOURCE_FORMATS, load_questions
+from . import logtail
 from .log_setup import configure, log_path_for
 from .scoring import register as _register_score
 from .pipeline import Pipeline, RunConflict, file_digest, runs_in, stored_config
@@ -220,7 +221,7 @@ def _register_daemon(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
 
 
 COMMANDS = {"run": _run, "resume": _resume, "status": _status, "export": _export}
-EXTRA_COMMANDS: list = [_register_daemon, _register_score]  # registrars of commands that live in their own modules
+EXTRA_COMMANDS: list = [_register_daemon, _register_score, logtail.register]  # registrars of commands that live in their own modules
 
 
 def _describe(exc: BaseException) -> str:

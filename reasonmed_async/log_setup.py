@@ -5,12 +5,15 @@ contextvars) around the handling of each message, and the LLM layer binds
 ``model``, ``stage`` and ``attempt`` around each call, so every line logged
 meanwhile (by agents, the retry layer, a backend) carries them.
 
-Events of note (the file gets INFO and up): ``handler.done`` (agent, ok,
-outputs, latency_s) per handled message; ``handler.error`` (attempt, error);
-``llm.call`` (model, endpoint, backend, stage, latency_s, prompt_tokens,
-completion_tokens, cached, finish_reason) per completed LLM call;
-``llm.retry`` / ``llm.failed`` (model, stage, attempt, error).  Payloads,
-prompts and completions are never logged, and tracebacks carry no locals.
+Events of note: ``llm.call`` (info: model, endpoint, backend, stage,
+latency_s, prompt_tokens, completion_tokens, cached, finish_reason) per
+completed LLM call; ``llm.retry`` / ``llm.failed`` (info: model, stage,
+attempt, error); ``handler.error`` (warning: attempt, error);
+``handler.done`` (debug: ok, outputs, latency_s) per handled message.  The
+file gets INFO and up, or ``$REASONMED_LOG_LEVEL`` (``debug`` adds
+``handler.done``; below the lowest level a call costs next to nothing).
+Per-call events stay off the console.  Payloads, prompts and completions are
+never logged, and tracebacks carry no locals.
 
 Every event goes through a ``Redactor`` as the last step before it is
 rendered — after its traceback is rendered to text — which replaces any
@@ -24,15 +27,18 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import stat
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import structlog
 import structlog.tracebacks
 
 REDACTED = "[REDACTED]"
+LEVEL_ENV = "REASONMED_LOG_LEVEL"
 # One line per LLM call or per handled message: in the file, not on the console (unless it shows DEBUG).
 PER_CALL_EVENTS = frozenset({"llm.call", "handler.done"})
 # Libraries that log every request at INFO: only their warnings are worth a line.
@@ -41,9 +47,14 @@ _PLAIN = (int, float, bool, type(None))
 _SEQUENCES = (list, tuple, set, frozenset)
 
 
+_encode_json = msgspec.json.Encoder(enc_hook=repr).encode  # other objects as their repr, like json's default
+
+
 class Redactor:
     def __init__(self, secrets: Iterable[str]) -> None:
         self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        # a secret as it reads inside a JSON string: what the quick check looks for
+        self._needles = {n for s in self.secrets for n in (s, _encode_json(s).decode()[1:-1])}
 
     def _str(self, value: str) -> str:
         for secret in self.secrets:
@@ -66,7 +77,13 @@ class Redactor:
         return value if scrubbed == text else scrubbed
 
     def __call__(self, _logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
-        return self.scrub(event) if self.secrets else event
+        if not self.secrets:
+            return event
+        try:  # the quick check: one encoding of the whole event, searched; most events hold no secret
+            text = _encode_json(event).decode()
+        except Exception:  # noqa: BLE001 - what it cannot encode, it scrubs the slow way
+            return self.scrub(event)
+        return self.scrub(event) if any(n in text for n in self._needles) else event
 
 
 class _QuietOnConsole(logging.Filter):
@@ -75,12 +92,71 @@ class _QuietOnConsole(logging.Filter):
         return not (isinstance(msg, dict) and msg.get("event") in PER_CALL_EVENTS)
 
 
+class _JSONLinesFile(logging.handlers.RotatingFileHandler):
+    """Formats each record once: the stock handler formats it twice (to measure it, then to write it)
+    and stats the path twice, per record.  Rolls over only a regular file, like the stock one."""
+
+    _rotatable = True
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        stream = super()._open()
+        self._rotatable = stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+        return stream
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+            if self.stream is None:
+                self.stream = self._open()
+            if self.maxBytes > 0 and self._rotatable:
+                size = self.stream.tell()
+                if size and size + len(line) >= self.maxBytes:  # a line alone larger than the limit stays
+                    self.doRollover()
+            self.stream.write(line)
+            self.flush()
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - what logging does: report on stderr, never raise
+            self.handleError(record)
+
+
+class _Formatter(structlog.stdlib.ProcessorFormatter):
+    """A structlog event is rendered straight from its dict: none of the base class's copy of the
+    record and %-formatting, which cost more than the rendering itself.  Other records as before."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        meta = structlog.stdlib.ProcessorFormatter.remove_processors_meta  # the keys only the slow path adds
+        self._direct = [p for p in self.processors if p is not meta]
+
+    def format(self, record: logging.LogRecord) -> str:
+        logger, name = getattr(record, "_logger", None), getattr(record, "_name", None)
+        if logger is None or name is None or not isinstance(record.msg, dict):
+            return super().format(record)
+        event: Any = dict(record.msg)  # a copy: other handlers get the same record
+        for processor in self._direct:
+            event = processor(logger, name, event)
+        return event
+
+
+def _json_line(event: Any, **_: Any) -> str:
+    return _encode_json(event).decode()
+
+
 def log_path_for(db: str | Path) -> Path:
     return Path(f"{db}.log")
 
 
+def _env_level() -> int:
+    level = logging.getLevelName(os.environ.get(LEVEL_ENV, "info").strip().upper())
+    return level if isinstance(level, int) else logging.INFO
+
+
 def configure(*, log_file: Path | None, secret_envs: Iterable[str] = (), console_level: int = logging.INFO,
-              max_bytes: int = 50_000_000, backups: int = 5, secrets: Iterable[str] = ()) -> None:
+              max_bytes: int = 50_000_000, backups: int = 5, secrets: Iterable[str] = (),
+              file_level: int | None = None) -> None:
+    """``file_level`` defaults to ``$REASONMED_LOG_LEVEL`` (info); ``debug`` adds ``handler.done``."""
+    file_level = _env_level() if file_level is None else file_level
     redactor = Redactor([*(os.environ.get(name, "") for name in secret_envs), *secrets])
     shared = [
         structlog.contextvars.merge_contextvars,
@@ -88,8 +164,10 @@ def configure(*, log_file: Path | None, secret_envs: Iterable[str] = (), console
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    lowest = min(console_level, file_level) if log_file is not None else console_level
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        wrapper_class=structlog.make_filtering_bound_logger(lowest),  # below it, a call costs next to nothing
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )
@@ -104,7 +182,7 @@ def configure(*, log_file: Path | None, secret_envs: Iterable[str] = (), console
     console.setLevel(console_level)
     if console_level > logging.DEBUG:
         console.addFilter(_QuietOnConsole())
-    console.setFormatter(structlog.stdlib.ProcessorFormatter(
+    console.setFormatter(_Formatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.format_exc_info,  # the traceback as text, so the redactor sees it
                     redactor,
@@ -115,16 +193,15 @@ def configure(*, log_file: Path | None, secret_envs: Iterable[str] = (), console
     root.addHandler(console)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=max_bytes, backupCount=backups,
-                                                       encoding="utf-8")
-        handler.setLevel(logging.INFO)
-        handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        handler = _JSONLinesFile(log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+        handler.setLevel(file_level)
+        handler.setFormatter(_Formatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                         # structured tracebacks without locals: they would hold prompts and keys
                         structlog.processors.ExceptionRenderer(
                             structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
                         redactor,
-                        structlog.processors.JSONRenderer()],
+                        structlog.processors.JSONRenderer(serializer=_json_line)],
             foreign_pre_chain=shared,
         ))
         root.addHandler(handler)

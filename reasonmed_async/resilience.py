@@ -33,6 +33,7 @@ class RetryingClient:
     async def complete(self, request: ChatRequest) -> Completion:
         attempts = self._backoff.attempts
         for attempt in range(1, attempts + 1):
+            context = structlog.contextvars.bind_contextvars(attempt=attempt)  # on the backend's lines
             try:
                 async with asyncio.timeout(self._timeout_s):
                     return await self._inner.complete(request)
@@ -41,10 +42,12 @@ class RetryingClient:
                 error.__cause__ = exc
             except LLMError as exc:
                 error = exc
+            finally:
+                structlog.contextvars.reset_contextvars(**context)
             if self._observer is not None:
                 await self._observer.attempt_failed(request, error)
             log.info("llm.retry" if attempt < attempts and error.retryable else "llm.failed",
-                     model=request.model, task=request.meta.get("task", ""), attempt=attempt,
+                     model=request.model, stage=request.meta.get("task", ""), attempt=attempt,
                      error=f"{type(error).__name__}: {error}")
             if attempt == attempts or not error.retryable:
                 error.attempts = attempt  # type: ignore[attr-defined]
