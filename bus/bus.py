@@ -16,53 +16,17 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import structlog
 
-from .backoff import Backoff
 from .journal import Ack, Journal, Routed
-from .messages import Message, StageFailed
+from .messages import Message
+from .subscription import ConsumerStats, Handler, Subscription, handle_with_retries
 
 log = structlog.get_logger("bus")
 
-Handler = Callable[[Message], Awaitable[Sequence[Message]]]
-
-
-def _always(_: Message) -> bool:
-    return True
-
-
-@dataclass(frozen=True)
-class Subscription:
-    """A named consumer of some message types.
-
-    ``accepts`` must be a pure function of the message: routing is decided when
-    the message is committed and must come out the same on a resume."""
-
-    name: str
-    topics: tuple[type[Message], ...]
-    handler: Handler
-    accepts: Callable[[Message], bool] = _always
-    concurrency: int = 1
-    queue_size: int = 64
-    backoff: Backoff = field(default_factory=Backoff)
-
-    def __post_init__(self) -> None:
-        if self.concurrency < 1 or self.queue_size < 1:
-            raise ValueError(f"subscription {self.name}: concurrency and queue_size must be >= 1")
-
-    def wants(self, message: Message) -> bool:
-        return isinstance(message, self.topics) and self.accepts(message)
-
-
-@dataclass
-class ConsumerStats:
-    handled: int = 0
-    failed: int = 0
-    retried: int = 0
-    in_flight: int = 0
-    max_depth: int = 0
+__all__ = ["ConsumerStats", "Handler", "MessageBus", "Subscription"]
 
 
 class MessageBus:
@@ -266,7 +230,7 @@ class MessageBus:
             context = structlog.contextvars.bind_contextvars(run=message.run_id, question=message.question_id,
                                                              agent=sub.name)
             try:
-                outputs, ok = await self._handle(sub, message)
+                outputs, ok = await handle_with_retries(sub, message, stats)
                 new = await self._journal.commit([self.route(m) for m in outputs], Ack(message.id, sub.name, ok))
                 log.debug("handler.done", ok=ok, outputs=len(outputs), latency_s=round(time.perf_counter() - started, 4))
             finally:
@@ -279,45 +243,3 @@ class MessageBus:
             stats.failed += not ok
             await self._deliver(new)
             self._settle()
-
-    async def _handle(self, sub: Subscription, message: Message) -> tuple[Sequence[Message], bool]:
-        attempts = sub.backoff.attempts
-        for attempt in range(1, attempts + 1):
-            try:
-                try:
-                    return await sub.handler(message), True
-                except asyncio.CancelledError:
-                    task = asyncio.current_task()
-                    if task is None or task.cancelling():
-                        raise  # we are being cancelled: propagate
-                    raise RuntimeError("handler raised CancelledError without being cancelled") from None
-            except Exception as exc:  # noqa: BLE001 - recorded below, never swallowed
-                log.warning(
-                    "handler.error",
-                    agent=sub.name,
-                    question=message.question_id,
-                    message_id=message.id,
-                    attempt=attempt,
-                    error=f"{type(exc).__name__}: {exc}",
-                    exc_info=attempt == attempts,
-                )
-                if attempt == attempts:
-                    return [self._failure(sub, message, exc, attempts)], False
-                self.stats[sub.name].retried += 1
-                await asyncio.sleep(sub.backoff.delay(attempt))
-        raise AssertionError("unreachable")
-
-    @staticmethod
-    def _failure(sub: Subscription, message: Message, exc: Exception, attempts: int) -> StageFailed:
-        path = getattr(message, "path", None)
-        path_name = path if isinstance(path, str) else getattr(path, "name", "")
-        return StageFailed(
-            run_id=message.run_id,
-            question_id=message.question_id,
-            parent_id=message.id,
-            stage=sub.name,
-            reason=f"{type(exc).__name__}: {exc}",
-            attempts=attempts,
-            path=path_name or "",
-            failed_type=type(message).__name__,
-        )
