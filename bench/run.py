@@ -1,14 +1,19 @@
-"""Throughput and CPU cost of the runtime with the simulated LLM (zero latency, checkpoints on).
+"""Throughput and CPU cost of the runtime with the simulated LLM (zero latency, checkpoints on),
+then over HTTP against a local zero-latency OpenAI-compatible server.
 
     make bench                                  # = .venv/bin/python bench/run.py
-    .venv/bin/python bench/run.py --quick       # 300 questions only
+    .venv/bin/python bench/run.py --quick       # 300 questions only, and a small HTTP pass
     .venv/bin/python bench/run.py --sizes 1000,10000
+    .venv/bin/python bench/run.py --http-only   # only the HTTP benchmark (bench/http_bench.py)
 
 Each size runs the whole pipeline in a fresh subprocess (``size_run.py``), so
 peak RSS is per size.  Sizes up to 1,000 take the first N real PubMedQA
 questions, read in place from ``../shared/data/pubmedqa_ori_pqal.json``;
 larger sizes use synthetic multiple-choice questions written to a temporary
 JSONL file.  Results are printed and written to ``bench/results/latest.json``.
+The HTTP benchmark (``http_bench.py``: the pipeline next to a raw aiohttp loop
+and ``AsyncOpenAI`` loops, same server, same concurrency) writes
+``bench/results/http.json``.
 Not part of the test suite.  See BENCHMARKS.md.
 """
 
@@ -25,6 +30,7 @@ import time
 from pathlib import Path
 
 from bench_report import derive, machine_info, table, verdicts
+from http_bench import http_table, run_http
 from synth_questions import write_questions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,23 +78,19 @@ def _run_size(n: int, config: Path, work: Path, baseline: bool) -> dict:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", type=_sizes, default=[1000, 10000], help="comma-separated (default 1000,10000)")
-    ap.add_argument("--quick", action="store_true", help="one small size (300 questions)")
-    ap.add_argument("--config", type=Path, default=ROOT / "examples" / "sim.toml")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
-    ap.add_argument("--no-baseline", action="store_true", help="skip timing the simulator's own CPU per call")
-    args = ap.parse_args(argv)
-    sizes = [300] if args.quick else args.sizes
+def _command(argv: list[str] | None) -> str:
+    return shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(["bench/run.py", *argv])
 
+
+def _sim(args: argparse.Namespace, argv: list[str] | None) -> bool:
+    sizes = [300] if args.quick else args.sizes
     started = dt.datetime.now(dt.timezone.utc)
     with tempfile.TemporaryDirectory(prefix="reasonmed-bench-") as tmp:
         runs = [_run_size(n, args.config.resolve(), Path(tmp), not args.no_baseline) for n in sizes]
     result = {
         "benchmark": "reasonmed-async pipeline, sim backend at zero latency, SQLite checkpoints on",
         "started_utc": started.isoformat(timespec="seconds"),
-        "command": shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(["bench/run.py", *argv]),
+        "command": _command(argv),
         "config": str(args.config.resolve().relative_to(ROOT)) if args.config.resolve().is_relative_to(ROOT)
         else str(args.config),
         "machine": machine_info(ROOT),
@@ -99,7 +101,53 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"\nresults: {args.out}")
-    return 0 if all(r["completed"] for r in runs) else 1
+    return all(r["completed"] for r in runs)
+
+
+def _http(args: argparse.Namespace, argv: list[str] | None) -> bool:
+    if not PUBMEDQA.is_file():
+        sys.exit(f"bench: {PUBMEDQA} not found (the HTTP benchmark reads the real PubMedQA file)")
+    requests, questions = (600, 30) if args.quick else (args.http_requests, args.http_questions)
+    started, machine = dt.datetime.now(dt.timezone.utc), machine_info(ROOT)
+    with tempfile.TemporaryDirectory(prefix="reasonmed-bench-http-") as tmp:
+        result = run_http(Path(tmp), requests=requests, questions=questions, concurrency=args.http_concurrency,
+                          rounds=args.http_rounds)
+    result = {"started_utc": started.isoformat(timespec="seconds"), "command": _command(argv),
+              "machine": machine, **result}
+    print(http_table(result))
+    args.http_out.parent.mkdir(parents=True, exist_ok=True)
+    args.http_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"\nresults: {args.http_out}")
+    return all(r.get("completed", True) and not r.get("failed") for r in result["runs"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=_sizes, default=[1000, 10000], help="comma-separated (default 1000,10000)")
+    ap.add_argument("--quick", action="store_true", help="one small size (300 questions) and a small HTTP pass")
+    ap.add_argument("--config", type=Path, default=ROOT / "examples" / "sim.toml")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    ap.add_argument("--no-baseline", action="store_true", help="skip timing the simulator's own CPU per call")
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--http-only", action="store_true", help="only the HTTP benchmark")
+    which.add_argument("--no-http", action="store_true", help="only the sim benchmark")
+    ap.add_argument("--http-requests", type=int, default=3000, help="requests per raw / AsyncOpenAI loop (3000)")
+    ap.add_argument("--http-questions", type=int, default=150, help="PubMedQA questions the pipeline runs (150)")
+    ap.add_argument("--http-concurrency", type=int, default=64, help="requests in flight, every client (64)")
+    ap.add_argument("--http-rounds", type=int, default=1, help="repeat every client this many times, interleaved")
+    ap.add_argument("--http-out", type=Path, default=ROOT / "bench" / "results" / "http.json")
+    args = ap.parse_args(argv)
+    if min(args.http_requests, args.http_questions, args.http_concurrency, args.http_rounds) < 1:
+        ap.error("--http-requests, --http-questions, --http-concurrency and --http-rounds must be >= 1")
+
+    ok = True
+    if not args.http_only:
+        ok = _sim(args, argv)
+    if not args.no_http:
+        if not args.http_only:
+            print()
+        ok = _http(args, argv) and ok
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

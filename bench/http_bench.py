@@ -1,0 +1,193 @@
+"""The HTTP benchmark: the whole pipeline against a local zero-latency OpenAI-compatible server,
+next to a raw aiohttp loop (the ceiling) and ``AsyncOpenAI`` loops, same server, same concurrency.
+
+The server (``tests/fake_llm_server.py``, no faults, no latency) runs in its own
+process on a free port of 127.0.0.1; each client runs in a fresh subprocess
+(``http_client.py``) that measures its own CPU, so the server's CPU is never
+counted as a client's.  The pipeline runs ``examples/openai.toml`` with the
+backend's cap fixed at the loops' concurrency (``max_concurrency = C``,
+``adaptive = false``) and agent workers enough to keep C requests in flight;
+checkpoints on.  See BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER = ROOT / "tests" / "fake_llm_server.py"
+CLIENT = ROOT / "bench" / "http_client.py"
+MODES = ("raw", "openai", "openai-aiohttp", "pipeline")
+LABELS = {"raw": "raw aiohttp (ceiling)", "openai": "AsyncOpenAI (httpx)", "openai-aiohttp": "AsyncOpenAI (aiohttp)",
+          "pipeline": "pipeline (checkpoints on)"}
+TARGET_RATIO = 0.5  # the pipeline's calls/s over the raw loop's (issue target)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_server(log: Path) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    with log.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, str(SERVER), "--port", str(port)], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"bench: the fake server exited ({proc.returncode}): {log.read_text()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc, f"http://127.0.0.1:{port}/v1"
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    sys.exit("bench: the fake server did not start listening within 30 s")
+
+
+def pipeline_config(concurrency: int, source: Path = ROOT / "examples" / "openai.toml", **override: int) -> str:
+    """``examples/openai.toml`` with the backend capped at ``concurrency`` (fixed) and agents to fill it."""
+    text = source.read_text(encoding="utf-8")
+    workers = {"generator": math.ceil(concurrency / 9) + 1, "verifier": concurrency, "tierer": 4,
+               "ranker": max(8, concurrency // 4), "refiner": max(8, concurrency // 4),
+               "regenerator": max(4, concurrency // 8), "reverify": max(8, concurrency // 4),
+               "retry": max(4, concurrency // 8), "summarizer": max(8, concurrency // 4), "assembler": 2, **override}
+    subs = [(r"^max_concurrency = \d+", f"max_concurrency = {concurrency}\nadaptive = false")]
+    subs += [(rf"^{k} = \d+", f"{k} = {v}") for k, v in workers.items()]
+    for pattern, new in subs:
+        text, count = re.subn(pattern, new, text, count=1, flags=re.M)
+        if count != 1:
+            sys.exit(f"bench: {source} has no line matching {pattern!r}; update bench/http_bench.py")
+    return text
+
+
+def _client(mode: str, base_url: str, server: subprocess.Popen, work: Path, tag: str, *, n: int, c: int,
+            questions: int, env: dict) -> dict:
+    out = work / f"{tag}.json"
+    cmd = [sys.executable, str(CLIENT), "--mode", mode, "--base-url", base_url, "--concurrency", str(c),
+           "--requests", str(n), "--questions", str(questions), "--server-pid", str(server.pid), "--out", str(out)]
+    if mode == "pipeline":
+        config = work / "openai-bench.toml"
+        config.write_text(pipeline_config(c), encoding="utf-8")
+        cmd += ["--config", str(config), "--db", str(work / f"{tag}.db")]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    if not out.is_file():
+        sys.stderr.write((proc.stdout + proc.stderr)[-4000:])
+        sys.exit(f"bench: the {mode} client failed (exit {proc.returncode})")
+    r = json.loads(out.read_text(encoding="utf-8"))
+    if proc.returncode != 0:
+        r["warning"] = f"exit {proc.returncode}: {(proc.stderr or proc.stdout).strip()[-300:]}"
+    calls = r.get("llm_calls") or 0
+    if calls:
+        r["calls_per_s"] = calls / r["wall_s"]
+        r["cpu_ms_per_call"] = r["cpu_s"] * 1e3 / calls
+        if r.get("server_cpu_s") is not None:
+            r["server_cpu_ms_per_call"] = r["server_cpu_s"] * 1e3 / calls
+        if r.get("cache_hits") is not None:  # agent requests answered from the response cache, never sent
+            r["cpu_ms_per_request"] = r["cpu_s"] * 1e3 / (calls + r["cache_hits"])
+    return r
+
+
+def run_http(work: Path, *, requests: int, questions: int, concurrency: int, rounds: int = 1) -> dict:
+    """Every client against one server, ``rounds`` times in ``MODES`` order; ratios against each round's raw loop."""
+    env = {**os.environ, "REASONMED_OPENAI_API_KEY": "bench-key", "REASONMED_OPENAI_MODEL": "bench-model"}
+    server, base_url = _start_server(work / "server.log")
+    env["REASONMED_OPENAI_BASE_URL"] = base_url
+    runs: list[dict] = []
+    try:
+        print(f"bench: http: fake server at {base_url} (pid {server.pid}); warm-up ...", file=sys.stderr, flush=True)
+        _client("raw", base_url, server, work, "warmup", n=min(500, requests), c=concurrency, questions=questions,
+                env=env)
+        for k in range(1, rounds + 1):
+            for mode in MODES:
+                print(f"bench: http: round {k}: {LABELS[mode]} ...", file=sys.stderr, flush=True)
+                r = _client(mode, base_url, server, work, f"{mode}-{k}", n=requests, c=concurrency,
+                            questions=questions, env=env)
+                r["round"] = k
+                runs.append(r)
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    for r in runs:
+        raw = next(x for x in runs if x["mode"] == "raw" and x["round"] == r["round"])
+        if r.get("calls_per_s") and raw.get("calls_per_s"):
+            r["calls_per_s_vs_raw"] = r["calls_per_s"] / raw["calls_per_s"]
+            r["cpu_per_call_vs_raw"] = r["cpu_ms_per_call"] / raw["cpu_ms_per_call"]
+    pipes = [r for r in runs if r["mode"] == "pipeline" and "calls_per_s_vs_raw" in r]
+    target = {"pipeline_calls_per_s_vs_raw_target": TARGET_RATIO}
+    if pipes:
+        target["pipeline_calls_per_s_vs_raw"] = [r["calls_per_s_vs_raw"] for r in pipes]
+        target["pipeline_raw_cpu_over_pipeline_cpu"] = [1 / r["cpu_per_call_vs_raw"] for r in pipes]
+        target["met"] = all(v >= TARGET_RATIO for v in target["pipeline_calls_per_s_vs_raw"])
+        # where the client, not the server or the box, is the bottleneck, calls/s goes as 1 / CPU per call
+        target["met_cpu_bound"] = all(v >= TARGET_RATIO for v in target["pipeline_raw_cpu_over_pipeline_cpu"])
+    return {"benchmark": "HTTP: pipeline vs raw aiohttp vs AsyncOpenAI against a local zero-latency fake server",
+            "server": "tests/fake_llm_server.py (own process, no faults, latency 0)", "base_url": base_url,
+            "concurrency": concurrency, "requests": requests, "pipeline_questions": questions,
+            "pipeline_config": "examples/openai.toml with max_concurrency = C, adaptive = false, agent workers: "
+                               + ", ".join(re.findall(r"^(?:generator|verifier|summarizer) = \d+",
+                                                      pipeline_config(concurrency), re.M)),
+            "pipeline_logging": "as `reasonmed run`: JSON lines to <db>.log, an llm.call line per call",
+            "runs": runs, "target": target}
+
+
+def _f(v, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def http_table(result: dict) -> str:
+    m = result.get("machine", {})
+    lines = [f"reasonmed-async HTTP bench — {result['server']}, concurrency {result['concurrency']}, "
+             f"{result['requests']} requests per loop, pipeline on {result['pipeline_questions']} PubMedQA questions",
+             f"machine: {m.get('cpu_model')}, {m.get('nproc')} cpu (server and client share them), "
+             f"load average at start {(m.get('loadavg_at_start') or ['?'])[0]}", ""]
+    head = ("round", "client", "calls", "wall s", "calls/s", "CPU s", "user", "sys", "CPU ms/call",
+            "server ms/call", "calls/s ÷ raw", "CPU/call × raw")
+    rows = [head]
+    for r in result["runs"]:
+        if "unavailable" in r:
+            rows.append((str(r["round"]), LABELS[r["mode"]], *"------", r["unavailable"], "", "", ""))
+            continue
+        rows.append((str(r["round"]), LABELS[r["mode"]], str(r["llm_calls"]), _f(r["wall_s"], ".2f"),
+                     _f(r.get("calls_per_s"), ".0f"), _f(r["cpu_s"], ".2f"), _f(r["cpu_user_s"], ".2f"),
+                     _f(r["cpu_sys_s"], ".2f"), _f(r.get("cpu_ms_per_call"), ".3f"),
+                     _f(r.get("server_cpu_ms_per_call"), ".3f"), _f(r.get("calls_per_s_vs_raw"), ".2f"),
+                     _f(r.get("cpu_per_call_vs_raw"), ".2f")))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    for i, row in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) if j == 1 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lines.append("")
+    for r in result["runs"]:
+        if r["mode"] == "pipeline":
+            lines.append(f"pipeline round {r['round']}: {r['questions']} questions, {r['records']} records, "
+                         f"completed {r['completed']}, {r['cache_hits']} cache hits (CPU "
+                         f"{r['cpu_ms_per_request']:.3f} ms per request, hits included), in flight mean "
+                         f"{r['in_flight_mean']:.1f} / max {r['in_flight_max']} (cap {result['concurrency']}), "
+                         f"stage calls {r['stage_calls']}")
+        if r.get("warning"):
+            lines.append(f"WARNING {LABELS[r['mode']]} round {r['round']}: {r['warning']}")
+    t = result["target"]
+    if "met" in t:
+        lines.append(f"pipeline calls/s ÷ raw (wall clock): "
+                     f"{', '.join(f'{v:.2f}' for v in t['pipeline_calls_per_s_vs_raw'])}"
+                     f" (target >= {t['pipeline_calls_per_s_vs_raw_target']}): {'MET' if t['met'] else 'NOT MET'}")
+        lines.append(f"CPU-bound equivalent, raw CPU/call ÷ pipeline CPU/call: "
+                     f"{', '.join(f'{v:.2f}' for v in t['pipeline_raw_cpu_over_pipeline_cpu'])}"
+                     f" (target >= {t['pipeline_calls_per_s_vs_raw_target']}): "
+                     f"{'MET' if t['met_cpu_bound'] else 'NOT MET'}")
+    return "\n".join(lines)
