@@ -12,7 +12,6 @@ Secrets never reach an error: a server's message is scrubbed of every string in
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import time
 from collections.abc import Iterable, Mapping
@@ -32,6 +31,8 @@ from agents.llm import (
     RateLimited,
     ServerError,
 )
+
+from .ratelimit import parse_retry_after
 
 STRUCTURED_OUTPUT = ("json_schema", "none")
 _MAX_MESSAGE = 300
@@ -121,26 +122,7 @@ def _int(value: Any) -> int:
 
 def retry_after_s(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """Seconds to wait from ``retry-after-ms``, else ``Retry-After`` (seconds or an HTTP date); None if absent."""
-    ms = headers.get("retry-after-ms")
-    if ms is not None:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return parse_retry_after(headers, time.time() if now is None else now)
 
 
 def server_message(body: bytes, secrets: Iterable[str] = ()) -> str:
