@@ -44,6 +44,10 @@ def main() -> int:
     ap.add_argument("--no-baseline", action="store_true")
     args = ap.parse_args()
 
+    # Log as `reasonmed run` does (JSON lines to <db>.log, per-call events included): that is what is measured.
+    from reasonmed_async.log_setup import configure, log_path_for
+
+    configure(log_file=log_path_for(args.db), secret_envs=load_config(args.config).secret_env_names())
     questions = load_questions(args.input, limit=args.limit)
     digest = file_digest(args.input)
     rss_before = _rss_kib()
