@@ -21,7 +21,7 @@ from .export import export
 from .input_errors import InputError
 from .loaders import SOURCE_FORMATS, load_questions
 from . import logtail
-from .log_setup import configure, log_path_for
+from .log_setup import configure_for
 from .scoring import register as _register_score
 from .pipeline import Pipeline, RunConflict, file_digest, runs_in, stored_config
 from .status import read_status, render
@@ -133,7 +133,7 @@ async def _run(args: argparse.Namespace) -> int:
     questions = load_questions(args.input, limit=args.limit, source_format=args.source_format,
                                allow_test_split=args.allow_test_split, cop_base=args.cop_base)
     db = Path(args.db)
-    configure(log_file=log_path_for(db), secret_envs=config.secret_env_names())
+    configure_for(config, db)
     return await _drive(config, db, (questions, str(args.input), file_digest(args.input), args.limit))
 
 
@@ -141,7 +141,7 @@ async def _resume(args: argparse.Namespace) -> int:
     db = _existing_db(args.db)
     async with await CheckpointStore.open(db) as store:
         config = await stored_config(store)
-    configure(log_file=log_path_for(db), secret_envs=config.secret_env_names())
+    configure_for(config, db)
     return await _drive(config, db, None)
 
 
@@ -203,7 +203,7 @@ async def _daemon(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     db = Path(args.db)
     config = load_config(args.config)
-    configure(log_file=log_path_for(db), secret_envs=config.secret_env_names(), secrets=[token] if token else [])
+    configure_for(config, db, secrets=[token] if token else [])
     options = DaemonOptions(Path(args.config), db, Path(args.inbox) if args.inbox else None, listen, token)
     return await Daemon(options).run()
 

@@ -62,6 +62,7 @@ class AppConfig:
     grace_s: float = 30.0
     templates_dir: str | None = None
     prices: dict[str, tuple[float, float]] = field(default_factory=dict)
+    logging: dict[str, Any] = field(default_factory=dict)
 
     def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
         """US dollars for the tokens, from ``[models.X] price_in`` / ``price_out`` (per million tokens)."""
@@ -116,6 +117,7 @@ SECTIONS = {
                     "summarizer", "assembler", "scorer"},
     "retry": {"attempts", "base_s", "cap_s", "timeout_s", "handler_attempts"},
     "store": {"synchronous", "queue_size", "grace_s"},
+    "logging": {"max_bytes", "backups", "level"},
     "templates_dir": None,
 }
 
@@ -220,6 +222,7 @@ def _build(raw: dict[str, Any], text: str, source: str) -> AppConfig:
         grace_s=float(store.get("grace_s", 30.0)),
         templates_dir=raw.get("templates_dir"),
         prices=prices,
+        logging=_section(raw, "logging", source),
     )
 
 

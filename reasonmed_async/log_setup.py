@@ -152,6 +152,15 @@ def _env_level() -> int:
     return level if isinstance(level, int) else logging.INFO
 
 
+def configure_for(config: Any, db: str | Path, *, secrets: Iterable[str] = ()) -> None:
+    """Logging as a command sets it up: ``<db>.log`` with the config's ``[logging]`` table."""
+    settings = getattr(config, "logging", {}) or {}
+    level = settings.get("level")
+    configure(log_file=log_path_for(db), secret_envs=config.secret_env_names(), secrets=secrets,
+              max_bytes=int(settings.get("max_bytes", 50_000_000)), backups=int(settings.get("backups", 5)),
+              file_level=None if level is None else logging.getLevelName(str(level).upper()))
+
+
 def configure(*, log_file: Path | None, secret_envs: Iterable[str] = (), console_level: int = logging.INFO,
               max_bytes: int = 50_000_000, backups: int = 5, secrets: Iterable[str] = (),
               file_level: int | None = None) -> None:

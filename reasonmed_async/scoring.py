@@ -36,7 +36,7 @@ from bus import LETTERS, Message, Question, Ranked, RecordReady, Refined, Verdic
 
 from .config import AppConfig, load_config
 from .export_formats import AlpacaError, read_alpaca, split_instruction
-from .log_setup import configure, log_path_for
+from .log_setup import configure_for
 from .pipeline import Pipeline, runs_in, stored_config
 from .store import CheckpointStore
 
@@ -232,7 +232,7 @@ async def score_command(args: argparse.Namespace) -> int:
     except (ScoreUsageError, AlpacaError) as exc:
         print(f"reasonmed: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    configure(log_file=log_path_for(db), secret_envs=config.secret_env_names())
+    configure_for(config, db)
     scorer = config.flow.scorer.model if config.flow.scorer else None
     async with Pipeline.open(config, db, models={scorer} if scorer else set(), agents=False) as pipeline:
         if rows is not None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
@@ -22,12 +24,13 @@ QUESTIONS = ROOT / "examples" / "questions.jsonl"
 
 
 class Daemon:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, log_max_bytes: int = 50_000_000) -> None:
         self.tmp = tmp
         self.db = tmp / "daemon.db"
         self.inbox = tmp / "inbox"
         self.config = tmp / "sim.toml"
-        self.config.write_text(sim_config(latency_ms="4", grace_s="5"), encoding="utf-8")
+        text = sim_config(latency_ms="4", grace_s="5") + f"\n[logging]\nmax_bytes = {log_max_bytes}\nbackups = 50\n"
+        self.config.write_text(text, encoding="utf-8")
         self.proc: asyncio.subprocess.Process | None = None
         self.url = ""
 
@@ -138,3 +141,57 @@ async def test_daemon_takes_work_from_inbox_and_http_survives_sigterm_and_finish
     assert any(p.name.endswith(".log") for p in scanned) and any(p.suffix == ".jsonl" for p in scanned)
     for path in scanned:  # log lines, database rows (and WAL), exports, uploads
         assert TOKEN.encode() not in path.read_bytes(), f"the API token leaked into {path}"
+
+
+async def test_logs_follow_a_running_daemon_across_rotation(tmp_path: Path) -> None:
+    daemon = Daemon(tmp_path, log_max_bytes=40_000)
+    await daemon.start()
+    follower = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "reasonmed_async.cli", "logs", "--db", str(daemon.db), "-f", "--agent", "verifier",
+        "--json", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    assert follower.stdout is not None
+    try:
+        await asyncio.sleep(0.5)  # the follower is reading the live file
+        drop(daemon.inbox, "demo.jsonl", QUESTIONS.read_text(encoding="utf-8"))
+        seen, lags = [], []
+        rotated = Path(f"{daemon.db}.log.1")
+        async with asyncio.timeout(60):
+            while len(seen) < 150 or not rotated.exists():
+                line = await follower.stdout.readline()
+                assert line, "the follower exited"
+                event = json.loads(line)
+                seen.append(event)
+                written = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+                lags.append(time.time() - written)
+    finally:
+        follower.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(follower.wait(), 10) == 0
+        assert await daemon.stop() == 0
+    assert {e["agent"] for e in seen} == {"verifier"}  # only those
+    assert any(e["event"] == "llm.call" for e in seen)
+    assert max(lags) < 1.0, f"an event took {max(lags):.2f} s to show"  # within a second, across rotation
+
+
+async def test_sighup_reloads_concurrency_without_a_restart(tmp_path: Path) -> None:
+    daemon = Daemon(tmp_path)
+    await daemon.start()
+    try:
+        text = daemon.config.read_text(encoding="utf-8").replace("verifier = 16", "verifier = 3")
+        daemon.config.write_text(text, encoding="utf-8")
+        assert daemon.proc is not None
+        daemon.proc.send_signal(signal.SIGHUP)
+        log = Path(f"{daemon.db}.log")
+
+        async def reloaded() -> dict | None:
+            for line in log.read_text(encoding="utf-8").splitlines() if log.exists() else []:
+                event = json.loads(line)
+                if event["event"] == "daemon.reloaded":
+                    return event
+            return None
+
+        event = await until(reloaded, timeout=10)
+        assert event["concurrency"]["verifier"] == 3
+        async with aiohttp.ClientSession() as http:  # still serving
+            assert (await http.get(f"{daemon.url}/v1/health")).status == 200
+    finally:
+        assert await daemon.stop() == 0
