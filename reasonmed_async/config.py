@@ -71,7 +71,8 @@ class AppConfig:
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+        """What the config means, not how it is written: comments and layout do not change a run's id."""
+        return hashlib.sha256(canonical(tomllib.loads(self.text)).encode()).hexdigest()[:16]
 
     def secret_env_names(self) -> list[str]:
         return [str(b.options[k]) for b in self.backends.values() for k in b.options if k.endswith("_env")]
