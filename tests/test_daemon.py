@@ -29,7 +29,7 @@ class Daemon:
         self.db = tmp / "daemon.db"
         self.inbox = tmp / "inbox"
         self.config = tmp / "sim.toml"
-        text = sim_config(latency_ms="4", grace_s="5") + f"\n[logging]\nmax_bytes = {log_max_bytes}\nbackups = 50\n"
+        text = sim_config(latency_ms="4", grace_s="5", max_bytes=str(log_max_bytes), backups="50")
         self.config.write_text(text, encoding="utf-8")
         self.proc: asyncio.subprocess.Process | None = None
         self.url = ""
