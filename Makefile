@@ -5,7 +5,7 @@ INPUT  ?= examples/questions.jsonl
 CONFIG ?= examples/sim.toml
 OUT    ?= out/demo
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test test-vllm bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 2; }
@@ -24,6 +24,9 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -q
+
+test-vllm:
+	bash mk/test-vllm.sh
 
 bench: venv
 	$(PY) bench/run.py
