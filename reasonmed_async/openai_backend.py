@@ -35,7 +35,7 @@ from .replicas import PoolPolicy, ReplicaPool, Ticket
 from .wire import STRUCTURED_OUTPUT, build_body, post_chat
 
 OPTIONS = frozenset({"base_url", "base_urls", "api_key_env", "max_concurrency", "timeout_s", "structured_output",
-                     "adaptive", "initial_concurrency", "eject_after", "cooloff_s"})
+                     "adaptive", "initial_concurrency", "eject_after", "cooloff_s", "eject_last"})
 _FAILURES = (ConnectionLost, ServerError, LLMTimeout)  # the replica itself did not answer: counts toward ejection
 
 log = structlog.get_logger("llm")
@@ -75,6 +75,7 @@ class OpenAISettings:
             initial_concurrency=_int(options, "initial_concurrency", 8),
             eject_after=_int(options, "eject_after", 3),
             cooloff_s=_number(options, "cooloff_s", 10.0),
+            eject_last=_bool(options, "eject_last", False),
         )
         timeout = _number(options, "timeout_s", 600.0)
         if timeout <= 0:

@@ -34,6 +34,8 @@ class PoolPolicy:
     initial_concurrency: int = 8
     eject_after: int = 3
     cooloff_s: float = 10.0
+    #: also take out the last replica still in (every request then waits for its probe)
+    eject_last: bool = False
     slow_ratio: float = 2.0
     near_ratio: float = 1.25
     decrease: float = 0.5
@@ -183,7 +185,7 @@ class ReplicaPool:
             self._eject(r, now)
         elif r.ejected_until is None:
             r.failures += 1
-            if r.failures >= self.policy.eject_after:
+            if r.failures >= self.policy.eject_after and self._others_admitted(r):
                 self._eject(r, now)
 
     def answered(self, ticket: Ticket, now: float) -> None:
@@ -213,6 +215,11 @@ class ReplicaPool:
             raise RuntimeError(f"replica {r.url}: released more tickets than it gave")
         r.outstanding -= 1
         return r
+
+    def _others_admitted(self, r: Replica) -> bool:
+        """Ejecting the last admitted replica would only pause every request for the cool-off:
+        it stays, and the retry policy's backoff spaces the attempts instead."""
+        return self.policy.eject_last or any(o is not r and o.ejected_until is None for o in self.replicas)
 
     def _eject(self, r: Replica, now: float) -> None:
         r.ejected_until = now + self.policy.cooloff_s

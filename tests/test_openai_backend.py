@@ -161,7 +161,8 @@ async def test_all_ejected_waits_for_the_probe_then_fails_or_recovers() -> None:
     server = await FakeLLMServer().start()
     port = server.port
     await server.kill()
-    async with backend(f"http://127.0.0.1:{port}/v1", eject_after=1, cooloff_s=0.3, timeout_s=0.2) as b:
+    async with backend(f"http://127.0.0.1:{port}/v1", eject_after=1, cooloff_s=0.3, timeout_s=0.2,
+                       eject_last=True) as b:
         with pytest.raises(ConnectionLost):
             await b.complete(question())  # refused: ejected for 0.3 s
         started = time.monotonic()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from dataclasses import replace
+
 import pytest
 
 from reasonmed_async.replicas import Limit, PoolPolicy, ReplicaPool, Ticket, adapt
@@ -95,7 +97,7 @@ def run(pool: ReplicaPool, events: str, now: float = 0.0) -> ReplicaPool:
     ("fff", True), ("ff", False), ("ffsff", False), ("ffaf", False), ("fsfff", True), ("sss", False),
 ])
 def test_consecutive_failures_eject(events: str, ejected: bool) -> None:
-    pool = run(make_pool({}), events, now=1.0)
+    pool = run(make_pool({}, policy=replace(FIXED, eject_last=True)), events, now=1.0)
     replica = pool.replicas[0]
     assert (replica.ejected_until == 11.0) is ejected
     assert pool.all_ejected() is ejected
@@ -118,8 +120,15 @@ def test_half_open_probe(outcome: str, readmitted: bool) -> None:
         assert replica.limit == Limit(FIXED.start_cap)  # learns again from the start
 
 
+def test_the_last_replica_in_is_never_taken_out_by_default() -> None:
+    pool = run(make_pool({}), "ffffff", now=1.0)
+    assert pool.replicas[0].ejected_until is None and not pool.all_ejected()
+    pool = run(make_pool({}, {"ejected_until": 50.0, "ejections": 1}), "ffff", now=1.0)
+    assert pool.replicas[0].ejected_until is None  # the other one is out: this one stays
+
+
 def test_stragglers_and_abandoned_probes() -> None:
-    pool = make_pool({})
+    pool = make_pool({}, policy=replace(FIXED, eject_last=True))
     tickets = [pool.acquire(0.0, "m") for _ in range(4)]
     for ticket in tickets[:3]:
         pool.failed(ticket, 1.0)  # type: ignore[arg-type]
