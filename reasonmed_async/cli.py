@@ -174,8 +174,9 @@ async def _export(args: argparse.Namespace) -> int:
         config = await stored_config(store, unfinished=False)
         summary = await export(store, out, final_attempt=config.flow.refine_attempts)
     unfinished = [r.id for r in runs if r.status != "finished"]
+    also = ", the same as .parquet" if summary.parquet else ""
     print(f"exported {summary.records} records of {summary.questions} questions to {out}/ "
-          f"(reasonmed.jsonl, cotmed.jsonl, responsemed.jsonl, records.jsonl; "
+          f"(reasonmed.jsonl, cotmed.jsonl, responsemed.jsonl, records.jsonl{also}, dataset_info.json; "
           f"{summary.failures} failures and {summary.rejected} rejected CoTs in failures.jsonl)")
     if unfinished:
         print(f"note: run {', '.join(unfinished)} is unfinished: this export is partial", file=sys.stderr)
