@@ -24,6 +24,7 @@ from bus import Backoff, MessageBus, Question, QuestionIngested
 from .backends import Backend, open_backend
 from .cache import CachedClient, FailedAttempts
 from .config import AppConfig, parse_config
+from .owner_lock import OwnerLock
 from .resilience import RetryingClient
 from .store import CheckpointStore
 
@@ -80,6 +81,10 @@ class Pipeline:
                    agents: bool = True) -> AsyncIterator[Pipeline]:
         """Store, LLM clients (for ``models`` only, if given) and, with ``agents``, the subscribed flow."""
         async with AsyncExitStack() as stack:
+            if agents:  # it will deliver messages: no other process may deliver the same ones
+                lock = OwnerLock(db)
+                lock.acquire()
+                stack.callback(lock.release)
             store = await CheckpointStore.open(db, synchronous=config.synchronous)
             stack.push_async_callback(store.close)
             backoff = Backoff(

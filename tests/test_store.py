@@ -321,3 +321,21 @@ async def test_cache_round_trip_and_call_accounting(tmp_path):
             ("generate", "model-a", "http://e", "ok", 2, 17, 8),
             ("verify", "model-b", "", "ok", 1, 1, 1),
         ]
+
+
+async def test_one_process_drives_a_database_at_a_time(tmp_path):
+    from pathlib import Path as FsPath
+
+    from reasonmed_async.config import load_config
+    from reasonmed_async.pipeline import Pipeline
+
+    config = load_config(FsPath(__file__).resolve().parents[1] / "examples" / "sim.toml")
+    db = tmp_path / "x.db"
+    async with Pipeline.open(config, db):
+        with pytest.raises(StoreError, match=r"in use by another reasonmed process \(pid \d+\)"):
+            async with Pipeline.open(config, db):
+                pass
+        async with Pipeline.open(config, db, models=set(), agents=False):  # scoring and the like need no lock
+            pass
+    async with Pipeline.open(config, db):  # released on close
+        pass
