@@ -146,7 +146,9 @@ async def _resume(args: argparse.Namespace) -> int:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    from .progress import Reading, estimate, read, run_started, watch
+    from dataclasses import replace
+
+    from .progress import Reading, estimate, read, run_ended, run_started, watch
 
     async with await CheckpointStore.open(_existing_db(args.db)) as store:
         runs = await runs_in(store)
@@ -155,11 +157,15 @@ async def _status(args: argparse.Namespace) -> int:
             await watch(store, config, every_s=args.every)
             return EXIT_OK
         report, now = await read(store, config)
+        ended = await run_ended(store)
+        if ended is not None:
+            now = replace(now, at=ended)
         est = estimate(Reading(await run_started(store), 0, 0, 0, 0, 0.0), now)
         print(render(report))
         eta = "done" if est.eta_s == 0 else "unknown" if est.eta_s is None else f"{est.eta_s / 60:.1f} min"
+        span = "over the run" if ended is not None else "since the start"
         print(f"\nprogress: {now.settled:,} of {now.questions:,} questions settled ({est.fraction:.1%}),"
-              f" {est.calls_per_s:,.1f} LLM calls/s since the start, ETA {eta}")
+              f" {est.calls_per_s:,.1f} LLM calls/s {span}, ETA {eta}")
         print(f"tokens: {now.tokens:,} (projected {est.projected_tokens:,}); "
               f"cost: ${now.cost:,.2f} (projected ${est.projected_cost:,.2f})")
     return EXIT_OK

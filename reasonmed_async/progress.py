@@ -66,6 +66,13 @@ async def read(store: CheckpointStore, config: AppConfig | None) -> tuple[Status
     return report, reading
 
 
+async def run_ended(store: CheckpointStore) -> float | None:
+    """When the last run finished, if every run has: rates of a finished database stop there."""
+    ((unfinished, last),) = await store.query(
+        "SELECT SUM(status != 'finished'), MAX(finished_at) FROM runs")
+    return None if unfinished or last is None else float(last)
+
+
 async def run_started(store: CheckpointStore) -> float:
     rows = await store.query("SELECT MIN(created_at) FROM runs")
     return float(rows[0][0] or time.time())
