@@ -110,11 +110,15 @@ def answer(prompt: str, *, index: int = 0, seed: object = None) -> tuple[str, st
 
 class FakeLLMServer:
     def __init__(self, faults: Faults | None = None, *, api_key: str | None = "test-key", port: int = 0,
-                 early_grace_s: float = 0.1) -> None:
+                 early_grace_s: float = 0.1, same_connection_early: bool = True) -> None:
         self.faults = faults or Faults()
         self.api_key = api_key  # None: any key, or none, is accepted
         self.port = port
         self.early_grace_s = early_grace_s
+        # False: a request on the 429's own connection gets the same grace as any other. A client may
+        # have admitted it while the 429 was arriving (aiohttp hands the connection back on EOF, before
+        # the caller has read the status): only a full application can close that race.
+        self.same_connection_early = same_connection_early
         self.base_url = ""
         self.requests: list[RequestRecord] = []
         self.rate_limits_sent: dict[str, list[tuple[float, float, object]]] = defaultdict(list)  # (sent, until, conn)
@@ -179,7 +183,8 @@ class FakeLLMServer:
         if not valid or not (deployment or body.get("model")):
             return self._error(record, 400, "The body must be a JSON object with messages and a model.", None)
         record.body, record.model_or_deployment = body, (key := deployment or str(body["model"]))
-        if any(now < until and (now >= at + self.early_grace_s or conn is request.protocol)
+        if any(now < until and (now >= at + self.early_grace_s or (self.same_connection_early
+                                                                    and conn is request.protocol))
                for at, until, conn in self.rate_limits_sent.get(key, [])):
             self.early_by_key[key] += 1
         prompt = "\n".join(str(m.get("content", "")) for m in body["messages"] if isinstance(m, dict))

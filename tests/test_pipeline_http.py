@@ -84,9 +84,12 @@ def _attempts_per_request(server: FakeLLMServer) -> Counter[str]:
 
 
 async def test_openai_backend_pipeline_survives_faults_and_keeps_the_key_secret(tmp_path: Path) -> None:
-    faults = Faults(seed=7, rate_429=0.04, retry_after_s=0.15, rate_500=0.03, rate_reset=0.03,
+    faults = Faults(seed=7, rate_429=0.04, retry_after_s=0.5, rate_500=0.03, rate_reset=0.03,
                     malformed_rate=0.10, length_rate=0.02)
-    async with FakeLLMServer(faults, api_key=SECRET) as server:
+    # A request admitted in the instant a 429 arrives may still go out on its connection (the race
+    # tests/test_openai_backend.py pins at low concurrency); what must never happen is a request sent
+    # 0.1 s or more after a 429 and before its Retry-After ran out.
+    async with FakeLLMServer(faults, api_key=SECRET, same_connection_early=False) as server:
         config = tmp_path / "openai.toml"
         config.write_text(_with_fast_retry((ROOT / "examples" / "openai.toml").read_text()))
         env = _env(REASONMED_OPENAI_BASE_URL=server.openai_url, REASONMED_OPENAI_API_KEY=SECRET,
@@ -195,7 +198,7 @@ def _max_in_window(times: list[float], weights: list[int], window: float) -> int
 
 async def test_azure_backend_pipeline_stays_within_quotas(tmp_path: Path) -> None:
     faults = Faults(seed=3, rate_429=0.05, retry_after_s=0.4, rate_500=0.03, rate_reset=0.02, malformed_rate=0.10)
-    async with FakeLLMServer(faults, api_key=SECRET) as server:
+    async with FakeLLMServer(faults, api_key=SECRET, same_connection_early=False) as server:
         config = tmp_path / "azure.toml"
         config.write_text(AZURE_CONFIG + FAST_RETRY)
         env = _env(AZURE_OPENAI_ENDPOINT=server.azure_endpoint, AZURE_OPENAI_API_KEY=SECRET)
