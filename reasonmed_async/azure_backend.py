@@ -22,6 +22,7 @@ from agents.llm import (BadRequest, BadResponse, ChatMessage, ChatRequest, Compl
 
 from .config import BackendConfig, ConfigError
 from .ratelimit import DeploymentLimiter, Reservation, estimate_prompt_tokens, parse_retry_after, window_safe_rate
+from .wire import build_body
 
 _OPTIONS = {"endpoint", "api_version", "api_key_env", "timeout_s", "deployments"}
 _DEPLOYMENT_KEYS = {"rpm", "tpm", "burst_s", "window_s", "o1"}
@@ -97,23 +98,15 @@ def o1_messages(messages: tuple[ChatMessage, ...]) -> list[dict[str, str]]:
 
 
 def request_kwargs(request: ChatRequest, o1: bool) -> dict[str, Any]:
-    """The ``chat.completions.create`` arguments for ``request`` on a deployment (o1-class or not)."""
-    kwargs: dict[str, Any] = {"model": request.model}
-    if o1:
+    """The ``chat.completions.create`` arguments for ``request`` on a deployment (o1-class or not):
+    the common chat body, with o1-class models' own rules applied."""
+    kwargs = build_body(request, model=request.model)
+    if o1:  # no sampling parameters, user messages only
+        kwargs.pop("temperature", None)
+        kwargs.pop("top_p", None)
         kwargs["messages"] = o1_messages(request.messages)
-        kwargs["max_completion_tokens"] = request.max_tokens
     else:
-        kwargs["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
-        kwargs["max_tokens"] = request.max_tokens
-        if request.temperature is not None:
-            kwargs["temperature"] = request.temperature
-        if request.top_p is not None:
-            kwargs["top_p"] = request.top_p
-    if request.seed is not None:
-        kwargs["seed"] = request.seed
-    if request.json_schema is not None:
-        kwargs["response_format"] = {"type": "json_schema", "json_schema": {
-            "name": "answer", "schema": dict(request.json_schema), "strict": True}}
+        kwargs["max_tokens"] = kwargs.pop("max_completion_tokens")
     return kwargs
 
 
