@@ -47,7 +47,7 @@ def _server_cpu_s(pid: int | None) -> float | None:
 def _bodies(questions: int) -> list[dict]:
     """The generate bodies (as ``wire.build_body`` writes them) of the first ``questions`` PubMedQA questions."""
     from agents.prompts import Templates, generator_messages
-    from reasonmed_async.loaders import load_questions
+    from reasonmed_async.loaders.dispatch import load_questions
 
     templates = Templates.load(None)
     return [{"model": MODEL, "max_completion_tokens": 8192, "temperature": 0.7, "top_p": 0.9,
@@ -112,7 +112,7 @@ def _logging(config: str, db: str, how: str) -> None:
     import structlog
 
     from reasonmed_async.config import load_config
-    from reasonmed_async.log_setup import configure, log_path_for
+    from reasonmed_async.logs.setup import configure, log_path_for
 
     if how == "cli":
         configure(log_file=log_path_for(db), secret_envs=load_config(config).secret_env_names())
@@ -166,7 +166,7 @@ def main() -> int:
     n, c, base = args.requests, args.concurrency, args.base_url.rstrip("/")
 
     if args.mode == "pipeline":
-        from reasonmed_async.loaders import load_questions
+        from reasonmed_async.loaders.dispatch import load_questions
         from reasonmed_async.pipeline import file_digest
 
         questions = load_questions(str(PUBMEDQA), limit=args.questions)

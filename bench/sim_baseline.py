@@ -24,7 +24,7 @@ from agents.prompts import (RANKING_SCHEMA, VERDICT_SCHEMA, Templates, generator
                             verifier_messages)
 from bus import LETTERS, Judgement, Path, Question
 from reasonmed_async.config import AppConfig
-from reasonmed_async.sim import SimClient, SimSettings
+from reasonmed_async.llm.sim import SimClient, SimSettings
 
 
 def _requests(cfg: AppConfig, questions: Sequence[Question], sim: SimClient) -> dict[str, list]:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from reasonmed_async.config import load_config
-from reasonmed_async.loaders import load_questions
+from reasonmed_async.loaders.dispatch import load_questions
 from reasonmed_async.pipeline import Pipeline, file_digest
 from sim_baseline import sim_cost  # bench/ is on sys.path: this script's own directory
 
@@ -45,7 +45,7 @@ def main() -> int:
     args = ap.parse_args()
 
     # Log as `reasonmed run` does (JSON lines to <db>.log, per-call events included): that is what is measured.
-    from reasonmed_async.log_setup import configure, log_path_for
+    from reasonmed_async.logs.setup import configure, log_path_for
 
     configure(log_file=log_path_for(args.db), secret_envs=load_config(args.config).secret_env_names())
     questions = load_questions(args.input, limit=args.limit)

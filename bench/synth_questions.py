@@ -2,7 +2,7 @@
 
 Clinical vignettes of realistic length (stems of roughly 300-600 characters)
 with four or five options, written as generic JSONL that
-``reasonmed_async.loaders.load_questions`` reads.  Nothing here is medically
+``reasonmed_async.loaders.dispatch.load_questions`` reads.  Nothing here is medically
 meaningful: it only has the shape (and size) of MedQA-style questions.
 """
 

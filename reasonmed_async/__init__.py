@@ -1,17 +1,41 @@
-"""reasonmed-async: the application around the agents — configuration, the SQLite
-checkpoint store, LLM clients, loaders, exports, the daemon and the CLI.
+"""reasonmed-async: the application around the agents.
 
-The vLLM backend is imported only when a config names it.
+Rooms: ``config`` and ``pipeline`` (the wiring), ``cli`` (the command), ``store/``
+(the SQLite checkpoint store), ``llm/`` (clients, retries, cache, backends),
+``loaders/`` (question files), ``reports/`` (exports, status, scores),
+``daemon/`` (the service) and ``logs/`` (structured logging).
+
+The façade is lazy: ``import reasonmed_async`` loads nothing of the rooms until
+a name is used, so a module that needs only the retry policy never loads
+sqlite3, aiohttp or vLLM.
 """
 
-from .config import AppConfig, ConfigError, load_config, parse_config
-from .export import export
-from .input_errors import InputError
-from .loaders import load_questions
-from .pipeline import Pipeline, RunConflict
-from .store import CheckpointStore, StoreError
+from __future__ import annotations
 
-__all__ = [
-    "AppConfig", "CheckpointStore", "ConfigError", "InputError", "Pipeline", "RunConflict", "StoreError",
-    "export", "load_config", "load_questions", "parse_config",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "AppConfig": "reasonmed_async.config",
+    "ConfigError": "reasonmed_async.config",
+    "load_config": "reasonmed_async.config",
+    "parse_config": "reasonmed_async.config",
+    "export": "reasonmed_async.reports.export",
+    "InputError": "reasonmed_async.loaders.errors",
+    "load_questions": "reasonmed_async.loaders.dispatch",
+    "Pipeline": "reasonmed_async.pipeline",
+    "RunConflict": "reasonmed_async.pipeline",
+    "CheckpointStore": "reasonmed_async.store.checkpoint",
+    "StoreError": "reasonmed_async.store.sql",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'reasonmed_async' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -16,16 +16,16 @@ from pathlib import Path
 
 import structlog
 
-from .config import AppConfig, ConfigError, load_config
-from .export import export
-from .input_errors import InputError
-from .loaders import SOURCE_FORMATS, load_questions
-from . import logtail
-from .log_setup import configure_for
-from .scoring import register as _register_score
-from .pipeline import Pipeline, RunConflict, file_digest, runs_in, stored_config
-from .status import read_status, render
-from .store import CheckpointStore, StoreError
+from reasonmed_async.config import AppConfig, ConfigError, load_config
+from reasonmed_async.reports.export import export
+from reasonmed_async.loaders.errors import InputError
+from reasonmed_async.loaders.dispatch import SOURCE_FORMATS, load_questions
+from reasonmed_async.logs import tail as logtail
+from reasonmed_async.logs.setup import configure_for
+from reasonmed_async.reports.scoring import register as _register_score
+from reasonmed_async.pipeline import Pipeline, RunConflict, file_digest, runs_in, stored_config
+from reasonmed_async.reports.status import read_status, render
+from reasonmed_async.store.checkpoint import CheckpointStore, StoreError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -100,7 +100,7 @@ async def _drive(config: AppConfig, db: Path, start: tuple[list, str, str, int |
             if sys.stderr.isatty():
                 from rich.console import Console
 
-                from .progress import watch
+                from reasonmed_async.reports.progress import watch
 
                 ticker = tg.create_task(watch(pipeline.store, pipeline.config, console=Console(stderr=True)))
             else:
@@ -148,7 +148,7 @@ async def _resume(args: argparse.Namespace) -> int:
 async def _status(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .progress import Reading, estimate, read, run_ended, run_started, watch
+    from reasonmed_async.reports.progress import Reading, estimate, read, run_ended, run_started, watch
 
     async with await CheckpointStore.open(_existing_db(args.db)) as store:
         runs = await runs_in(store)
@@ -190,7 +190,7 @@ async def _export(args: argparse.Namespace) -> int:
 
 
 async def _daemon(args: argparse.Namespace) -> int:
-    from .daemon import Daemon, DaemonOptions, parse_listen
+    from reasonmed_async.daemon.service import Daemon, DaemonOptions, parse_listen
 
     token = None
     if args.token_file:

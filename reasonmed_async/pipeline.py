@@ -21,12 +21,12 @@ from agents.llm import LLMClient
 from agents.prompts import Templates
 from bus import Backoff, MessageBus, Question, QuestionIngested
 
-from .backends import Backend, open_backend
-from .cache import CachedClient, FailedAttempts
-from .config import AppConfig, parse_config
-from .owner_lock import OwnerLock
-from .resilience import RetryingClient
-from .store import CheckpointStore
+from reasonmed_async.llm.registry import Backend, open_backend
+from reasonmed_async.llm.cache import CachedClient, FailedAttempts
+from reasonmed_async.config import AppConfig, parse_config
+from reasonmed_async.store.lock import OwnerLock
+from reasonmed_async.llm.retry import RetryingClient
+from reasonmed_async.store.checkpoint import CheckpointStore
 
 log = structlog.get_logger("pipeline")
 

@@ -20,7 +20,7 @@ from bus import (
     Subscription,
     Verdict,
 )
-from reasonmed_async.store import CheckpointStore
+from reasonmed_async.store.checkpoint import CheckpointStore
 
 RUN = "run-b"
 PROV = Provenance(role="assemble", model="m", backend="sim")

@@ -25,7 +25,7 @@ import pytest_asyncio
 from tiny_model import MAX_MODEL_LEN, SERVED, SERVER_KEY, build_tiny_model  # this directory is on sys.path
 
 from reasonmed_async.config import BackendConfig
-from reasonmed_async.vllm_backend import VLLMBackend, open_vllm_backend
+from reasonmed_async.llm.vllm_inprocess import VLLMBackend, open_vllm_backend
 
 REQUIRED = os.environ.get("REASONMED_REQUIRE_VLLM") == "1"
 HERE = Path(__file__).parent
@@ -44,7 +44,7 @@ def _import_vllm() -> str | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             import vllm  # noqa: F401
-            import reasonmed_async.vllm_engine  # noqa: F401  (every vLLM module the backend uses)
+            import reasonmed_async.llm.vllm_engine  # noqa: F401  (every vLLM module the backend uses)
     except Exception as exc:
         if REQUIRED:
             raise

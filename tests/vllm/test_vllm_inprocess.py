@@ -19,7 +19,7 @@ from agents.verifier import Verifier
 from bus import CoTGenerated, Path, Question, QuestionIngested, StageFailed, Verdict
 import reasonmed_async
 from reasonmed_async.config import BackendConfig, ConfigError, parse_config
-from reasonmed_async.vllm_backend import VLLMBackend, VLLMSettings, open_vllm_backend
+from reasonmed_async.llm.vllm_inprocess import VLLMBackend, VLLMSettings, open_vllm_backend
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -118,7 +118,7 @@ async def test_bad_options_are_config_errors(options: dict[str, object], words: 
 
 async def test_example_config_builds_engine_args(tiny_model: pathlib.Path) -> None:
     """examples/vllm.toml parses, and its vllm table makes valid AsyncEngineArgs (its model swapped for ours)."""
-    from reasonmed_async import vllm_engine  # imports vLLM
+    from reasonmed_async.llm import vllm_engine  # imports vLLM
 
     text = (ROOT / "examples" / "vllm.toml").read_text(encoding="utf-8")
     config = parse_config(text, env={"REASONMED_VLLM_QWEN_MODEL": str(tiny_model)})
@@ -137,7 +137,7 @@ async def test_a_second_engine_in_one_process_is_refused(engine: VLLMBackend) ->
 
 
 async def test_missing_vllm_says_install_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "reasonmed_async.vllm_engine", None)  # what a venv without vLLM sees
+    monkeypatch.setitem(sys.modules, "reasonmed_async.llm.vllm_engine", None)  # what a venv without vLLM sees
     monkeypatch.delattr(reasonmed_async, "vllm_engine", raising=False)
     with pytest.raises(ConfigError, match=r"install the \[vllm\] extra"):
         await open_vllm_backend(BackendConfig("local", "vllm", {"model": "m"}))

@@ -12,7 +12,7 @@ from tiny_model import SERVED, SERVER_KEY
 from agents.llm import BadRequest, ChatMessage, ChatRequest
 from agents.prompts import VERDICT_SCHEMA
 from reasonmed_async.config import BackendConfig
-from reasonmed_async.openai_backend import OpenAICompatBackend, open_openai_backend
+from reasonmed_async.llm.openai_http import OpenAICompatBackend, open_openai_backend
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 KEY_ENV = "REASONMED_TEST_VLLM_KEY"

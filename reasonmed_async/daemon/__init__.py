@@ -1,0 +1,1 @@
+"""The long-running service: control API, inbox, jobs."""

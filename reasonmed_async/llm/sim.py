@@ -1,0 +1,279 @@
+"""A deterministic, seeded simulated LLM: the default backend, no GPU and no keys.
+
+It reads ``request.meta`` (the task, the gold answer: what the agent knows) and
+writes answers shaped like the real models' — six-step CoTs, verifier and
+ranker JSON, summaries, scores — with configurable accuracy and fault rates.
+Every answer is a pure function of ``(settings.seed, request.cache_key())``:
+the same request gives the same completion in any order, process or run.
+Only the simulated 503s count attempts, so that a retried call can succeed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from functools import lru_cache, partial
+from hashlib import blake2b
+
+from agents.llm import BadRequest, ChatRequest, Completion, ServerError
+from reasonmed_async.llm.sim_settings import SimSettings
+
+__all__ = ["SimClient", "SimSettings"]
+
+# p_correct = clamp(base_accuracy(model, T) + _EASE - _SLOPE * hardness): tuned so
+# that 9 paths at the defaults tier ~2/3 easy, ~1/5 medium, ~1/10 difficult.
+_EASE = 0.80
+_SLOPE = 1.45
+
+
+def _rng(seed: int, key: str, label: str) -> random.Random:
+    d = blake2b(f"{seed}|{key}|{label}".encode(), digest_size=16).digest()
+    return random.Random(int.from_bytes(d, "big"))
+
+
+def _pick(rng: random.Random, pool):  # rng.choice, at a third of its cost
+    return pool[int(rng.random() * len(pool))]
+
+
+@lru_cache(maxsize=4096)
+def _hardness(seed: int, question_id: str) -> float:
+    d = blake2b(f"{seed}|question|{question_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(d, "big") / 2.0**64
+
+
+def _words(text: str) -> int:
+    return text.count(" ") + text.count("\n") + 1 if text else 0
+
+
+_RESTATE = (
+    "The question asks which option best explains the presentation described in the stem.",
+    "We must pick the single best answer among the listed options for this clinical scenario.",
+    "In short, the task is to choose the option most consistent with the findings given.",
+    "The stem sets out a clinical problem and asks for the most appropriate choice.",
+)
+_MECH = ("inflammatory", "ischemic", "autoimmune", "infectious", "metabolic", "neoplastic", "congenital", "toxic")
+_DETAIL = (
+    "The onset, the examination findings and the laboratory values point to an {m} process (about {n}% of such cases).",
+    "Key details are the age, the time course and the abnormal results, which together suggest a {m} cause in roughly {n}% of patients.",
+    "The pattern of symptoms and the investigations favour an {m} mechanism; the background risk is near {n}%.",
+)
+_BEST = ("fits the {m} mechanism and matches the key findings.", "explains every feature of the presentation.",
+         "is the textbook correlate of these findings.")
+_ALT = ("is the strongest alternative and shares several features.", "remains plausible and needs a closer comparison.")
+_OTHER = (
+    "is plausible at first glance but does not explain all the findings.",
+    "is a common distractor; its typical presentation differs.",
+    "would require findings that are absent here.",
+    "contradicts the time course of the presentation.",
+    "addresses a different organ system from the one involved.",
+)
+_RULE = ("Options {x} can be excluded because they leave key findings unexplained.",
+         "{x} do not fit the clinical picture and are ruled out.",
+         "We can set aside {x}: each conflicts with at least one key detail.")
+_COMPARE = ("Between {a} and {b}, {a} better accounts for the {m} features.",
+            "{a} and {b} overlap, but only {a} explains the decisive finding.",
+            "Weighing {a} against {b}, the evidence favours {a}.")
+_CONCLUDE = ("Taking everything together, option {a} is the best answer.",
+             "Therefore the most consistent choice is {a}.",
+             "In summary, the findings are best explained by option {a}.")
+_REFINED = ("This corrects the errors flagged in the earlier attempts.",
+            "Unlike the earlier attempts, it does not overlook the decisive finding.")
+_THINK = ("Let me weigh {a} against {b} once more before answering.",
+          "Hmm, {b} is tempting, but the key finding points elsewhere. Check {a}.",
+          "Wait, re-read the stem: the time course matters. {a} or {b}?")
+_OK = (
+    "The reasoning identifies the key clinical factors, considers every option and reaches the correct answer.",
+    "All options are weighed against the findings, and the conclusion matches the correct answer without factual errors.",
+    "The path is complete and accurate: it rules out the distractors and concludes with the correct option.",
+)
+_WHY = (
+    "it overlooks the laboratory finding that separates the two.",
+    "it misattributes the mechanism of the disease.",
+    "it dismisses option {g} on a factual error about its typical presentation.",
+    "it confuses first-line management with a later step.",
+    "it ignores the time course of the symptoms.",
+)
+_NOT_TOP = (
+    "Correct but less thorough in ruling out the distractors.",
+    "Reaches the answer with a weaker comparison of the final two options.",
+    "Accurate yet repetitive, with less clinical detail than the chosen paths.",
+    "Sound conclusion, but the key clinical details are only listed, not explained.",
+)
+_SUMMARY = (
+    "The presentation and the key findings fit this option best.",
+    "The other options each leave at least one decisive finding unexplained.",
+    "The mechanism behind it matches the time course and the investigations.",
+    "It is the standard association tested by this scenario.",
+)
+_JUSTIFY = (
+    "Clinically accurate and logically ordered, with minor gaps in completeness.",
+    "Correct answer with sound reasoning; some background could be more precise.",
+    "Accurate, complete and well argued; rationale for excluding distractors is clear.",
+)
+
+
+def _need(meta, task: str, *names: str) -> list[str]:
+    vals = [meta.get(n) for n in names]
+    missing = [n for n, v in zip(names, vals) if not v]
+    if missing:
+        raise BadRequest(f"sim: task {task!r} needs meta {', '.join(missing)}")
+    return vals
+
+
+def _cot(s: SimSettings, req: ChatRequest, key: str, task: str) -> tuple[str, str, str]:
+    """(text, finish_reason, thinking) of a generated / refined / regenerated CoT."""
+    meta = req.meta
+    gold, letters = _need(meta, task, "gold", "letters")
+    if gold not in letters:
+        raise BadRequest(f"sim: gold {gold!r} is not among letters {letters!r}")
+    rng = _rng(s.seed, key, task)
+    ch = partial(_pick, rng)
+    u_trunc, u_ok = rng.random(), rng.random()
+    if task == "generate":
+        h = _hardness(s.seed, meta.get("question_id") or key)
+        p = min(1.0, max(0.0, s.base_accuracy(req.model, req.temperature) + _EASE - _SLOPE * h))
+    else:
+        p = s.refine_accuracy
+    others = [c for c in letters if c != gold]
+    ans = gold if u_ok < p or not others else ch(others)
+    rest = [c for c in letters if c != ans]
+    alt = ch(rest) if rest else ans
+    m = ch(_MECH)
+    evals = " ".join(f"{c}) " + (ch(_BEST).format(m=m) if c == ans else ch(_ALT) if c == alt else ch(_OTHER))
+                     for c in letters)
+    out = [c for c in rest if c != alt]
+    rule = ch(_RULE).format(x=", ".join(out)) if out else "No option can be excluded outright."
+    end = ch(_CONCLUDE).format(a=ans) + (" " + ch(_REFINED) if task == "refine" else "")
+    text = (f"1. Restate the question: {ch(_RESTATE)}\n"
+            f"2. Key clinical details: {ch(_DETAIL).format(m=m, n=5 + int(rng.random() * 91))}\n"
+            f"3. Evaluate each option: {evals}\n4. Rule out: {rule}\n"
+            f"5. Compare the remaining options: {ch(_COMPARE).format(a=ans, b=alt, m=m)}\n"
+            f"6. Conclusion: {end}\nFinal answer: {ans}")
+    think = ""
+    low = req.model.lower()
+    if "deepseek" in low or "r1" in low:
+        think = ch(_THINK).format(a=ans, b=alt)
+        text = f"<think>{think}</think>\n{text}"
+    if u_trunc < s.truncation_rate:
+        return text[: len(text) // 2].rsplit("\n", 1)[0], "length", think
+    return text, "stop", think
+
+
+def _malformed(rng: random.Random, full: str, prose: str) -> str:
+    return full[: len(full) * 2 // 3] if rng.random() < 0.5 else prose
+
+
+def _verify(s: SimSettings, req: ChatRequest, key: str, task: str) -> str:
+    (gold,) = _need(req.meta, task, "gold")
+    stated = req.meta.get("stated", "") or ""
+    rng = _rng(s.seed, key, task)
+    u_bad, u_flip = rng.random(), rng.random()
+    ok = (stated == gold) != (u_flip < s.verifier_error_rate)
+    if ok:
+        reason = _pick(rng, _OK)
+    else:
+        why = _pick(rng, _WHY).format(g=gold)
+        if not stated:
+            reason = f"The reasoning states no final answer, while the correct answer is {gold}; {why}"
+        elif stated == gold:
+            reason = f"The reasoning reaches {gold} but contains a factual error: {why}"
+        else:
+            reason = f"The reasoning concludes {stated} but the correct answer is {gold}; {why}"
+    verdict = "Correct" if ok else "Error"
+    full = json.dumps({"verdict": verdict, "reason": reason})
+    if u_bad < s.malformed_rate:
+        return _malformed(rng, full, f"Verdict: {verdict}\nReason: {reason}")
+    return full
+
+
+def _rank(s: SimSettings, req: ChatRequest, key: str, task: str) -> str:
+    (paths,) = _need(req.meta, task, "paths")
+    names = [p.strip() for p in paths.split(",") if p.strip()]
+    rng = _rng(s.seed, key, task)
+    u_bad = rng.random()
+    top = rng.sample(names, min(2, len(names)))
+    reasons = {n: _pick(rng, _NOT_TOP) for n in names if n not in top}
+    if u_bad < s.malformed_rate:
+        if rng.random() < 0.5:  # names a path it was not given
+            return json.dumps({"top2": [top[0], "gpt_9"], "reasons": reasons})
+        return _malformed(rng, json.dumps({"top2": top, "reasons": reasons}),
+                          f"The best paths are {' and '.join(top)}.")
+    return json.dumps({"top2": top, "reasons": reasons})
+
+
+def _summarize(s: SimSettings, req: ChatRequest, key: str, task: str) -> str:
+    stated = req.meta.get("stated") or req.meta.get("gold")
+    if not stated:
+        raise BadRequest(f"sim: task {task!r} needs meta stated")
+    rng = _rng(s.seed, key, task)
+    return " ".join([f"The answer is {stated}.", *rng.sample(_SUMMARY, rng.randint(1, 3))])
+
+
+def _score(s: SimSettings, req: ChatRequest, key: str, task: str) -> str:
+    rng = _rng(s.seed, key, task)
+    u_bad, n, why = rng.random(), 6 + int(rng.random() * 5), _pick(rng, _JUSTIFY)
+    full = json.dumps({"score": n, "justification": why})
+    if u_bad < s.malformed_rate:
+        return _malformed(rng, full, f"I would give this response a {n} out of 10. {why}")
+    return full
+
+
+_JUDGES = {"verify": _verify, "rank": _rank, "summarize": _summarize, "score": _score}
+_COTS = frozenset({"generate", "refine", "regenerate"})
+
+
+class SimClient:
+    """An ``LLMClient`` that simulates the ReasonMed models from ``request.meta``."""
+
+    backend = "sim"
+    endpoint = "sim://local"
+
+    def __init__(self, settings: SimSettings | None = None) -> None:
+        self.settings = settings if settings is not None else SimSettings()
+        self.calls = 0
+        self._attempts: dict[str, int] = {}  # failed attempts per cache key, for simulated 503s
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        s = self.settings
+        key = request.cache_key()
+        task = request.meta.get("task", "")
+        self.calls += 1
+        if s.call_log is not None:
+            with open(s.call_log, "a", encoding="utf-8") as f:
+                f.write(f"{task}\t{request.model}\t{key}\n")
+                f.flush()
+        think, finish = "", "stop"
+        if task in _COTS:
+            text, finish, think = _cot(s, request, key, task)
+        elif task in _JUDGES:
+            text = _JUDGES[task](s, request, key, task)
+        else:
+            raise BadRequest(f"sim: unknown task {task!r} (expected generate, refine, regenerate, "
+                             "verify, rank, summarize or score in request.meta['task'])")
+        latency = 0.0
+        if s.latency_ms > 0:
+            latency = s.latency_ms * (0.5 + _rng(s.seed, key, "latency").random()) / 1000.0
+            await asyncio.sleep(latency)
+        if s.failure_rate > 0:
+            attempt = self._attempts.get(key, 0)
+            if _rng(s.seed, key, f"fail|{attempt}").random() < s.failure_rate:
+                self._attempts[key] = attempt + 1
+                raise ServerError("simulated 503", status=503)
+            self._attempts.pop(key, None)
+        n_out = _words(text)
+        if n_out > request.max_tokens:  # the server stops at max_tokens
+            text, finish, n_out = " ".join(text.split(" ")[: request.max_tokens]), "length", request.max_tokens
+        return Completion(
+            text=text,
+            finish_reason=finish,
+            prompt_tokens=sum(_words(m.content) for m in request.messages),
+            completion_tokens=n_out,
+            reasoning_tokens=_words(think),
+            latency_s=latency,
+            endpoint=self.endpoint,
+            backend=self.backend,
+        )
+
+    async def aclose(self) -> None:
+        self._attempts.clear()

@@ -1,0 +1,213 @@
+"""The chat-completions wire format, shared by every HTTP backend (OpenAI, vLLM, Azure).
+
+Pure helpers: a ``ChatRequest`` to a JSON body, a response body to a
+``Completion``, an HTTP status / transport failure to an ``LLMError``.  One I/O
+helper, ``post_chat``, does one POST over a caller's ``aiohttp.ClientSession``
+and applies them; it never retries (``RetryingClient`` owns retries).
+
+Secrets never reach an error: a server's message is scrubbed of every string in
+``secrets`` (servers do echo keys: "Incorrect API key provided: sk-...").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import aiohttp
+
+from agents.llm import (
+    BadRequest,
+    BadResponse,
+    ChatRequest,
+    Choice,
+    Completion,
+    ConnectionLost,
+    LLMError,
+    LLMTimeout,
+    RateLimited,
+    ServerError,
+)
+
+from reasonmed_async.llm.ratelimit import parse_retry_after
+
+STRUCTURED_OUTPUT = ("json_schema", "none")
+_MAX_MESSAGE = 300
+
+
+# --------------------------------------------------------------------------- request
+
+
+def build_body(request: ChatRequest, *, model: str | None, structured_output: str = "json_schema") -> dict[str, Any]:
+    """The JSON body of a chat completion.  ``model=None`` leaves it out (Azure names the deployment in the URL).
+
+    Unset sampling parameters are omitted, so the server's defaults apply; ``meta`` is never sent."""
+    if structured_output not in STRUCTURED_OUTPUT:
+        raise ValueError(f"structured_output must be one of {', '.join(STRUCTURED_OUTPUT)}, got {structured_output!r}")
+    body: dict[str, Any] = {}
+    if model is not None:
+        body["model"] = model
+    body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+    body["max_completion_tokens"] = request.max_tokens
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.seed is not None:
+        body["seed"] = request.seed
+    n = getattr(request, "n", 1)
+    if n > 1:
+        body["n"] = n
+    if request.json_schema is not None and structured_output == "json_schema":
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": dict(request.json_schema), "strict": True},
+        }
+    return body
+
+
+# --------------------------------------------------------------------------- response
+
+
+def parse_completion(data: Any, *, latency_s: float, endpoint: str, backend: str) -> Completion:
+    """A decoded 200 body as a ``Completion`` (choice 0 first, the rest in ``more``); ``BadResponse`` if unusable."""
+    if not isinstance(data, dict):
+        raise BadResponse(f"{endpoint}: the response is not a JSON object")
+    raw_choices = data.get("choices")
+    if not isinstance(raw_choices, list) or not raw_choices:
+        raise BadResponse(f"{endpoint}: the response has no choices")
+    choices = [_choice(c, endpoint) for c in sorted(raw_choices, key=_choice_index)]
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    details = usage.get("completion_tokens_details")
+    reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else 0
+    return Completion(
+        text=choices[0].text,
+        finish_reason=choices[0].finish_reason,
+        prompt_tokens=_int(usage.get("prompt_tokens")),
+        completion_tokens=_int(usage.get("completion_tokens")),
+        reasoning_tokens=_int(reasoning),
+        latency_s=latency_s,
+        endpoint=endpoint,
+        backend=backend,
+        more=tuple(choices[1:]),
+    )
+
+
+def _choice_index(choice: Any) -> int:
+    return _int(choice.get("index")) if isinstance(choice, dict) else 0
+
+
+def _choice(choice: Any, endpoint: str) -> Choice:
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
+        raise BadResponse(f"{endpoint}: a choice has no message")
+    content = message.get("content")
+    finish = choice.get("finish_reason") or "stop"
+    if not isinstance(content, str):
+        refusal = message.get("refusal")
+        said = f"; refusal: {_clip(str(refusal))}" if refusal else ""
+        raise BadResponse(f"{endpoint}: a choice has no text content (finish_reason {finish!r}{said})")
+    return Choice(content, str(finish))
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def retry_after_s(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms``, else ``Retry-After`` (seconds or an HTTP date); None if absent."""
+    return parse_retry_after(headers, time.time() if now is None else now)
+
+
+def server_message(body: bytes, secrets: Iterable[str] = ()) -> str:
+    """The message of an error body, every secret masked: ``{"error": {"message"}}`` (OpenAI, Azure),
+    ``{"message"}`` (vLLM), or the text itself."""
+    text = scrub(body.decode("utf-8", "replace"), secrets)  # before clipping: no half a key survives
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return _clip(text)
+    if isinstance(data, dict):
+        inner = data.get("error", data)
+        if isinstance(inner, dict):
+            message, code = inner.get("message"), inner.get("code")
+            if message:
+                return _clip(f"{message}" + (f" (code {code})" if code not in (None, "") else ""))
+        elif isinstance(inner, str):
+            return _clip(inner)
+    return _clip(json.dumps(data))
+
+
+def error_for_status(status: int, headers: Mapping[str, str], body: bytes, *, where: str,
+                     secrets: Iterable[str] = ()) -> LLMError:
+    """The ``LLMError`` for a non-200 answer: 429 RateLimited, 5xx ServerError, 408 LLMTimeout, other 4xx BadRequest."""
+    message = f"{where}: HTTP {status}: {server_message(body, secrets)}"
+    request_id = headers.get("x-request-id")
+    if request_id:
+        message += f" [request {request_id}]"
+    if status == 429:
+        return RateLimited(message, retry_after_s=retry_after_s(headers))
+    if status >= 500:
+        return ServerError(message, status=status)
+    if status == 408:
+        return LLMTimeout(message)
+    if 400 <= status < 500:
+        return BadRequest(message, status=status)
+    return BadResponse(message)
+
+
+def transport_error(exc: BaseException, *, where: str) -> LLMError:
+    """The ``LLMError`` for a failure with no HTTP answer (never a ``CancelledError``: that propagates)."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return ConnectionLost(f"{where}: could not connect in time")
+    if isinstance(exc, TimeoutError):
+        return LLMTimeout(f"{where}: no answer in time")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return ConnectionLost(f"{where}: the answer was cut off ({type(exc).__name__})")
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return ConnectionLost(f"{where}: connection failed ({type(exc).__name__}: {_clip(str(exc))})")
+    return BadResponse(f"{where}: {type(exc).__name__}")
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+# --------------------------------------------------------------------------- one POST
+
+
+async def post_chat(session: aiohttp.ClientSession, url: str, body: Mapping[str, Any], *,
+                    headers: Mapping[str, str], timeout_s: float, endpoint: str, backend: str,
+                    secrets: Iterable[str] = ()) -> Completion:
+    """POST ``body`` to ``url`` once and return the parsed completion, or raise the matching ``LLMError``."""
+    secrets = tuple(secrets)
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(timeout_s):
+            async with session.post(url, json=body, headers=dict(headers)) as response:
+                payload = await response.read()
+                status, answer_headers = response.status, response.headers
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise transport_error(exc, where=endpoint) from None
+    latency = time.monotonic() - started
+    if status != 200:
+        raise error_for_status(status, answer_headers, payload, where=endpoint, secrets=secrets)
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        raise BadResponse(f"{endpoint}: the response is not JSON: {server_message(payload, secrets)}") from None
+    return parse_completion(data, latency_s=latency, endpoint=endpoint, backend=backend)

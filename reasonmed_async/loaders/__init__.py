@@ -1,0 +1,1 @@
+"""Question loaders: one module per dataset, the shared validation, the input error."""

@@ -1,0 +1,1 @@
+"""Structured logging: setup, and `reasonmed logs` (tail and filter)."""

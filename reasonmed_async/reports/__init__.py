@@ -1,0 +1,1 @@
+"""What a database says: exports, their formats, status, progress, scores."""

@@ -1,0 +1,168 @@
+"""Exports: the three SFT sets (ReasonMed, CoTMed, ResponseMed) and the rich records.
+
+All four files are built from the same records in the same order (question
+order of the input, then path name), so line *n* of each describes the same
+(question, CoT, response) triple.  Nothing time-dependent is written: an
+interrupted-and-resumed run exports byte-identical files.  Beside the JSONL
+files go their Parquet copies (when pyarrow is installed) and a
+``dataset_info.json`` that LLaMA-Factory reads as it is (``export_formats.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import msgspec
+
+from bus import LETTERS, Message, decode, Question, Ranked, RecordReady, StageFailed, TierAssigned, Verdict
+
+from reasonmed_async.reports.formats import PARQUET_MISSING, write_dataset_info, write_parquet
+from reasonmed_async.store.checkpoint import CheckpointStore
+
+SFT_FILES = ("reasonmed.jsonl", "cotmed.jsonl", "responsemed.jsonl")
+_CONTEXT_TYPES = ("TierAssigned", "Ranked", "Verdict", "StageFailed", "RecordReady")
+
+
+def instruction(q: Question) -> str:
+    """The question in the form the ReasonMed release uses."""
+    options = "\n".join(f"{LETTERS[i]}. {text}" for i, text in enumerate(q.options))
+    return f"Please answer the following multiple-choice question:\n{q.stem}\n{options}"
+
+
+def alpaca(q: Question, output: str) -> dict[str, str]:
+    return {"instruction": instruction(q), "input": q.context, "output": output}
+
+
+def _line(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+@dataclass
+class ExportSummary:
+    records: int = 0
+    failures: int = 0
+    rejected: int = 0
+    questions: int = 0
+    parquet: bool = False
+
+
+def _builtins(value: Any) -> Any:
+    return msgspec.to_builtins(value)
+
+
+def _agrees(stated: str | None, gold: str, verdict: str | None) -> bool | None:
+    """Does the verifier's verdict agree with the stated answer (Correct iff stated == gold)? None: no verdict."""
+    return None if verdict is None else (stated == gold) == (verdict == "Correct")
+
+
+def _truncated(m: Message) -> bool:
+    return isinstance(m, StageFailed) and m.stage == "generate" and m.reason.startswith("truncated")
+
+
+def record_row(rec: RecordReady, context: list[Message], *, final_attempt: int = 2) -> dict[str, Any]:
+    """The rich record.  Each judged path (``verdicts``, ``reverification``) carries the answer its CoT
+    states and ``answer_agrees``: whether the verdict is Correct exactly when that answer is the gold one.
+    ``truncated_paths`` (generated paths cut at max_tokens) and ``rejected_rewrites`` (re-verification
+    Errors; ``final`` when no retry followed) are the marks of the record's whole question."""
+    tier = next((m for m in context if isinstance(m, TierAssigned)), None)
+    ranked = next((m for m in context if isinstance(m, Ranked)), None)
+    verdicts = [m for m in context if isinstance(m, Verdict)]
+    first_pass = {v.path.name: v for v in verdicts if v.attempt == 0}
+    reverified = [v for v in verdicts if v.attempt >= 1 and v.path.name == rec.path.name]
+    q = rec.question
+    gold = q.answer_letter
+
+    def judged(j: Any) -> dict[str, Any]:
+        stated = first_pass[j.path].path.stated_answer if j.path in first_pass else None
+        return {**_builtins(j), "stated_answer": stated, "answer_agrees": _agrees(stated, gold, j.verdict)}
+
+    return {
+        "record_id": rec.record_id,
+        "run_id": rec.run_id,
+        "question_id": q.id,
+        "source": q.source,
+        "question": q.stem,
+        "context": q.context,
+        "options": list(q.options),
+        "answer": gold,
+        "answer_text": q.answer_text,
+        "tier": rec.tier,
+        "errors": tier.errors if tier else None,
+        "path": rec.path.name,
+        "origin": rec.path.origin,
+        "stated_answer": rec.path.stated_answer,
+        "cot": rec.path.cot,
+        "thinking": rec.path.thinking,
+        "response": rec.response,
+        "verdicts": [judged(j) for j in tier.judgements] if tier else [],
+        "ranker": {"chosen": [p.name for p in ranked.chosen], "reasons": ranked.reasons, "called": ranked.called}
+        if ranked else None,
+        "reverification": [{"attempt": v.attempt, "verdict": v.verdict, "reason": v.reason,
+                            "stated_answer": v.path.stated_answer,
+                            "answer_agrees": _agrees(v.path.stated_answer, gold, v.verdict)} for v in reverified],
+        "truncated_paths": sorted({m.path for m in context if _truncated(m)}),  # type: ignore[attr-defined]
+        "rejected_rewrites": [{"path": v.path.name, "attempt": v.attempt, "reason": v.reason,
+                               "final": v.attempt >= final_attempt}
+                              for v in sorted((v for v in verdicts if v.attempt >= 1 and v.verdict == "Error"),
+                                              key=lambda v: (v.path.name, v.attempt))],
+        "provenance": _builtins(rec.path.provenance),
+        "response_provenance": _builtins(rec.response_provenance),
+    }
+
+
+def failure_rows(question_id: str, context: list[Message], final_attempt: int) -> Iterable[dict[str, Any]]:
+    for m in context:
+        if isinstance(m, StageFailed) and m.stage not in ("generate", "verify"):
+            yield {"question_id": question_id, "kind": "failed", "stage": m.stage, "path": m.path,
+                   "reason": m.reason, "attempts": m.attempts}
+        elif isinstance(m, Verdict) and m.attempt == final_attempt and m.verdict == "Error":
+            yield {"question_id": question_id, "kind": "rejected", "stage": "reverify", "path": m.path.name,
+                   "reason": m.reason, "attempts": m.attempt}
+
+
+async def export(store: CheckpointStore, out: Path, *, final_attempt: int = 2, parquet: bool = True) -> ExportSummary:
+    """Write the SFT files, ``records.jsonl`` and ``failures.jsonl`` for every run in the store,
+    their Parquet copies (if pyarrow is importable and ``parquet``) and ``dataset_info.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    summary = ExportSummary()
+    handles: dict[str, TextIO] = {}
+    try:
+        for name in (*SFT_FILES, "records.jsonl", "failures.jsonl"):
+            handles[name] = (out / name).open("w", encoding="utf-8")
+        questions = await store.query(
+            "SELECT q.run_id, q.id FROM questions q JOIN runs r ON r.id = q.run_id ORDER BY r.created_at, q.ordinal"
+        )
+        marks = ",".join("?" * len(_CONTEXT_TYPES))
+        for run_id, qid in questions:
+            summary.questions += 1
+            rows = await store.query(
+                f"SELECT payload FROM messages WHERE run_id=? AND question_id=? AND type IN ({marks}) ORDER BY seq",
+                (run_id, qid, *_CONTEXT_TYPES),
+            )
+            context = [decode(r[0]) for r in rows]
+            records = sorted((m for m in context if isinstance(m, RecordReady)), key=lambda r: r.path.name)
+            for rec in records:
+                cot, response = rec.path.cot, rec.response
+                handles["reasonmed.jsonl"].write(_line(alpaca(rec.question, f"<think>{cot}</think>{response}")))
+                handles["cotmed.jsonl"].write(_line(alpaca(rec.question, cot)))
+                handles["responsemed.jsonl"].write(_line(alpaca(rec.question, response)))
+                handles["records.jsonl"].write(_line(record_row(rec, context, final_attempt=final_attempt)))
+                summary.records += 1
+            for row in sorted(failure_rows(qid, context, final_attempt),
+                              key=lambda r: (r["stage"], r["path"], r["kind"], r["reason"])):
+                handles["failures.jsonl"].write(_line(row))
+                summary.failures += row["kind"] == "failed"
+                summary.rejected += row["kind"] == "rejected"
+    finally:
+        for handle in handles.values():
+            handle.close()
+    summary.parquet = write_parquet(out, enabled=parquet)
+    if parquet and not summary.parquet:
+        print(PARQUET_MISSING, file=sys.stderr)
+    write_dataset_info(out)
+    return summary

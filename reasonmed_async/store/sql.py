@@ -1,0 +1,151 @@
+"""The SQL of a checkpoint batch: synchronous, run on a connection's own thread by ``Batcher``."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from bus import Ack, Message, RecordReady, Routed, StageFailed, TierAssigned, Verdict, encode
+from bus.messages import SCHEMA_VERSION
+
+from reasonmed_async.store.writer import Op
+
+
+_COUNT_CALL = (
+    "INSERT INTO calls(stage, model, endpoint, outcome, calls, prompt_tokens, completion_tokens)"
+    " VALUES (?,?,?,?,1,?,?) ON CONFLICT DO UPDATE SET calls=calls+1,"
+    " prompt_tokens=prompt_tokens+excluded.prompt_tokens,"
+    " completion_tokens=completion_tokens+excluded.completion_tokens"
+)
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used as a checkpoint store (wrong schema, not ours)."""
+
+
+def _label(message: Message) -> str:
+    if isinstance(message, TierAssigned):
+        return message.tier
+    if isinstance(message, Verdict):
+        return f"{message.verdict}:{message.attempt}"
+    if isinstance(message, StageFailed):
+        return message.stage
+    return ""
+
+
+def apply_batch(db: sqlite3.Connection, batch: Sequence[Op]) -> list[Any]:
+    """Every write operation of one batch, on the writer connection's thread, inside its transaction."""
+    now = time.time()
+    results: list[Any] = [None] * len(batch)
+    routed_by_op: list[tuple[int, Sequence[Routed], bool]] = []
+    acks: list[Ack] = []
+    for i, op in enumerate(batch):
+        if op.kind == "commit":
+            routed_by_op.append((i, op.args[0], op.args[2]))
+            if op.args[1] is not None:
+                acks.append(op.args[1])
+        elif op.kind == "run":
+            run, questions, routed = op.args
+            db.execute(
+                "INSERT INTO runs(id, input_path, input_digest, config_digest, config_json, questions, created_at)"
+                " VALUES (:id, :input_path, :input_digest, :config_digest, :config_json, :questions, :created_at)",
+                {**run, "created_at": now},
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO questions(run_id, id, ordinal, source) VALUES (?,?,?,?)",
+                [(run["id"], qid, ordinal, source) for qid, ordinal, source in questions],
+            )
+            routed_by_op.append((i, routed, True))
+        elif op.kind == "cache":
+            key, model, payload, stage, endpoint, prompt, completion = op.args
+            db.execute(
+                "INSERT OR REPLACE INTO llm_cache(key, model, payload, created_at) VALUES (?,?,?,?)",
+                (key, model, payload, now),
+            )
+            db.execute(_COUNT_CALL, (stage, model, endpoint, "ok", prompt, completion))
+        elif op.kind == "call":
+            db.execute(_COUNT_CALL, op.args)
+        elif op.kind == "join":
+            results[i] = _join(db, *op.args)
+        elif op.kind == "sql":
+            db.execute(*op.args)
+        elif op.kind == "finish":
+            db.execute("UPDATE runs SET status='finished', finished_at=? WHERE id=?", (now, op.args[0]))
+        else:
+            raise ValueError(f"unknown store operation {op.kind!r}")
+    for i, new in _insert_messages(db, routed_by_op, now).items():
+        results[i] = new
+    if acks:
+        db.executemany(
+            "UPDATE deliveries SET state=?, updated_at=? WHERE message_id=? AND consumer=? AND state='pending'",
+            [("done" if a.ok else "failed", now, a.message_id, a.consumer) for a in acks],
+        )
+    return results
+
+def _insert_messages(
+    db: sqlite3.Connection, routed_by_op: list[tuple[int, Sequence[Routed], bool]], now: float
+) -> dict[int, list[Routed]]:
+    ids = list({r.message.id for _, routed, _ in routed_by_op for r in routed})
+    existing: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = db.execute(f"SELECT id FROM messages WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        existing.update(r[0] for r in rows)
+    message_rows, delivery_rows, record_rows = [], [], []
+    new_by_op: dict[int, list[Routed]] = {}
+    for i, routed, intake in routed_by_op:
+        new: list[Routed] = []
+        for r in routed:
+            m = r.message
+            mid = m.id
+            if mid in existing:
+                continue
+            existing.add(mid)
+            new.append(r)
+            message_rows.append(
+                (mid, m.run_id, m.question_id, type(m).__name__, _label(m), m.parent_id, SCHEMA_VERSION, encode(m), now)
+            )
+            delivery_rows.extend((mid, c, int(intake), now) for c in r.consumers)
+            if isinstance(m, RecordReady):
+                record_rows.append((m.record_id, m.run_id, m.question_id, m.question.ordinal, m.path.name, mid))
+        new_by_op[i] = new
+    if message_rows:
+        db.executemany(
+            "INSERT INTO messages(id, run_id, question_id, type, label, parent_id, schema_version, payload, created_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            message_rows,
+        )
+    if delivery_rows:
+        db.executemany(
+            "INSERT OR IGNORE INTO deliveries(message_id, consumer, intake, updated_at) VALUES (?,?,?,?)", delivery_rows
+        )
+    if record_rows:
+        db.executemany(
+            "INSERT OR IGNORE INTO records(record_id, run_id, question_id, ordinal, path, message_id) VALUES (?,?,?,?,?,?)",
+            record_rows,
+        )
+    return new_by_op
+
+def _join(db: sqlite3.Connection, key: str, item_id: str, message_id: str, expected: int) -> list[bytes] | None:
+    db.execute("INSERT OR IGNORE INTO joins(key, item_id, message_id) VALUES (?,?,?)", (key, item_id, message_id))
+    (count,) = db.execute("SELECT COUNT(*) FROM joins WHERE key=?", (key,)).fetchone()
+    if count < expected:
+        return None
+    rows = db.execute(
+        "SELECT m.payload FROM joins j JOIN messages m ON m.id = j.message_id WHERE j.key=? ORDER BY j.item_id", (key,)
+    ).fetchall()
+    if len(rows) < count:
+        raise StoreError(f"join {key}: {count - len(rows)} item(s) are not in the journal")
+    return [r[0] for r in rows]
+
+def read_batch(db: sqlite3.Connection, batch: Sequence[Op]) -> list[Any]:
+    """Cache look-ups, many keys per query."""
+    keys = list({op.args[0] for op in batch})
+    found: dict[str, bytes] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        rows = db.execute(f"SELECT key, payload FROM llm_cache WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+        found.update(rows)
+    return [found.get(op.args[0]) for op in batch]

@@ -1,0 +1,340 @@
+"""Retries, timeouts, backoff arithmetic and the LLM response cache, over fake inner clients."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import replace
+
+import pytest
+
+from agents.llm import (
+    BadRequest,
+    BadResponse,
+    ChatMessage,
+    ChatRequest,
+    Choice,
+    Completion,
+    ConnectionLost,
+    LLMError,
+    LLMTimeout,
+    RateLimited,
+    ServerError,
+)
+from bus import Backoff
+from reasonmed_async.llm.cache import CachedClient, FailedAttempts
+from reasonmed_async.llm.retry import RetryingClient
+from reasonmed_async.store.checkpoint import CheckpointStore
+
+NO_WAIT = dict(base_s=0.0, cap_s=0.0)
+OK = Completion(text="The answer is B.", prompt_tokens=12, completion_tokens=5, endpoint="http://fake", backend="fake")
+
+
+def request(content: str = "What makes insulin?", **kw) -> ChatRequest:
+    return ChatRequest(model="m-1", messages=(ChatMessage("user", content),), temperature=0.7,
+                       meta={"task": "generate"}, **kw)
+
+
+class FakeLLM:
+    """Answers from a script: each item is an exception to raise, a delay, or a Completion."""
+
+    def __init__(self, *script, default: Completion | BaseException | None = OK) -> None:
+        self.script = list(script)
+        self.default = default
+        self.calls: list[ChatRequest] = []
+        self.times: list[float] = []
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        self.calls.append(request)
+        self.times.append(time.monotonic())
+        item = self.script.pop(0) if self.script else self.default
+        if isinstance(item, (int, float)) and not isinstance(item, bool):
+            await asyncio.sleep(item)
+            return OK
+        if isinstance(item, BaseException):
+            raise item
+        assert isinstance(item, Completion)
+        return replace(item, text=f"{item.text} #{len(self.calls)}") if item is OK else item
+
+
+RETRYABLE = [
+    pytest.param(lambda: ServerError("503 unavailable", status=503), id="server-error"),
+    pytest.param(lambda: RateLimited("429", retry_after_s=None), id="rate-limited"),
+    pytest.param(lambda: RateLimited("429", retry_after_s=0.0), id="rate-limited-zero"),
+    pytest.param(lambda: ConnectionLost("reset by peer"), id="connection-lost"),
+    pytest.param(lambda: BadResponse("no choices"), id="bad-response"),
+    pytest.param(lambda: LLMTimeout("slow"), id="timeout-from-backend"),
+]
+
+
+@pytest.mark.parametrize("attempts", [1, 2, 4])
+@pytest.mark.parametrize("error", RETRYABLE)
+async def test_retryable_errors_are_retried_up_to_attempts(error, attempts):
+    exc = error()
+    inner = FakeLLM(default=exc)
+    client = RetryingClient(inner, Backoff(attempts=attempts, **NO_WAIT))
+    with pytest.raises(type(exc)) as raised:
+        await client.complete(request())
+    assert raised.value is exc
+    assert raised.value.attempts == attempts
+    assert len(inner.calls) == attempts
+
+
+@pytest.mark.parametrize("failures", [0, 1, 2])
+@pytest.mark.parametrize("error", RETRYABLE)
+async def test_recovers_after_transient_failures(error, failures):
+    inner = FakeLLM(*[error() for _ in range(failures)])
+    client = RetryingClient(inner, Backoff(attempts=3, **NO_WAIT))
+    got = await client.complete(request())
+    assert got.text == f"{OK.text} #{failures + 1}"
+    assert len(inner.calls) == failures + 1
+    assert all(c is inner.calls[0] for c in inner.calls)  # the same request every time
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 422])
+async def test_bad_request_is_not_retried(status):
+    inner = FakeLLM(default=BadRequest("refused", status=status))
+    client = RetryingClient(inner, Backoff(attempts=5, **NO_WAIT))
+    with pytest.raises(BadRequest) as raised:
+        await client.complete(request())
+    assert raised.value.attempts == 1
+    assert raised.value.status == status
+    assert len(inner.calls) == 1
+
+
+async def test_non_retryable_after_retryable_stops_at_once():
+    inner = FakeLLM(ServerError("500"), BadRequest("content filter"))
+    client = RetryingClient(inner, Backoff(attempts=5, **NO_WAIT))
+    with pytest.raises(BadRequest) as raised:
+        await client.complete(request())
+    assert raised.value.attempts == 2
+    assert len(inner.calls) == 2
+
+
+@pytest.mark.parametrize("exc", [ValueError("bug"), KeyError("k"), TypeError("t"), RuntimeError("r")],
+                         ids=lambda e: type(e).__name__)
+async def test_programming_errors_propagate_at_once(exc):
+    inner = FakeLLM(default=exc)
+    client = RetryingClient(inner, Backoff(attempts=5, **NO_WAIT))
+    with pytest.raises(type(exc)) as raised:
+        await client.complete(request())
+    assert raised.value is exc
+    assert not hasattr(raised.value, "attempts")
+    assert len(inner.calls) == 1
+
+
+@pytest.mark.parametrize("retry_after", [0.05, 0.08])
+async def test_rate_limit_retry_after_is_a_floor(retry_after):
+    inner = FakeLLM(RateLimited("429", retry_after_s=retry_after), RateLimited("429", retry_after_s=retry_after))
+    client = RetryingClient(inner, Backoff(attempts=3, **NO_WAIT))
+    start = time.monotonic()
+    await client.complete(request())
+    assert len(inner.calls) == 3
+    gaps = [b - a for a, b in zip(inner.times, inner.times[1:])]
+    assert all(g >= retry_after * 0.98 for g in gaps), gaps
+    assert time.monotonic() - start >= 2 * retry_after * 0.98
+
+
+async def test_without_retry_after_and_zero_backoff_there_is_no_wait():
+    inner = FakeLLM(RateLimited("429"), ServerError("502"), ConnectionLost("x"))
+    client = RetryingClient(inner, Backoff(attempts=4, **NO_WAIT))
+    start = time.monotonic()
+    await client.complete(request())
+    assert time.monotonic() - start < 0.25
+
+
+@pytest.mark.parametrize("attempts", [1, 2])
+async def test_timeout_becomes_llm_timeout(attempts):
+    inner = FakeLLM(default=1.0)  # sleeps a second each call
+    client = RetryingClient(inner, Backoff(attempts=attempts, **NO_WAIT), timeout_s=0.02)
+    start = time.monotonic()
+    with pytest.raises(LLMTimeout) as raised:
+        await client.complete(request())
+    assert time.monotonic() - start < 0.5
+    assert raised.value.attempts == attempts
+    assert isinstance(raised.value.__cause__, TimeoutError)
+    assert "0.02" in str(raised.value)
+    assert len(inner.calls) == attempts
+
+
+async def test_timeout_then_success():
+    inner = FakeLLM(1.0, 0.0)
+    client = RetryingClient(inner, Backoff(attempts=2, **NO_WAIT), timeout_s=0.02)
+    assert await client.complete(request()) == OK
+    assert len(inner.calls) == 2
+
+
+async def test_no_timeout_when_none():
+    inner = FakeLLM(0.03)
+    client = RetryingClient(inner, Backoff(attempts=1, **NO_WAIT), timeout_s=None)
+    assert await client.complete(request()) == OK
+
+
+async def test_cancellation_is_not_retried():
+    inner = FakeLLM(default=5.0)
+    client = RetryingClient(inner, Backoff(attempts=5, **NO_WAIT), timeout_s=10)
+    task = asyncio.create_task(client.complete(request()))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(inner.calls) == 1
+
+
+async def test_observer_sees_every_failed_attempt():
+    seen: list[str] = []
+
+    class Observer:
+        async def attempt_failed(self, request: ChatRequest, error: LLMError) -> None:
+            seen.append(type(error).__name__)
+
+    inner = FakeLLM(ServerError("500"), RateLimited("429"), BadRequest("no"))
+    client = RetryingClient(inner, Backoff(attempts=5, **NO_WAIT), observer=Observer())
+    with pytest.raises(BadRequest):
+        await client.complete(request())
+    assert seen == ["ServerError", "RateLimited", "BadRequest"]
+
+
+# -- Backoff arithmetic -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("base", "cap", "ceilings"), [
+    (0.1, 1.0, [0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0]),
+    (0.05, 5.0, [0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]),
+    (1.0, 1.0, [1.0, 1.0, 1.0]),
+    (0.0, 5.0, [0.0, 0.0, 0.0]),
+    (2.0, 0.0, [0.0, 0.0]),
+])
+def test_backoff_ceiling_doubles_and_caps(base, cap, ceilings):
+    b = Backoff(attempts=3, base_s=base, cap_s=cap)
+    assert [b.ceiling(k) for k in range(1, len(ceilings) + 1)] == pytest.approx(ceilings)
+    assert b.ceiling(0) == pytest.approx(min(cap, base))  # clamps below the first failure
+
+
+@pytest.mark.parametrize("failed", [1, 2, 3, 6, 12])
+def test_backoff_delay_is_within_zero_and_ceiling(failed):
+    b = Backoff(attempts=3, base_s=0.1, cap_s=1.0, rng=random.Random(failed))
+    delays = [b.delay(failed) for _ in range(500)]
+    assert all(0.0 <= d <= b.ceiling(failed) for d in delays)
+    assert len(set(delays)) > 400  # full jitter, not a constant
+    assert max(delays) > 0.8 * b.ceiling(failed)  # and it spans the range
+    assert min(delays) < 0.2 * b.ceiling(failed)
+
+
+@pytest.mark.parametrize(("at_least", "failed"), [(5.0, 1), (0.05, 3), (0.0, 2), (1.0, 10)])
+def test_backoff_at_least_is_a_floor(at_least, failed):
+    b = Backoff(attempts=3, base_s=0.1, cap_s=1.0, rng=random.Random(7))
+    delays = [b.delay(failed, at_least=at_least) for _ in range(200)]
+    assert all(d >= at_least for d in delays)
+    assert all(d <= max(at_least, b.ceiling(failed)) for d in delays)
+    if at_least >= b.ceiling(failed):
+        assert set(delays) == {at_least}
+
+
+def test_backoff_is_reproducible_with_a_seeded_rng():
+    a = Backoff(rng=random.Random(3))
+    b = Backoff(rng=random.Random(3))
+    assert [a.delay(k) for k in range(1, 6)] == [b.delay(k) for k in range(1, 6)]
+    assert a == b  # the rng takes no part in equality
+
+
+@pytest.mark.parametrize("kwargs", [{"attempts": 0}, {"attempts": -1}, {"base_s": -0.1}, {"cap_s": -1.0}])
+def test_backoff_validation(kwargs):
+    with pytest.raises(ValueError):
+        Backoff(**kwargs)
+
+
+# -- the response cache -------------------------------------------------------------------------------
+
+async def test_cached_client_second_identical_request_is_a_hit(tmp_path):
+    path = tmp_path / "x.db"
+    inner = FakeLLM()
+    async with await CheckpointStore.open(path) as store:
+        client = CachedClient(inner, store)
+        first = await client.complete(request())
+        assert first.cached is False
+        second = await client.complete(request())
+        assert second.cached is True
+        assert replace(second, cached=False) == first
+        assert len(inner.calls) == 1
+        assert (client.hits, client.misses) == (1, 1)
+        # meta is not part of the key
+        third = await client.complete(replace(request(), meta={"task": "generate", "gold": "B"}))
+        assert third.cached and len(inner.calls) == 1
+        calls = await store.query("SELECT stage, model, endpoint, outcome, calls, prompt_tokens, completion_tokens"
+                                  " FROM calls")
+        assert calls == [("generate", "m-1", "http://fake", "ok", 1, 12, 5)]
+    # the cache is durable: a fresh client over the reopened store pays nothing
+    async with await CheckpointStore.open(path) as store:
+        client = CachedClient(inner, store)
+        again = await client.complete(request())
+        assert again.cached and again.text == first.text
+        assert len(inner.calls) == 1
+
+
+MISSES = [
+    pytest.param({"sample": 1}, id="sample-index"),
+    pytest.param({"temperature": 0.9}, id="temperature"),
+    pytest.param({"top_p": 0.5}, id="top_p"),
+    pytest.param({"max_tokens": 2048}, id="max_tokens"),
+    pytest.param({"seed": 42}, id="seed"),
+    pytest.param({"model": "m-2"}, id="model"),
+    pytest.param({"messages": (ChatMessage("system", "be brief"), ChatMessage("user", "What makes insulin?"))},
+                 id="messages"),
+    pytest.param({"json_schema": {"type": "object"}}, id="json-schema"),
+    pytest.param({"n": 2}, id="n"),
+]
+
+
+@pytest.mark.parametrize("change", MISSES)
+async def test_cached_client_different_request_is_a_miss(tmp_path, change):
+    inner = FakeLLM()
+    async with await CheckpointStore.open(tmp_path / "x.db") as store:
+        client = CachedClient(inner, store)
+        base = request()
+        other = replace(base, **change)
+        assert other.cache_key() != base.cache_key()
+        a = await client.complete(base)
+        b = await client.complete(other)
+        assert not a.cached and not b.cached
+        assert a.text != b.text
+        assert len(inner.calls) == 2
+        assert (await client.complete(other)).cached
+        assert len(inner.calls) == 2
+
+
+async def test_cached_client_round_trips_every_completion_field(tmp_path):
+    full = Completion(text="A", finish_reason="length", prompt_tokens=3, completion_tokens=4, reasoning_tokens=2,
+                      latency_s=0.5, endpoint="e", backend="b", more=(Choice("B", "stop"), Choice("C", "length")))
+    inner = FakeLLM(default=full)
+    async with await CheckpointStore.open(tmp_path / "x.db") as store:
+        client = CachedClient(inner, store)
+        assert await client.complete(request(n=3)) == full
+        hit = await client.complete(request(n=3))
+        assert hit == replace(full, cached=True)
+        assert [c.text for c in hit.choices] == ["A", "B", "C"]
+        assert hit.truncated
+
+
+async def test_cached_client_does_not_cache_errors(tmp_path):
+    inner = FakeLLM(ServerError("500"))
+    async with await CheckpointStore.open(tmp_path / "x.db") as store:
+        client = CachedClient(inner, store)
+        with pytest.raises(ServerError):
+            await client.complete(request())
+        assert await store.cache_get(request().cache_key()) is None
+        assert not (await client.complete(request())).cached
+        assert len(inner.calls) == 2
+
+
+async def test_cache_over_retries_with_failed_attempt_accounting(tmp_path):
+    inner = FakeLLM(ServerError("500"), RateLimited("429"))
+    async with await CheckpointStore.open(tmp_path / "x.db") as store:
+        retrying = RetryingClient(inner, Backoff(attempts=3, **NO_WAIT), observer=FailedAttempts(store))
+        client = CachedClient(retrying, store)
+        first = await client.complete(request())
+        assert (await client.complete(request())).cached
+        assert len(inner.calls) == 3
+        calls = await store.query("SELECT outcome, calls FROM calls ORDER BY outcome")
+        assert calls == [("error:RateLimited", 1), ("error:ServerError", 1), ("ok", 1)]
+        assert first.text.endswith("#3")

@@ -1,0 +1,341 @@
+"""The SQLite checkpoint store: WAL, schema version, journal, group commit, join, cache."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from bus import Ack, CoTGenerated, Path, Question, QuestionIngested, RecordReady, Routed, Provenance, decode
+from reasonmed_async.store.schema import STORE_SCHEMA_VERSION
+from reasonmed_async.store.checkpoint import PAGE, CheckpointStore, StoreError
+from reasonmed_async.store.writer import StoreClosed
+
+RUN = "run-s"
+PROV = Provenance(role="summarize", model="m", backend="sim")
+
+
+def question(i: int) -> Question:
+    return Question(id=f"q{i}", stem=f"stem {i}?", options=("yes", "no", "maybe"), answer=i % 3, ordinal=i)
+
+
+def ingested(i: int) -> QuestionIngested:
+    return QuestionIngested(run_id=RUN, question_id=f"q{i}", question=question(i))
+
+
+def cot(i: int, path: str = "qwen_1") -> CoTGenerated:
+    return CoTGenerated(run_id=RUN, question_id=f"q{i}", parent_id=ingested(i).id, question=question(i),
+                        path=Path(name=path, cot=f"cot {i} {path}"))
+
+
+def routed(message, *consumers: str) -> Routed:
+    return Routed(message, consumers)
+
+
+def new(result) -> list:
+    """The messages a commit reported new (the journal returns them routed)."""
+    return [getattr(r, "message", r) for r in result]
+
+
+async def rows(store: CheckpointStore, sql: str, params=()) -> list[tuple]:
+    return await store.query(sql, params)
+
+
+async def count(store: CheckpointStore, table: str) -> int:
+    return (await rows(store, f"SELECT COUNT(*) FROM {table}"))[0][0]
+
+
+# -- lifecycle --------------------------------------------------------------------------------------
+
+async def test_wal_mode_and_schema_version(tmp_path):
+    async with await CheckpointStore.open(tmp_path / "x.db") as store:
+        assert (await rows(store, "PRAGMA journal_mode"))[0][0].lower() == "wal"
+        assert await rows(store, "SELECT value FROM meta WHERE key='schema_version'") == [(str(STORE_SCHEMA_VERSION),)]
+    # the mode is persistent: a plain connection sees it too
+    with sqlite3.connect(tmp_path / "x.db") as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
+    con.close()
+
+
+async def test_open_creates_parent_directories(tmp_path):
+    path = tmp_path / "a" / "b" / "x.db"
+    store = await CheckpointStore.open(path)
+    await store.close()
+    assert path.exists()
+
+
+@pytest.mark.parametrize("version", [STORE_SCHEMA_VERSION + 1, 0, 42])
+async def test_other_store_schema_version_is_refused(tmp_path, version):
+    path = tmp_path / "x.db"
+    store = await CheckpointStore.open(path)
+    await store.close()
+    con = sqlite3.connect(path)
+    with con:
+        con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
+    con.close()
+    with pytest.raises(StoreError, match=f"v{version}"):
+        await CheckpointStore.open(path)
+
+
+async def test_reopen_same_version_keeps_data(tmp_path):
+    path = tmp_path / "x.db"
+    async with await CheckpointStore.open(path) as store:
+        await store.commit([routed(ingested(1), "gen")])
+    async with await CheckpointStore.open(path) as store:
+        assert await count(store, "messages") == 1
+        assert await rows(store, "SELECT value FROM meta WHERE key='schema_version'") == [(str(STORE_SCHEMA_VERSION),)]
+
+
+async def test_submit_after_close_raises(tmp_path):
+    store = await CheckpointStore.open(tmp_path / "x.db")
+    await store.close()
+    with pytest.raises(StoreClosed):
+        await store.commit([routed(ingested(1), "gen")])
+
+
+# -- journal ------------------------------------------------------------------------------------------
+
+async def test_commit_returns_only_new_messages(tmp_path):
+    async with await CheckpointStore.open(tmp_path / "x.db") as store:
+        a, b, c = ingested(1), ingested(2), ingested(3)
+        assert new(await store.commit([routed(a, "gen"), routed(b, "gen")])) == [a, b]
+        assert new(await store.commit([routed(b, "gen"), routed(c, "gen"), routed(a, "gen")])) == [c]
+        assert await store.commit([routed(a, "gen")]) == []
+        # the same message twice in one commit is new once
+        d = ingested(4)
+        assert new(await store.commit([routed(d, "gen"), routed(d, "gen")])) == [d]
+        assert await count(store, "messages") == 4
+        assert await count(store, "deliveries") == 4
+        stored = await rows(store, "SELECT id, type, parent_id, schema_version, payload FROM messages ORDER BY seq")
+        assert [r[0] for r in stored] == [a.id, b.id, c.id, d.id]
+        assert {r[1] for r in stored} == {"QuestionIngested"}
+        assert [decode(r[4]) for r in stored] == [a, b, c, d]
+
+
+async def test_concurrent_commits_of_one_message_deliver_it_once(tmp_path):
+    async with await CheckpointStore.open(tmp_path / "x.db") as store:
+        m = ingested(1)
+        results = await asyncio.gather(*(store.commit([routed(m, "gen", "other")]) for _ in range(10)))
+        assert sum(len(r) for r in results) == 1
+        assert await count(store, "messages") == 1
+        assert await rows(store, "SELECT consumer, state FROM deliveries ORDER BY consumer") == [
+            ("gen", "pending"), ("other", "pending")]
+
+
+async def test_commit_with_ack_is_atomic_and_ack_is_final(tmp_path):
+    async with await CheckpointStore.open(tmp_path / "x.db") as store:
+        q = ingested(1)
+        await store.commit([routed(q, "gen", "audit")])
+        out = [cot(1, "qwen_1"), cot(1, "qwen_2")]
+        assert new(await store.commit([routed(m, "verify") for m in out], Ack(q.id, "gen"))) == out
+        states = dict(await rows(store, "SELECT consumer, state FROM deliveries WHERE message_id=?", (q.id,)))
+        assert states == {"gen": "done", "audit": "pending"}
+        # a second ack (a redelivery failing this time) never reverts 'done'
+        assert await store.commit([], Ack(q.id, "gen", ok=False)) == []
+        assert dict(await rows(store, "SELECT consumer, state FROM deliveries WHERE message_id=?", (q.id,)))["gen"] == "done"
+        await store.commit([], Ack(q.id, "audit", ok=False))
+        assert dict(await rows(store, "SELECT consumer, state FROM deliveries WHERE message_id=?", (q.id,)))["audit"] == "failed"
+        # an ack for a delivery that does not exist is a no-op
+        await store.commit([], Ack("nope", "gen"))
+        assert await count(store, "deliveries") == 4
+
+
+async def test_record_ready_fills_records_table(tmp_path):
+    async with await CheckpointStore.open(tmp_path / "x.db") as store:
+        rr = RecordReady(run_id=RUN, question_id="q7", parent_id="s", question=question(7), tier="easy",
+                         path=Path(name="qwen_2", cot="c"), response="yes", response_provenance=PROV,
+                         record_id="rec-7")
+        await store.commit([routed(rr)])
+        await store.commit([routed(rr)])
+        assert await rows(store, "SELECT record_id, run_id, question_id, ordinal, path, message_id FROM records") == [
+            ("rec-7", RUN, "q7", 7, "qwen_2", rr.id)]
+        assert await count(store, "deliveries") == 0  # routed to nobody
+
+
+@pytest.mark.parametrize("n", [1, 50, 300])
+async def test_group_commit_many_concurrent_commits_are_durable(tmp_path, n):
+    path = tmp_path / "x.db"
+    store = await CheckpointStore.open(path)
+    try:
+        messages = [ingested(i) for i in range(n)]
+        results = await asyncio.gather(*(store.commit([routed(m, "gen")]) for m in messages))
+        assert [new(r) for r in results] == [[m] for m in messages]
+        assert store._committer.ops >= n
+        if n >= 50:
+            assert store._committer.batches < n  # grouped, not one transaction each
+    finally:
+        await store.close()
+    async with await CheckpointStore.open(path) as store:
+        assert await count(store, "messages") == n
+        assert await rows(store, "SELECT COUNT(*) FROM deliveries WHERE state='pending'") == [(n,)]
+        got = [m async for m in store.messages_of(RUN, ["QuestionIngested"])]
+        assert got == messages
+
+
+async def test_close_flushes_submitted_work(tmp_path):
+    path = tmp_path / "x.db"
+    store = await CheckpointStore.open(path)
+    pending = [asyncio.ensure_future(store.commit([routed(ingested(i), "gen")])) for i in range(20)]
+    await asyncio.sleep(0)
+    await store.close()
+    assert all(len(f.result()) == 1 for f in pending)
+    async with await CheckpointStore.open(path) as store:
+        assert await count(store, "messages") == 20
+
+
+async def test_failing_operation_fails_its_batch_and_rolls_it_back(tmp_path):
+    async with await CheckpointStore.open(tmp_path / "x.db") as store:
+        good = ingested(1)
+        # both land in one batch: submitted before the writer task runs again
+        bad = asyncio.ensure_future(store._committer.submit("no-such-op"))
+        innocent = asyncio.ensure_future(store.commit([routed(good, "gen")]))
+        done = await asyncio.gather(bad, innocent, return_exceptions=True)
+        assert isinstance(done[0], ValueError) and "no-such-op" in str(done[0])
+        assert isinstance(done[1], ValueError)  # the whole transaction was rolled back
+        assert await count(store, "messages") == 0
+        # the writer survives: the next batch commits
+        assert new(await store.commit([routed(good, "gen")])) == [good]
+        assert await count(store, "messages") == 1
+
+
+async def test_duplicate_run_fails_the_caller(tmp_path):
+    run = {"id": RUN, "input_path": "in.jsonl", "input_digest": "d", "config_digest": "c", "config_json": "{}",
+           "questions": 1}
+    async with await CheckpointStore.open(tmp_path / "x.db") as store:
+        await store.create_run(run, [("q1", 0, "generic")], [routed(ingested(1), "gen")])
+        assert await rows(store, "SELECT id, status, questions FROM runs") == [(RUN, "running", 1)]
+        assert await count(store, "questions") == 1
+        with pytest.raises(sqlite3.IntegrityError):
+            await store.create_run(run, [("q2", 1, "generic")], [routed(ingested(2), "gen")])
+        assert await count(store, "questions") == 1
+        assert await count(store, "messages") == 1
+        await store.finish_run(RUN)
+        assert (await rows(store, "SELECT status FROM runs"))[0][0] == "finished"
+
+
+# -- backlog / pending ----------------------------------------------------------------------------
+
+async def test_backlog_and_pending_in_seq_order_up_to_watermark(tmp_path):
+    async with await CheckpointStore.open(tmp_path / "x.db") as store:
+        n = PAGE + 44  # more than one page
+        messages = [ingested(i) for i in range(n)]
+        await store.commit([routed(m, "gen", "odd" if i % 2 else "even") for i, m in enumerate(messages)])
+        for m in messages[:10]:
+            await store.commit([], Ack(m.id, "gen"))
+        backlog = await store.backlog()
+        assert backlog.counts == {"gen": n - 10, "odd": n // 2, "even": n - n // 2}
+        assert backlog.total == sum(backlog.counts.values())
+        assert backlog.watermark == (await rows(store, "SELECT MAX(seq) FROM deliveries"))[0][0]
+        # committed after the backlog was taken: beyond the watermark
+        late = ingested(10_000)
+        await store.commit([routed(late, "gen")])
+        gen = [m async for _, m in store.pending("gen", backlog.watermark)]
+        assert gen == messages[10:]
+        assert [m async for _, m in store.pending("odd", backlog.watermark)] == messages[1::2]
+        assert [m async for _, m in store.pending("even", backlog.watermark)] == messages[0::2]
+        assert [m async for _, m in store.pending("nobody", backlog.watermark)] == []
+        watermark2 = (await store.backlog()).watermark
+        assert [m async for _, m in store.pending("gen", watermark2)] == messages[10:] + [late]
+
+
+async def test_pending_skips_deliveries_acknowledged_while_iterating(tmp_path):
+    async with await CheckpointStore.open(tmp_path / "x.db") as store:
+        messages = [ingested(i) for i in range(PAGE * 2 + 5)]
+        await store.commit([routed(m, "gen") for m in messages])
+        wm = (await store.backlog()).watermark
+        seen = []
+        async for _, m in store.pending("gen", wm):
+            seen.append(m)
+            if len(seen) == 1:
+                # ack the first message of the second page before it is read
+                await store.commit([], Ack(messages[PAGE].id, "gen"))
+        assert seen == messages[:PAGE] + messages[PAGE + 1:]
+
+
+async def test_empty_backlog(tmp_path):
+    async with await CheckpointStore.open(tmp_path / "x.db") as store:
+        backlog = await store.backlog()
+        assert backlog.counts == {} and backlog.watermark == 0 and backlog.total == 0
+
+
+# -- the join -----------------------------------------------------------------------------------------
+
+async def test_gather_waits_for_expected_distinct_items_and_survives_reopen(tmp_path):
+    path = tmp_path / "x.db"
+    items = [cot(1, f"p{i}") for i in range(4)]
+    async with await CheckpointStore.open(path) as store:
+        await store.commit([routed(m, "tier") for m in items])  # the bus only delivers journalled messages
+        assert await store.gather("k", "p0", items[0], 4) is None
+        assert await store.gather("k", "p0", items[0], 4) is None  # same item twice counts once
+        assert await store.gather("k", "p1", items[1], 4) is None
+        assert await store.gather("other", "p2", items[2], 1) == [items[2]]  # keys are separate
+    async with await CheckpointStore.open(path) as store:
+        assert await store.gather("k", "p2", items[2], 4) is None
+        assert await store.gather("k", "p2", items[2], 4) is None
+        assert await store.gather("k", "p3", items[3], 4) == items  # ordered by item_id
+        # redelivered after completion: the same full answer again
+        assert await store.gather("k", "p1", items[1], 4) == items
+        assert await count(store, "joins") == 5
+
+
+async def test_gather_concurrent_items_complete_exactly_once(tmp_path):
+    async with await CheckpointStore.open(tmp_path / "x.db") as store:
+        items = [cot(2, f"p{i}") for i in range(9)]
+        await store.commit([routed(m, "tier") for m in items])
+        results = await asyncio.gather(*(store.gather("q2", f"p{i}", m, 9) for i, m in enumerate(items)))
+        complete = [r for r in results if r is not None]
+        assert complete == [items]
+
+
+async def test_gather_of_a_message_not_in_the_journal_fails(tmp_path):
+    async with await CheckpointStore.open(tmp_path / "x.db") as store:
+        known, unknown = cot(3, "p0"), cot(3, "p1")
+        await store.commit([routed(known, "tier")])
+        assert await store.gather("k", "p0", known, 2) is None
+        with pytest.raises(StoreError, match="not in the journal"):
+            await store.gather("k", "p1", unknown, 2)
+        # rolled back: committing it and gathering again completes the join
+        await store.commit([routed(unknown, "tier")])
+        assert await store.gather("k", "p1", unknown, 2) == [known, unknown]
+
+
+# -- LLM cache and call accounting ------------------------------------------------------------------
+
+async def test_cache_round_trip_and_call_accounting(tmp_path):
+    path = tmp_path / "x.db"
+    async with await CheckpointStore.open(path) as store:
+        assert await store.cache_get("k1") is None
+        await store.cache_put("k1", "model-a", b'{"text":"hi"}', "generate", "http://e", 10, 5)
+        await store.cache_put("k2", "model-a", b'{"text":"yo"}', "generate", "http://e", 7, 3)
+        await store.cache_put("k3", "model-b", b"x", "verify", "", 1, 1)
+        await store.count_call("generate", "model-a", "", "error:ServerError", 0, 0)
+        await store.count_call("generate", "model-a", "", "error:ServerError", 0, 0)
+        assert await store.cache_get("k1") == b'{"text":"hi"}'
+    async with await CheckpointStore.open(path) as store:
+        assert await store.cache_get("k2") == b'{"text":"yo"}'
+        calls = await rows(store, "SELECT stage, model, endpoint, outcome, calls, prompt_tokens, completion_tokens"
+                                  " FROM calls ORDER BY stage, model, outcome")
+        assert calls == [
+            ("generate", "model-a", "", "error:ServerError", 2, 0, 0),
+            ("generate", "model-a", "http://e", "ok", 2, 17, 8),
+            ("verify", "model-b", "", "ok", 1, 1, 1),
+        ]
+
+
+async def test_one_process_drives_a_database_at_a_time(tmp_path):
+    from pathlib import Path as FsPath
+
+    from reasonmed_async.config import load_config
+    from reasonmed_async.pipeline import Pipeline
+
+    config = load_config(FsPath(__file__).resolve().parents[2] / "examples" / "sim.toml")
+    db = tmp_path / "x.db"
+    async with Pipeline.open(config, db):
+        with pytest.raises(StoreError, match=r"in use by another reasonmed process \(pid \d+\)"):
+            async with Pipeline.open(config, db):
+                pass
+        async with Pipeline.open(config, db, models=set(), agents=False):  # scoring and the like need no lock
+            pass
+    async with Pipeline.open(config, db):  # released on close
+        pass
