@@ -8,6 +8,7 @@ from .backoff import Backoff
 from .bus import ConsumerStats, Handler, MessageBus, Subscription
 from .codec import SchemaMismatch, decode, encode
 from .journal import Ack, Backlog, Journal, Routed
+from .vocabulary import FailureKind, Stage
 from .messages import (
     ALL_MESSAGES,
     LETTERS,
@@ -30,6 +31,7 @@ from .messages import (
 )
 
 __all__ = [
+    "FailureKind", "Stage",
     "ALL_MESSAGES", "LETTERS", "SCHEMA_VERSION", "Ack", "Backlog", "Backoff", "CoTGenerated",
     "ConsumerStats", "Handler", "Journal", "Judgement", "Message", "MessageBus", "Path",
     "Provenance", "Question", "QuestionIngested", "Ranked", "RecordReady", "Refined", "Routed",
