@@ -23,8 +23,9 @@ from reasonmed_async.loaders.dispatch import SOURCE_FORMATS, load_questions
 from reasonmed_async.logs import tail as logtail
 from reasonmed_async.logs.setup import configure_for
 from reasonmed_async.reports.scoring import register as _register_score
-from reasonmed_async.pipeline import Pipeline, RunConflict, file_digest, runs_in, stored_config
+from reasonmed_async.pipeline import Pipeline, RunConflict, file_digest, stored_config
 from reasonmed_async.reports.status import read_status, render
+from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore, StoreError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -151,7 +152,7 @@ async def _status(args: argparse.Namespace) -> int:
     from reasonmed_async.reports.progress import Reading, estimate, read, run_ended, run_started, watch
 
     async with await CheckpointStore.open(_existing_db(args.db)) as store:
-        runs = await runs_in(store)
+        runs = await queries.runs(store)
         config = await stored_config(store, unfinished=False) if runs else None
         if args.watch:
             await watch(store, config, every_s=args.every)
@@ -174,7 +175,7 @@ async def _status(args: argparse.Namespace) -> int:
 async def _export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     async with await CheckpointStore.open(_existing_db(args.db)) as store:
-        runs = await runs_in(store)
+        runs = await queries.runs(store)
         if not runs:
             raise UsageError(f"{args.db}: holds no run")
         config = await stored_config(store, unfinished=False)

@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -26,6 +25,7 @@ from reasonmed_async.llm.cache import CachedClient, FailedAttempts
 from reasonmed_async.config import AppConfig, parse_config
 from reasonmed_async.store.lock import OwnerLock
 from reasonmed_async.llm.retry import RetryingClient
+from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore
 
 log = structlog.get_logger("pipeline")
@@ -33,14 +33,6 @@ log = structlog.get_logger("pipeline")
 
 class RunConflict(RuntimeError):
     """The database already holds an unfinished run: it must be resumed first."""
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    id: str
-    status: str
-    input_path: str
-    questions: int
 
 
 def run_id_for(input_digest: str, config_digest: str, limit: int | None) -> str:
@@ -51,19 +43,13 @@ def file_digest(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-async def runs_in(store: CheckpointStore) -> list[RunInfo]:
-    rows = await store.query("SELECT id, status, input_path, questions FROM runs ORDER BY created_at")
-    return [RunInfo(*row) for row in rows]
-
-
 async def stored_config(store: CheckpointStore, *, unfinished: bool = True) -> AppConfig:
     """The configuration a run was started with (its text lives in the database):
     the unfinished run's, or with ``unfinished=False`` the latest run's."""
-    where = "WHERE status='running'" if unfinished else ""
-    rows = await store.query(f"SELECT config_json FROM runs {where} ORDER BY created_at DESC LIMIT 1")
-    if not rows:
+    text = await queries.latest_config_text(store, unfinished=unfinished)
+    if text is None:
         raise RunConflict(f"{store.path}: no {'unfinished ' if unfinished else ''}run in this database")
-    return parse_config(rows[0][0], source=f"{store.path} (stored config)")
+    return parse_config(text, source=f"{store.path} (stored config)")
 
 
 class Pipeline:
@@ -126,7 +112,7 @@ class Pipeline:
         runs share its config): then a run of the same input is the same job,
         and submitting it again returns its id without adding anything."""
         run_id = run_id_for(input_digest, self.config.digest, limit)
-        for run in await runs_in(self.store):
+        for run in await queries.runs(self.store):
             if alongside:
                 if run.id == run_id:
                     return run_id
@@ -156,7 +142,7 @@ class Pipeline:
         backlog = await self.store.backlog()
         if backlog.total:
             return False
-        for run in await runs_in(self.store):
+        for run in await queries.runs(self.store):
             if run.status == "running":
                 await self.store.finish_run(run.id)
                 log.info("run.finished", run=run.id)

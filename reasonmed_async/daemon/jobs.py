@@ -7,6 +7,7 @@ from typing import Any
 
 from reasonmed_async.loaders.dispatch import load_questions
 from reasonmed_async.pipeline import Pipeline, file_digest
+from reasonmed_async.store import queries
 
 
 async def submit_file(pipeline: Pipeline, path: Path) -> str:
@@ -17,17 +18,13 @@ async def submit_file(pipeline: Pipeline, path: Path) -> str:
 
 async def job_status(pipeline: Pipeline, run_id: str) -> dict[str, Any] | None:
     store = pipeline.store
-    rows = await store.query("SELECT status, questions, input_path FROM runs WHERE id=?", (run_id,))
-    if not rows:
+    run = await queries.run_info(store, run_id)
+    if run is None:
         return None
-    status, questions, input_path = rows[0]
-    (pending,) = (await store.query(
-        "SELECT COUNT(*) FROM deliveries d JOIN messages m ON m.id = d.message_id"
-        " WHERE d.state='pending' AND m.run_id=?", (run_id,)))[0]
-    (records,) = (await store.query("SELECT COUNT(*) FROM records WHERE run_id=?", (run_id,)))[0]
-    (failed,) = (await store.query(
-        "SELECT COUNT(DISTINCT question_id) FROM messages WHERE run_id=? AND type='StageFailed'"
-        " AND label NOT IN ('generate','verify')", (run_id,)))[0]
+    status, questions, input_path = run.status, run.questions, run.input_path
+    pending = await queries.pending_deliveries(store, run_id)
+    records = await queries.record_count(store, run_id)
+    failed = await queries.failed_questions(store, run_id)
     if status == "running" and pending == 0:
         await store.finish_run(run_id)
         status = "finished"

@@ -26,7 +26,8 @@ from reasonmed_async.config import ConfigError, load_config
 from reasonmed_async.daemon.api import ControlAPI, check_listen
 from reasonmed_async.daemon.inbox import Inbox
 from reasonmed_async.daemon.jobs import submit_file
-from reasonmed_async.pipeline import Pipeline, runs_in
+from reasonmed_async.pipeline import Pipeline
+from reasonmed_async.store import queries
 
 log = structlog.get_logger("daemon")
 
@@ -103,7 +104,7 @@ class Daemon:
         return 0
 
     async def _check_unfinished(self, pipeline: Pipeline) -> None:
-        rows = await pipeline.store.query("SELECT id, config_digest FROM runs WHERE status='running'")
+        rows = await queries.unfinished_run_digests(pipeline.store)
         other = [run_id for run_id, digest in rows if digest != pipeline.config.digest]
         if other:
             raise ConfigError(f"{self.options.db} holds unfinished runs started with another config ({', '.join(other)}):"
@@ -123,7 +124,7 @@ class Daemon:
         log.info("daemon.draining")
         self._stop_intake()
         await pipeline.bus.wait_idle()
-        for run in await runs_in(pipeline.store):
+        for run in await queries.runs(pipeline.store):
             if run.status == "running":
                 await pipeline.store.finish_run(run.id)
         self.stop.set()

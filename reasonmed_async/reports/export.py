@@ -22,6 +22,7 @@ import msgspec
 from bus import LETTERS, Message, decode, Question, Ranked, RecordReady, StageFailed, TierAssigned, Verdict
 
 from reasonmed_async.reports.formats import PARQUET_MISSING, write_dataset_info, write_parquet
+from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore
 
 SFT_FILES = ("reasonmed.jsonl", "cotmed.jsonl", "responsemed.jsonl")
@@ -134,17 +135,9 @@ async def export(store: CheckpointStore, out: Path, *, final_attempt: int = 2, p
     try:
         for name in (*SFT_FILES, "records.jsonl", "failures.jsonl"):
             handles[name] = (out / name).open("w", encoding="utf-8")
-        questions = await store.query(
-            "SELECT q.run_id, q.id FROM questions q JOIN runs r ON r.id = q.run_id ORDER BY r.created_at, q.ordinal"
-        )
-        marks = ",".join("?" * len(_CONTEXT_TYPES))
-        for run_id, qid in questions:
+        for run_id, qid in await queries.questions_in_order(store):
             summary.questions += 1
-            rows = await store.query(
-                f"SELECT payload FROM messages WHERE run_id=? AND question_id=? AND type IN ({marks}) ORDER BY seq",
-                (run_id, qid, *_CONTEXT_TYPES),
-            )
-            context = [decode(r[0]) for r in rows]
+            context = await queries.question_messages(store, run_id, qid, _CONTEXT_TYPES)
             records = sorted((m for m in context if isinstance(m, RecordReady)), key=lambda r: r.path.name)
             for rec in records:
                 cot, response = rec.path.cot, rec.response

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from reasonmed_async.config import AppConfig
 from reasonmed_async.reports.status import TIERS, StatusReport, read_status
+from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore
 
 
@@ -55,9 +56,7 @@ def estimate(first: Reading, now: Reading) -> Estimate:
 
 async def read(store: CheckpointStore, config: AppConfig | None) -> tuple[StatusReport, Reading]:
     report = await read_status(store, config)
-    (unsettled,) = (await store.query(  # a question is settled once nothing of it is pending
-        "SELECT COUNT(*) FROM (SELECT DISTINCT m.run_id, m.question_id FROM deliveries d"
-        " JOIN messages m ON m.id = d.message_id WHERE d.state='pending')"))[0]
+    unsettled = await queries.unsettled_questions(store)  # a question is settled once nothing of it is pending
     calls = sum(row[3] for row in report.calls)
     tokens = sum(row[4] + row[5] for row in report.calls)
     questions = sum(n for _, _, n in report.runs)
@@ -68,14 +67,13 @@ async def read(store: CheckpointStore, config: AppConfig | None) -> tuple[Status
 
 async def run_ended(store: CheckpointStore) -> float | None:
     """When the last run finished, if every run has: rates of a finished database stop there."""
-    ((unfinished, last),) = await store.query(
-        "SELECT SUM(status != 'finished'), MAX(finished_at) FROM runs")
-    return None if unfinished or last is None else float(last)
+    _, last, finished = await queries.run_span(store)
+    return None if not finished or last is None else float(last)
 
 
 async def run_started(store: CheckpointStore) -> float:
-    rows = await store.query("SELECT MIN(created_at) FROM runs")
-    return float(rows[0][0] or time.time())
+    started, _, _ = await queries.run_span(store)
+    return float(started or time.time())
 
 
 def _duration(seconds: float | None) -> str:

@@ -37,12 +37,12 @@ from bus import LETTERS, Message, Question, Ranked, RecordReady, Refined, Verdic
 from reasonmed_async.config import AppConfig, load_config
 from reasonmed_async.reports.formats import AlpacaError, read_alpaca, split_instruction
 from reasonmed_async.logs.setup import configure_for
-from reasonmed_async.pipeline import Pipeline, runs_in, stored_config
+from reasonmed_async.pipeline import Pipeline, stored_config
+from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore
 
 STAGES = ("pre-refine", "post-refine", "final")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-PAGE = 512
 
 
 class ScoreUsageError(ValueError):
@@ -113,31 +113,17 @@ async def stage_targets(store: CheckpointStore, stage: str, templates: Templates
     kind, label = {"pre-refine": ("Ranked", "%"), "final": ("RecordReady", "%"),
                    "post-refine": ("Verdict", "Correct:%") if reverify else ("Refined", "%")}[stage]
     first: dict[str, int] = {}
-    after = 0
-    while rows := await store.query(
-        "SELECT seq, payload FROM messages WHERE type=? AND label LIKE ? AND seq>? ORDER BY seq LIMIT ?",
-        (kind, label, after, PAGE),
-    ):
-        after = rows[-1][0]
-        for seq, payload in rows:
-            for tid, _, _ in _entries(stage, decode(payload)):
-                first.setdefault(tid, seq)
+    async for seq, message in queries.messages_by_label(store, kind, label):
+        for tid, _, _ in _entries(stage, message):
+            first.setdefault(tid, seq)
     chosen = sample_ids(list(first), n, seed)
     found: dict[str, Target] = {}
     seqs = sorted({first[tid] for tid in chosen})
-    for start in range(0, len(seqs), PAGE):
-        chunk = seqs[start : start + PAGE]
-        for seq, payload in await store.query(
-                f"SELECT seq, payload FROM messages WHERE seq IN ({','.join('?' * len(chunk))})", chunk):
-            for tid, q, text in _entries(stage, decode(payload)):
-                if first.get(tid) == seq:
-                    found[tid] = Target(tid, q.id, scorer_messages(templates, q, text))
+    for seq, message in await queries.messages_at(store, seqs):
+        for tid, q, text in _entries(stage, message):
+            if first.get(tid) == seq:
+                found[tid] = Target(tid, q.id, scorer_messages(templates, q, text))
     return [found[tid] for tid in chosen], len(first)
-
-
-async def stored_scores(store: CheckpointStore, label: str, model: str) -> dict[str, int]:
-    rows = await store.query("SELECT target_id, score FROM scores WHERE label=? AND model=?", (label, model))
-    return dict(rows)  # type: ignore[arg-type]
 
 
 async def score_targets(pipeline: Pipeline, targets: list[Target], label: str, available: int,
@@ -147,7 +133,7 @@ async def score_targets(pipeline: Pipeline, targets: list[Target], label: str, a
     sampling = flow.scorer
     assert sampling is not None
     store, client = pipeline.store, pipeline.clients[sampling.model]
-    done = await stored_scores(store, label, sampling.model)
+    done = await queries.stored_scores(store, label, sampling.model)
     report = ScoreReport(label, sampling.model, available,
                          scores={t.id: done[t.id] for t in targets if t.id in done})
     template = templates.hash("score")
@@ -208,7 +194,7 @@ async def _config(args: argparse.Namespace, db: Path) -> AppConfig:
         config = load_config(args.config)
     elif db.is_file():
         async with await CheckpointStore.open(db) as store:
-            if not await runs_in(store):
+            if not await queries.runs(store):
                 raise ScoreUsageError(f"{db}: holds no run, so no stored configuration: give --config FILE")
             config = await stored_config(store, unfinished=False)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from reasonmed_async.config import AppConfig
+from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore
 
 TIERS = ("easy", "medium", "difficult")
@@ -34,22 +35,13 @@ class StatusReport:
 
 async def read_status(store: CheckpointStore, config: AppConfig | None = None) -> StatusReport:
     report = StatusReport()
-    report.runs = [tuple(r) for r in await store.query("SELECT id, status, questions FROM runs ORDER BY created_at")]  # type: ignore[misc]
-    for consumer, state, count in await store.query(
-        "SELECT consumer, state, COUNT(*) FROM deliveries GROUP BY consumer, state ORDER BY MIN(seq)"
-    ):
+    report.runs = [(r.id, r.status, r.questions) for r in await queries.runs(store)]
+    for consumer, state, count in await queries.delivery_counts(store):
         setattr(report.stages.setdefault(consumer, StageCounts()), state, count)
-    report.tiers = {t: 0 for t in TIERS}
-    for label, count in await store.query("SELECT label, COUNT(*) FROM messages WHERE type='TierAssigned' GROUP BY label"):
-        report.tiers[label] = count
-    (report.question_failures,) = (await store.query(
-        "SELECT COUNT(DISTINCT question_id) FROM messages WHERE type='StageFailed' AND label NOT IN ('generate','verify')"
-    ))[0]
-    (report.records,) = (await store.query("SELECT COUNT(*) FROM records"))[0]
-    report.calls = [tuple(r) for r in await store.query(  # type: ignore[misc]
-        "SELECT stage, model, outcome, SUM(calls), SUM(prompt_tokens), SUM(completion_tokens) FROM calls"
-        " GROUP BY stage, model, outcome ORDER BY stage, model, outcome"
-    )]
+    report.tiers = {t: 0 for t in TIERS} | await queries.tier_counts(store)
+    report.question_failures = await queries.failed_questions(store)
+    report.records = await queries.record_count(store)
+    report.calls = await queries.call_totals(store)
     if config is not None:
         report.costs = {(st, m, o): config.cost(m, p, c) for st, m, o, _, p, c in report.calls}
     return report

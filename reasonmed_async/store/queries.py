@@ -1,0 +1,168 @@
+"""Every read of the checkpoint schema outside the journal, in one place.
+
+The journal (``checkpoint.py`` and ``sql.py``) reads what the bus needs to
+deliver; everything else that looks into the database — status, progress,
+jobs, export, scoring, the pipeline's run bookkeeping, the CLI — asks one of
+these functions, so a schema change is made (and migrated) in one room.
+Each function is one question about the database, answered from the store's
+reader connection; none writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from bus import Message, StageFailed, decode
+from bus.vocabulary import Stage
+
+from reasonmed_async.store.checkpoint import CheckpointStore
+
+PAGE = 512
+# failures of these stages lose one path, not the question (the tierer decides what follows)
+_PATH_STAGES = tuple(s.value for s in Stage if s.per_path)
+_NOT_PATH_STAGE = f"label NOT IN ({','.join('?' * len(_PATH_STAGES))})"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    status: str
+    input_path: str
+    questions: int
+
+
+# -- runs -----------------------------------------------------------------------
+async def runs(store: CheckpointStore) -> list[RunInfo]:
+    """Every run of the database, oldest first."""
+    rows = await store.query("SELECT id, status, input_path, questions FROM runs ORDER BY created_at")
+    return [RunInfo(*row) for row in rows]
+
+
+async def run_info(store: CheckpointStore, run_id: str) -> RunInfo | None:
+    rows = await store.query("SELECT id, status, input_path, questions FROM runs WHERE id=?", (run_id,))
+    return RunInfo(*rows[0]) if rows else None
+
+
+async def latest_config_text(store: CheckpointStore, *, unfinished: bool) -> str | None:
+    """The TOML a run was started with: the latest unfinished run's (or, with ``unfinished=False``, the latest's)."""
+    where = "WHERE status='running'" if unfinished else ""
+    rows = await store.query(f"SELECT config_json FROM runs {where} ORDER BY created_at DESC LIMIT 1")
+    return rows[0][0] if rows else None
+
+
+async def unfinished_run_digests(store: CheckpointStore) -> list[tuple[str, str]]:
+    """(run id, config digest) of every unfinished run."""
+    return [(r[0], r[1]) for r in await store.query("SELECT id, config_digest FROM runs WHERE status='running'")]
+
+
+async def run_span(store: CheckpointStore) -> tuple[float | None, float | None, bool]:
+    """(first start, last finish, whether every run is finished) over all runs."""
+    ((started, unfinished, last),) = await store.query(
+        "SELECT MIN(created_at), SUM(status != 'finished'), MAX(finished_at) FROM runs")
+    return started, last, not unfinished
+
+
+# -- deliveries -----------------------------------------------------------------
+async def delivery_counts(store: CheckpointStore) -> list[tuple[str, str, int]]:
+    """(consumer, state, count) in the order consumers first appeared."""
+    rows = await store.query(
+        "SELECT consumer, state, COUNT(*) FROM deliveries GROUP BY consumer, state ORDER BY MIN(seq)")
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def unsettled_questions(store: CheckpointStore, run_id: str | None = None) -> int:
+    """Questions with something still pending (in one run, or in all)."""
+    where, params = ("AND m.run_id=?", (run_id,)) if run_id else ("", ())
+    ((n,),) = await store.query(
+        "SELECT COUNT(*) FROM (SELECT DISTINCT m.run_id, m.question_id FROM deliveries d"
+        f" JOIN messages m ON m.id = d.message_id WHERE d.state='pending' {where})", params)
+    return int(n)
+
+
+async def pending_deliveries(store: CheckpointStore, run_id: str) -> int:
+    ((n,),) = await store.query(
+        "SELECT COUNT(*) FROM deliveries d JOIN messages m ON m.id = d.message_id"
+        " WHERE d.state='pending' AND m.run_id=?", (run_id,))
+    return int(n)
+
+
+# -- outcomes -------------------------------------------------------------------
+async def tier_counts(store: CheckpointStore) -> dict[str, int]:
+    rows = await store.query("SELECT label, COUNT(*) FROM messages WHERE type='TierAssigned' GROUP BY label")
+    return {r[0]: r[1] for r in rows}
+
+
+async def failed_questions(store: CheckpointStore, run_id: str | None = None) -> int:
+    """Questions a stage failed for good (path-stage failures lose a path, not the question)."""
+    where, params = ("AND run_id=?", (run_id,)) if run_id else ("", ())
+    ((n,),) = await store.query(
+        f"SELECT COUNT(DISTINCT question_id) FROM messages WHERE type='StageFailed' AND {_NOT_PATH_STAGE} {where}",
+        (*_PATH_STAGES, *params))
+    return int(n)
+
+
+async def record_count(store: CheckpointStore, run_id: str | None = None) -> int:
+    where, params = ("WHERE run_id=?", (run_id,)) if run_id else ("", ())
+    ((n,),) = await store.query(f"SELECT COUNT(*) FROM records {where}", params)
+    return int(n)
+
+
+async def call_totals(store: CheckpointStore) -> list[tuple[str, str, str, int, int, int]]:
+    """(stage, model, outcome, calls, prompt tokens, completion tokens) per stage, model and outcome."""
+    rows = await store.query(
+        "SELECT stage, model, outcome, SUM(calls), SUM(prompt_tokens), SUM(completion_tokens) FROM calls"
+        " GROUP BY stage, model, outcome ORDER BY stage, model, outcome")
+    return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+
+# -- messages -------------------------------------------------------------------
+async def questions_in_order(store: CheckpointStore) -> list[tuple[str, str]]:
+    """(run id, question id) of every run's questions: runs oldest first, questions in input order."""
+    rows = await store.query(
+        "SELECT q.run_id, q.id FROM questions q JOIN runs r ON r.id = q.run_id ORDER BY r.created_at, q.ordinal")
+    return [(r[0], r[1]) for r in rows]
+
+
+async def question_messages(store: CheckpointStore, run_id: str, question_id: str,
+                            types: Sequence[str]) -> list[Message]:
+    """The messages of these types about one question of one run, in journal order."""
+    marks = ",".join("?" * len(types))
+    rows = await store.query(
+        f"SELECT payload FROM messages WHERE run_id=? AND question_id=? AND type IN ({marks}) ORDER BY seq",
+        (run_id, question_id, *types))
+    return [decode(r[0]) for r in rows]
+
+
+async def messages_by_label(store: CheckpointStore, type_: str, label_like: str) -> AsyncIterator[tuple[int, Message]]:
+    """(seq, message) of one type whose label matches ``label_like`` (SQL LIKE), in journal order, paged."""
+    after = 0
+    while rows := await store.query(
+        "SELECT seq, payload FROM messages WHERE type=? AND label LIKE ? AND seq>? ORDER BY seq LIMIT ?",
+        (type_, label_like, after, PAGE),
+    ):
+        after = rows[-1][0]
+        for seq, payload in rows:
+            yield seq, decode(payload)
+
+
+async def messages_at(store: CheckpointStore, seqs: Sequence[int]) -> list[tuple[int, Message]]:
+    """(seq, message) of the given journal positions."""
+    found: list[tuple[int, Message]] = []
+    for start in range(0, len(seqs), PAGE):
+        chunk = list(seqs[start : start + PAGE])
+        rows = await store.query(f"SELECT seq, payload FROM messages WHERE seq IN ({','.join('?' * len(chunk))})", chunk)
+        found.extend((seq, decode(payload)) for seq, payload in rows)
+    return found
+
+
+async def stage_failures(store: CheckpointStore, run_id: str | None = None) -> list[StageFailed]:
+    where, params = ("AND run_id=?", (run_id,)) if run_id else ("", ())
+    rows = await store.query(f"SELECT payload FROM messages WHERE type='StageFailed' {where} ORDER BY seq", params)
+    return [m for m in (decode(r[0]) for r in rows) if isinstance(m, StageFailed)]
+
+
+# -- scores ---------------------------------------------------------------------
+async def stored_scores(store: CheckpointStore, label: str, model: str) -> dict[str, int]:
+    rows = await store.query("SELECT target_id, score FROM scores WHERE label=? AND model=?", (label, model))
+    return {r[0]: r[1] for r in rows}

@@ -1,0 +1,22 @@
+"""Reads of the checkpoint schema live in ``store/queries.py`` (and the journal), nowhere else."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+_READ = re.compile(r"\bSELECT\b[^\"']*\bFROM\b")
+_JOURNAL_AND_QUERIES = {"checkpoint.py", "sql.py", "queries.py", "writer.py"}
+
+
+def test_schema_reads_only_in_the_store_room() -> None:
+    offenders = []
+    for package in ("bus", "agents", "reasonmed_async"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path.parent.name == "store" and path.name in _JOURNAL_AND_QUERIES:
+                continue
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if _READ.search(line):
+                    offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not offenders, "read the schema through reasonmed_async/store/queries.py:\n" + "\n".join(offenders)
