@@ -10,6 +10,7 @@ import msgspec
 import structlog
 
 from agents.llm import ChatRequest, Completion, LLMClient, LLMError
+from reasonmed_async.logs.setup import per_call_enabled
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Completion).decode
@@ -66,7 +67,8 @@ class CachedClient:
                 structlog.contextvars.reset_contextvars(**context)
             await self._store.cache_put(key, request.model, _encode(completion), stage, completion.endpoint,
                                         completion.prompt_tokens, completion.completion_tokens)
-        _log_call(request.model, stage, completion, time.perf_counter() - started)
+        if per_call_enabled():
+            _log_call(request.model, stage, completion, time.perf_counter() - started)
         return completion
 
 

@@ -11,7 +11,10 @@ completed LLM call; ``llm.retry`` / ``llm.failed`` (info: model, stage,
 attempt, error); ``handler.error`` (warning: attempt, error);
 ``handler.done`` (debug: ok, outputs, latency_s) per handled message.  The
 file gets INFO and up, or ``$REASONMED_LOG_LEVEL`` (``debug`` adds
-``handler.done``; below the lowest level a call costs next to nothing).
+``handler.done``; below the lowest level a call costs next to nothing, and the
+per-call events are not even built below the level of the handlers that would
+write them: ``per_call_enabled``).  The file is written in batches, each line
+at most ``FLUSH_INTERVAL_S`` (0.1 s) after it was logged, and at shutdown.
 Per-call events stay off the console.  Payloads, prompts and completions are
 never logged, and tracebacks carry no locals.
 
@@ -25,9 +28,7 @@ messages, in the ``repr`` of other objects.
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
-import stat
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -36,6 +37,8 @@ from typing import Any
 import msgspec
 import structlog
 import structlog.tracebacks
+
+from reasonmed_async.logs.filewriter import FLUSH_INTERVAL_S, BatchedJSONLinesFile
 
 REDACTED = "[REDACTED]"
 LEVEL_ENV = "REASONMED_LOG_LEVEL"
@@ -92,34 +95,6 @@ class _QuietOnConsole(logging.Filter):
         return not (isinstance(msg, dict) and msg.get("event") in PER_CALL_EVENTS)
 
 
-class _JSONLinesFile(logging.handlers.RotatingFileHandler):
-    """Formats each record once: the stock handler formats it twice (to measure it, then to write it)
-    and stats the path twice, per record.  Rolls over only a regular file, like the stock one."""
-
-    _rotatable = True
-
-    def _open(self):  # type: ignore[no-untyped-def]
-        stream = super()._open()
-        self._rotatable = stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
-        return stream
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            line = self.format(record) + self.terminator
-            if self.stream is None:
-                self.stream = self._open()
-            if self.maxBytes > 0 and self._rotatable:
-                size = self.stream.tell()
-                if size and size + len(line) >= self.maxBytes:  # a line alone larger than the limit stays
-                    self.doRollover()
-            self.stream.write(line)
-            self.flush()
-        except RecursionError:
-            raise
-        except Exception:  # noqa: BLE001 - what logging does: report on stderr, never raise
-            self.handleError(record)
-
-
 class _Formatter(structlog.stdlib.ProcessorFormatter):
     """A structlog event is rendered straight from its dict: none of the base class's copy of the
     record and %-formatting, which cost more than the rendering itself.  Other records as before."""
@@ -141,6 +116,15 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
 
 def _json_line(event: Any, **_: Any) -> str:
     return _encode_json(event).decode()
+
+
+_per_call_level = logging.NOTSET  # below it no handler would write a per-call event; NOTSET until configured
+
+
+def per_call_enabled(level: int = logging.INFO) -> bool:
+    """Whether a per-call event (``PER_CALL_EVENTS``) at ``level`` would reach any handler: the caller
+    checks it before building the event, so below the effective level a call costs one comparison."""
+    return level >= _per_call_level
 
 
 def log_path_for(db: str | Path) -> Path:
@@ -165,6 +149,7 @@ def configure(*, log_file: Path | None, secret_envs: Iterable[str] = (), console
               max_bytes: int = 50_000_000, backups: int = 5, secrets: Iterable[str] = (),
               file_level: int | None = None) -> None:
     """``file_level`` defaults to ``$REASONMED_LOG_LEVEL`` (info); ``debug`` adds ``handler.done``."""
+    global _per_call_level
     file_level = _env_level() if file_level is None else file_level
     redactor = Redactor([*(os.environ.get(name, "") for name in secret_envs), *secrets])
     shared = [
@@ -174,6 +159,9 @@ def configure(*, log_file: Path | None, secret_envs: Iterable[str] = (), console
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     lowest = min(console_level, file_level) if log_file is not None else console_level
+    # per-call events reach the console only when it shows DEBUG, the file at its own level
+    console_calls = console_level if console_level <= logging.DEBUG else logging.CRITICAL + 1
+    _per_call_level = min(console_calls, file_level) if log_file is not None else console_calls
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(lowest),  # below it, a call costs next to nothing
@@ -202,7 +190,7 @@ def configure(*, log_file: Path | None, secret_envs: Iterable[str] = (), console
     root.addHandler(console)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        handler = _JSONLinesFile(log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+        handler = BatchedJSONLinesFile(log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
         handler.setLevel(file_level)
         handler.setFormatter(_Formatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -214,6 +202,12 @@ def configure(*, log_file: Path | None, secret_envs: Iterable[str] = (), console
             foreign_pre_chain=shared,
         ))
         root.addHandler(handler)
+
+
+def flush() -> None:
+    """Write every buffered line now (the file handler batches them for up to ``FLUSH_INTERVAL_S``)."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
 
 
 def shutdown() -> None:

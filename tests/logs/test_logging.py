@@ -13,7 +13,7 @@ import structlog
 from agents.llm import ChatMessage, ChatRequest, Completion, ServerError
 from bus import Backoff, Message, MessageBus, Question, QuestionIngested, Subscription
 from reasonmed_async.llm.cache import CachedClient
-from reasonmed_async.logs.setup import CHATTY_LOGGERS, LEVEL_ENV, REDACTED, Redactor, configure
+from reasonmed_async.logs.setup import CHATTY_LOGGERS, LEVEL_ENV, REDACTED, Redactor, configure, flush
 from reasonmed_async.llm.retry import RetryingClient
 from reasonmed_async.store.checkpoint import CheckpointStore
 
@@ -24,29 +24,13 @@ NO_WAIT = Backoff(attempts=3, base_s=0.0, cap_s=0.0)
 
 
 @pytest.fixture
-def log_file(tmp_path):
+def log_file(tmp_path, restore_logging):
     """``configure`` on a file in tmp_path; the logging setup the test found is put back after it."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    chatty = {name: logging.getLogger(name).level for name in CHATTY_LOGGERS}
-    config = structlog.get_config()
-    structlog.contextvars.clear_contextvars()
-    yield tmp_path / "x.db.log"
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
-    for name, lvl in chatty.items():
-        logging.getLogger(name).setLevel(lvl)
-    structlog.configure(**config)
-    structlog.contextvars.clear_contextvars()
+    return tmp_path / "x.db.log"
 
 
 def events(path: Path) -> list[dict]:
+    flush()  # the file handler batches lines
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
@@ -128,6 +112,7 @@ async def test_llm_call_retry_and_backend_lines_carry_model_stage_attempt(log_fi
         again = await client.complete(req)
     assert not first.cached and again.cached
 
+    flush()
     text = log_file.read_text(encoding="utf-8")
     assert PROMPT not in text and "the answer is B" not in text  # never prompts nor completions
     lines = events(log_file)
@@ -166,6 +151,7 @@ def test_secrets_are_redacted_everywhere_and_tracebacks_have_no_locals(log_file,
     with structlog.contextvars.bound_contextvars(api_key=SECRET):
         log.warning("bound")
 
+    flush()
     text = log_file.read_text(encoding="utf-8")
     console = capsys.readouterr().err
     for out in (text, console):

@@ -182,23 +182,6 @@ def test_register_adds_the_logs_command():
         parser.parse_args(["logs", "--db", "r.db", "--file", "x.log"])
 
 
-@pytest.fixture
-def restore_logging():
-    root = logging.getLogger()
-    handlers, level, config = list(root.handlers), root.level, structlog.get_config()
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
-    structlog.configure(**config)
-    structlog.contextvars.clear_contextvars()
-
-
 def test_follow_a_rotating_log_from_another_process(tmp_path, restore_logging):
     """The real path: ``python -m reasonmed_async.logs.tail -f`` while this process logs through
     ``configure``'s RotatingFileHandler, rotated every few lines."""

@@ -1,0 +1,120 @@
+"""The log file's writer: JSON lines in batches, rotated by size."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+FLUSH_INTERVAL_S = 0.1  # the file gets a line at most this long after it was logged
+
+
+class BatchedJSONLinesFile(logging.handlers.RotatingFileHandler):
+    """JSON lines, batched: a line is formatted once at ``emit`` and written with the lines around it.
+
+    The buffer is written when its oldest line has waited ``interval_s`` (checked at each ``emit``;
+    a timer started with the first line of a batch covers a quiet spell), when it holds
+    ``max_lines``, and on ``flush`` / ``close`` (``logging.shutdown`` at exit).  One ``write`` and one
+    flush per batch instead of per line.  Rolls over only a regular file, like the stock handler, and
+    never in the middle of a line.  ``clock`` and ``start_timer`` are seams for tests."""
+
+    _rotatable = True
+
+    def __init__(self, filename: Path, *, interval_s: float = FLUSH_INTERVAL_S, max_lines: int = 4096,
+                 clock: Callable[[], float] = time.monotonic,
+                 start_timer: Callable[[float, Callable[[], None]], Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(filename, **kwargs)
+        self.interval_s = interval_s
+        self.max_lines = max_lines
+        self._clock = clock
+        self._start_timer = start_timer or _daemon_timer
+        self._lines: list[str] = []
+        self._size = 0  # characters buffered
+        self._oldest = 0.0
+        self._timer: Any = None
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        stream = super()._open()
+        self._rotatable = stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+        return stream
+
+    def emit(self, record: logging.LogRecord) -> None:  # called with the handler's lock held
+        try:
+            line = self.format(record) + self.terminator
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - what logging does: report on stderr, never raise
+            self.handleError(record)
+            return
+        now = self._clock()
+        if not self._lines:
+            self._oldest = now
+            self._timer = self._start_timer(self.interval_s, self._flush_due)
+        self._lines.append(line)
+        self._size += len(line)
+        if len(self._lines) >= self.max_lines or now - self._oldest >= self.interval_s:
+            self._write_buffer()
+
+    def _flush_due(self) -> None:  # the timer's thread
+        self.acquire()
+        try:
+            self._write_buffer()
+        finally:
+            self.release()
+
+    def _write_buffer(self) -> None:
+        lines, self._lines, size, self._size = self._lines, [], self._size, 0
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not lines:
+            return
+        try:
+            if self.stream is None:
+                self.stream = self._open()
+            if self.maxBytes > 0 and self._rotatable and self.stream.tell() + size >= self.maxBytes:
+                self._write_rotating(lines)
+            else:
+                self.stream.write("".join(lines))
+            self.stream.flush()
+        except Exception:  # noqa: BLE001 - what logging does: report on stderr, never raise
+            self.handleError(logging.makeLogRecord({"msg": f"{len(lines)} log lines lost"}))
+
+    def _write_rotating(self, lines: list[str]) -> None:
+        """Whole lines while they fit under ``maxBytes``, then a rollover; a line alone larger stays whole."""
+        first = 0
+        while first < len(lines):
+            written = self.stream.tell()
+            room, end = self.maxBytes - written, first
+            while end < len(lines) and (room > len(lines[end]) or (end == first and not written)):
+                room -= len(lines[end])
+                end += 1
+            if end > first:
+                self.stream.write("".join(lines[first:end]))
+                first = end
+            if first < len(lines):
+                self.doRollover()
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            self._write_buffer()
+        finally:
+            self.release()
+
+    def close(self) -> None:
+        self.flush()
+        super().close()
+
+
+def _daemon_timer(delay_s: float, fn: Callable[[], None]) -> threading.Timer:
+    timer = threading.Timer(delay_s, fn)
+    timer.daemon = True  # never keeps the process alive: logging.shutdown flushes at exit
+    timer.start()
+    return timer
