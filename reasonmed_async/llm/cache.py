@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 from typing import Protocol
@@ -38,37 +39,70 @@ class FailedAttempts:
                                      f"error:{type(error).__name__}", 0, 0)
 
 
+class _LeaderGone(Exception):
+    """The call a follower waited on was cancelled: the follower makes it itself."""
+
+
 class CachedClient:
     """Answers a request from the store if it was ever answered; otherwise calls and stores.
 
     Keyed by ``ChatRequest.cache_key()`` (model, messages, sampling, sample
-    index), so a redelivered message never pays for the same call twice."""
+    index), so a redelivered message never pays for the same call twice.
+    Single-flight: while a call is in flight, an identical request waits for
+    it instead of making its own (and shares its result, or its final error);
+    if the call is cancelled, a waiting request makes the call itself."""
 
     def __init__(self, inner: LLMClient, store: ResponseStore) -> None:
         self._inner = inner
         self._store = store
+        self._in_flight: dict[str, asyncio.Future[Completion]] = {}
         self.hits = 0
         self.misses = 0
+        self.shared = 0  # answered by an identical call in flight
 
     async def complete(self, request: ChatRequest) -> Completion:
         started = time.perf_counter()
         key = request.cache_key()
         stage = request.meta.get("task", "")
-        stored = await self._store.cache_get(key)
-        if stored is not None:
-            self.hits += 1
-            completion = replace(_decode(stored), cached=True)
-        else:
-            self.misses += 1
-            context = structlog.contextvars.bind_contextvars(model=request.model, stage=stage)  # on lines below
+        while True:
+            if key not in self._in_flight:
+                stored = await self._store.cache_get(key)
+                if stored is not None:
+                    self.hits += 1
+                    completion = replace(_decode(stored), cached=True)
+                    break
+            leader = self._in_flight.get(key)
+            if leader is None:
+                completion = await self._call(key, request, stage)
+                break
             try:
-                completion = await self._inner.complete(request)
-            finally:
-                structlog.contextvars.reset_contextvars(**context)
-            await self._store.cache_put(key, request.model, _encode(completion), stage, completion.endpoint,
-                                        completion.prompt_tokens, completion.completion_tokens)
+                completion = replace(await asyncio.shield(leader), cached=True)
+            except _LeaderGone:
+                continue
+            self.shared += 1
+            break
         if per_call_enabled():
             _log_call(request.model, stage, completion, time.perf_counter() - started)
+        return completion
+
+    async def _call(self, key: str, request: ChatRequest, stage: str) -> Completion:
+        self.misses += 1
+        shared: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = shared
+        context = structlog.contextvars.bind_contextvars(model=request.model, stage=stage)  # on lines below
+        try:
+            completion = await self._inner.complete(request)
+            await self._store.cache_put(key, request.model, _encode(completion), stage, completion.endpoint,
+                                        completion.prompt_tokens, completion.completion_tokens)
+        except BaseException as exc:
+            shared.set_exception(_LeaderGone() if isinstance(exc, asyncio.CancelledError) else exc)
+            shared.exception()  # retrieved: no "never retrieved" warning when nobody waited
+            raise
+        else:
+            shared.set_result(completion)
+        finally:
+            structlog.contextvars.reset_contextvars(**context)
+            del self._in_flight[key]
         return completion
 
 
