@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from agents.settings import FlowSettings, GeneratorModel, Sampling, TierPolicy
+
+from reasonmed_async.config_errors import describe
+from reasonmed_async.config_schema import ConfigFile, ModelTable, given
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRET_KEYS = {"api_key", "key", "token", "password", "secret"}
@@ -63,6 +68,7 @@ class AppConfig:
     templates_dir: str | None = None
     prices: dict[str, tuple[float, float]] = field(default_factory=dict)
     logging: dict[str, Any] = field(default_factory=dict)
+    file: ConfigFile = field(default_factory=ConfigFile)  # every section, typed, defaults filled in
 
     def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
         """US dollars for the tokens, from ``[models.X] price_in`` / ``price_out`` (per million tokens)."""
@@ -100,103 +106,137 @@ def parse_config(text: str, *, source: str = "<config>", env: dict[str, str] | N
     except ConfigError:
         raise
     except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{source}: {exc}") from exc
+        raise ConfigError(f"{source}: {exc}") from None
 
 
-def _section(raw: dict[str, Any], name: str, source: str) -> dict[str, Any]:
-    value = raw.get(name, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"{source}: [{name}] must be a table")
-    return value
+_URL_CREDENTIALS = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@]*@", re.I)
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+BACKEND_TYPES = ("sim", "openai", "azure", "vllm")
 
 
-STAGES = {"verifier", "ranker", "refiner", "regenerator", "summarizer", "scorer"}
-SECTIONS = {
-    "backends": None, "models": None, "stages": None, "tiers": None, "flow": None,
-    "generation": {"models", "temperatures", "top_p", "max_tokens", "seed"},
-    "concurrency": {"generator", "verifier", "tierer", "ranker", "refiner", "regenerator", "reverify", "retry",
-                    "summarizer", "assembler", "scorer"},
-    "retry": {"attempts", "base_s", "cap_s", "timeout_s", "handler_attempts"},
-    "store": {"synchronous", "queue_size", "grace_s"},
-    "logging": {"max_bytes", "backups", "level"},
-    "templates_dir": None,
-}
+def _normalised(raw: dict[str, Any]) -> dict[str, Any]:
+    """Case-insensitive choices in the case the schema lists them."""
+    for section, key, case in (("store", "synchronous", str.upper), ("logging", "level", str.lower)):
+        table = raw.get(section)
+        if isinstance(table, dict) and isinstance(table.get(key), str):
+            raw[section] = {**table, key: case(table[key].strip())}
+    return raw
 
 
-def _check_keys(raw: dict[str, Any], source: str) -> None:
-    for name, value in raw.items():
-        if name not in SECTIONS:
-            raise ConfigError(f"{source}: unknown section [{name}] (known: {', '.join(sorted(SECTIONS))})")
-        known = SECTIONS[name]
-        if known is not None and isinstance(value, dict):
-            unknown = sorted(set(value) - known)
-            if unknown:
-                raise ConfigError(f"{source}: [{name}] unknown key(s): {', '.join(unknown)}"
-                                  f" (known: {', '.join(sorted(known))})")
+def _urls(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def _check_backend(name: str, spec: dict[str, Any], source: str) -> BackendConfig:
+    where = f"{source}: [backends.{name}]"
+    secret = sorted(_SECRET_KEYS & set(spec))
+    if secret:
+        raise ConfigError(f"{where} {secret[0]}: keys never go in the config file;"
+                          " name the environment variable that holds it with api_key_env")
+    if "type" not in spec:
+        raise ConfigError(f"{where} type is required (allowed: {', '.join(BACKEND_TYPES)})")
+    if spec["type"] not in BACKEND_TYPES:
+        raise ConfigError(f"{where} type: {str(spec['type'])[:40]!r} is not allowed (allowed: {', '.join(BACKEND_TYPES)})")
+    for key in ("base_url", "base_urls", "endpoint"):
+        if any(_URL_CREDENTIALS.match(url) for url in _urls(spec.get(key))):
+            raise ConfigError(f"{where} {key}: a URL must not hold credentials (user:key@host; not shown):"
+                              " put the key in an environment variable named by api_key_env")
+    env = spec.get("api_key_env")
+    if env is not None and (not isinstance(env, str) or not _ENV_NAME.match(env)):
+        raise ConfigError(f"{where} api_key_env: must be the NAME of an environment variable (A-Z, 0-9, _);"
+                          " the value given is not shown, in case it is the key itself")
+    options = {k: v for k, v in spec.items() if k != "type"}
+    try:
+        _validate_backend_options(spec["type"], options)
+    except ValueError as exc:
+        raise ConfigError(f"{where} {exc}") from None
+    return BackendConfig(name, spec["type"], options)
+
+
+def _validate_backend_options(kind: str, options: dict[str, Any]) -> None:
+    """Each backend's own checks, at load time (the vLLM extra checks its own when it starts)."""
+    if kind == "sim":
+        from reasonmed_async.llm.sim_settings import SimSettings
+
+        SimSettings.from_mapping(options)
+    elif kind == "openai":
+        from reasonmed_async.llm.openai_http import OpenAISettings
+
+        OpenAISettings.from_options(options)
+    elif kind == "azure":
+        from reasonmed_async.llm.azure_openai import AzureSettings
+
+        AzureSettings.from_options(options)
+
+
+def _typed(raw: dict[str, Any], source: str) -> ConfigFile:
+    backends = raw.get("backends")
+    for name, spec in (backends.items() if isinstance(backends, dict) else ()):
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{source}: [backends.{name}] must be a table")
+    models = raw.get("models")
+    for alias, spec in (models.items() if isinstance(models, dict) else ()):
+        try:  # one by one: msgspec's error would not say which [models.X]
+            msgspec.convert(spec, ModelTable)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(describe(exc, ConfigFile, source, prefix=("models", alias))) from None
+    try:
+        return msgspec.convert(_normalised(raw), ConfigFile)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(describe(exc, ConfigFile, source)) from None
 
 
 def _build(raw: dict[str, Any], text: str, source: str) -> AppConfig:
-    _check_keys(raw, source)
-    backends: dict[str, BackendConfig] = {}
-    for name, spec in _section(raw, "backends", source).items():
-        secret = sorted(_SECRET_KEYS & set(spec))
-        if secret:
-            raise ConfigError(f"{source}: [backends.{name}] {secret[0]}: keys never go in the config file;"
-                              " name the environment variable that holds it with api_key_env")
-        if "type" not in spec:
-            raise ConfigError(f"{source}: [backends.{name}] type is required")
-        backends[name] = BackendConfig(name, spec["type"], {k: v for k, v in spec.items() if k != "type"})
-    models: dict[str, dict[str, Any]] = _section(raw, "models", source)
+    typed = _typed(raw, source)
+    backends = {name: _check_backend(name, spec, source) for name, spec in typed.backends.items()}
     model_backends: dict[str, str] = {}
     prices: dict[str, tuple[float, float]] = {}
-    for alias, spec in models.items():
-        unknown = set(spec) - {"backend", "model", "price_in", "price_out"}
-        if unknown:
-            raise ConfigError(f"{source}: [models.{alias}] unknown keys: {', '.join(sorted(unknown))}")
-        if spec.get("backend") not in backends:
-            raise ConfigError(f"{source}: [models.{alias}] backend {spec.get('backend')!r} is not a [backends] entry")
-        served_name = str(spec.get("model", alias))
-        if model_backends.get(served_name, spec["backend"]) != spec["backend"]:
+    for alias, spec in typed.models.items():
+        if spec.backend not in backends:
+            raise ConfigError(f"{source}: [models.{alias}] backend: {spec.backend!r} is not a [backends] entry"
+                              f" (allowed: {', '.join(sorted(backends)) or 'none defined'})")
+        served_name = spec.model or alias
+        if model_backends.get(served_name, spec.backend) != spec.backend:
             raise ConfigError(f"{source}: [models.{alias}] model {served_name!r} is bound to two backends")
-        model_backends[served_name] = spec["backend"]
-        prices[served_name] = (float(spec.get("price_in", 0.0)), float(spec.get("price_out", 0.0)))
+        model_backends[served_name] = spec.backend
+        prices[served_name] = (spec.price_in, spec.price_out)
 
     def served(alias: str, where: str) -> str:
-        if alias not in models:
-            raise ConfigError(f"{source}: {where}: model {alias!r} is not a [models] entry")
-        return str(models[alias].get("model", alias))
+        if alias not in typed.models:
+            raise ConfigError(f"{source}: {where}: {alias!r} is not a [models] entry"
+                              f" (allowed: {', '.join(sorted(typed.models)) or 'none defined'})")
+        return typed.models[alias].model or alias
 
-    gen = _section(raw, "generation", source)
+    gen = typed.generation
+    if not gen.models:
+        raise ConfigError(f"{source}: [generation] models: at least one generator model is required")
     generators = tuple(
-        GeneratorModel(
-            name=alias,
-            model=served(alias, "[generation] models"),
-            temperatures=tuple(float(t) for t in gen.get("temperatures", (0.7, 0.9, 1.0))),
-            top_p=gen.get("top_p", 0.9),
-            max_tokens=int(gen.get("max_tokens", 8192)),
-            seed=gen.get("seed"),
-        )
-        for alias in gen.get("models", [])
+        GeneratorModel(name=alias, model=served(alias, "[generation] models"), temperatures=gen.temperatures,
+                       top_p=gen.top_p, max_tokens=gen.max_tokens, seed=gen.seed)
+        for alias in gen.models
     )
-    stages = _section(raw, "stages", source)
-    unknown_stages = sorted(set(stages) - STAGES)
-    if unknown_stages:
-        raise ConfigError(f"{source}: unknown stage(s) [stages.{unknown_stages[0]}]"
-                          f" (known: {', '.join(sorted(STAGES))})")
+    paths = len(gen.models) * len(gen.temperatures)
 
     def sampling(stage: str, required: bool = True) -> Sampling | None:
-        spec = stages.get(stage)
+        spec = getattr(typed.stages, stage)
         if spec is None:
             if required:
                 raise ConfigError(f"{source}: [stages.{stage}] is required")
             return None
-        unknown = set(spec) - {"model", "temperature", "top_p", "max_tokens", "seed", "rate"}
-        if unknown:
-            raise ConfigError(f"{source}: [stages.{stage}] unknown keys: {', '.join(sorted(unknown))}")
-        return Sampling(served(spec["model"], f"[stages.{stage}]"), spec.get("temperature"), spec.get("top_p"),
-                        int(spec.get("max_tokens", 2048)), spec.get("seed"))
+        return Sampling(served(spec.model, f"[stages.{stage}] model"), spec.temperature, spec.top_p,
+                        spec.max_tokens, spec.seed)
 
-    flow_raw = _section(raw, "flow", source)
+    tiers = typed.tiers
+    if not tiers.easy_max < tiers.medium_max:
+        raise ConfigError(f"{source}: [tiers] easy_max ({tiers.easy_max}) must be below medium_max"
+                          f" ({tiers.medium_max}): easy <= easy_max < medium <= medium_max < difficult")
+    if tiers.min_usable > paths:
+        raise ConfigError(f"{source}: [tiers] min_usable ({tiers.min_usable}) must be at most the {paths}"
+                          " paths per question ([generation] models x temperatures)")
     flow = FlowSettings(
         generators=generators,
         verifier=sampling("verifier"),  # type: ignore[arg-type]
@@ -205,25 +245,25 @@ def _build(raw: dict[str, Any], text: str, source: str) -> AppConfig:
         regenerator=sampling("regenerator"),  # type: ignore[arg-type]
         summarizer=sampling("summarizer"),  # type: ignore[arg-type]
         scorer=sampling("scorer", required=False),
-        tiers=TierPolicy(**_section(raw, "tiers", source)),
-        score_rate=float(stages.get("scorer", {}).get("rate", 0.0)),
-        **flow_raw,
+        tiers=TierPolicy(easy_max=tiers.easy_max, medium_max=tiers.medium_max, min_usable=tiers.min_usable),
+        score_rate=typed.stages.scorer.rate if typed.stages.scorer else 0.0,
+        **msgspec.structs.asdict(typed.flow),
     )
-    store = _section(raw, "store", source)
     return AppConfig(
         source=source,
         text=text,
         flow=flow,
         backends=backends,
         model_backends=model_backends,
-        concurrency={k: int(v) for k, v in _section(raw, "concurrency", source).items()},
-        queue_size=int(store.get("queue_size", 64)),
-        retry={k: float(v) for k, v in _section(raw, "retry", source).items()},
-        synchronous=str(store.get("synchronous", "NORMAL")).upper(),
-        grace_s=float(store.get("grace_s", 30.0)),
-        templates_dir=raw.get("templates_dir"),
+        concurrency={k: v for k, v in msgspec.structs.asdict(typed.concurrency).items() if v is not None},
+        queue_size=typed.store.queue_size,
+        retry={k: float(v) for k, v in given(typed.retry, raw.get("retry")).items()},
+        synchronous=typed.store.synchronous,
+        grace_s=typed.store.grace_s,
+        templates_dir=typed.templates_dir,
         prices=prices,
-        logging=_section(raw, "logging", source),
+        logging=given(typed.logging, raw.get("logging")),
+        file=typed,
     )
 
 
