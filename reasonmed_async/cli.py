@@ -1,7 +1,9 @@
-"""The ``reasonmed`` command: run, resume, status, export.
+"""The ``reasonmed`` command: run, resume, status, export, and the commands registered below.
 
-Exit codes: 0 done (or stopped cleanly by a signal, everything checkpointed),
-1 failure, 2 bad usage or bad input.
+Exit codes (``exit_codes.ExitCode``, the same for every command): 0 done, 1 internal
+error, 2 bad usage / input / config / failed preflight, 3 completed with failed
+questions, 4 stopped but resumable, 5 damage found, 130 / 143 interrupted by
+SIGINT / SIGTERM with work left.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 import structlog
 
 from reasonmed_async.config import AppConfig, ConfigError, load_config
+from reasonmed_async.exit_codes import HELP as EXIT_CODES_HELP
+from reasonmed_async.exit_codes import ExitCode
 from reasonmed_async.reports.export import export
 from reasonmed_async.loaders.errors import InputError
 from reasonmed_async.loaders.dispatch import SOURCE_FORMATS, load_questions
@@ -24,11 +28,12 @@ from reasonmed_async.logs import tail as logtail
 from reasonmed_async.logs.setup import configure_for
 from reasonmed_async.reports.scoring import register as _register_score
 from reasonmed_async.pipeline import Pipeline, RunConflict, file_digest, stored_config
+from reasonmed_async.reports.outcome import interrupted_code, settle
 from reasonmed_async.reports.status import read_status, render
 from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore, StoreError
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = ExitCode.OK, ExitCode.INTERNAL, ExitCode.USAGE
 
 
 class UsageError(Exception):
@@ -36,7 +41,9 @@ class UsageError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="reasonmed", description="Build ReasonMed-style medical CoT data, resumably.")
+    p = argparse.ArgumentParser(prog="reasonmed", description="Build ReasonMed-style medical CoT data, resumably.",
+                                epilog=EXIT_CODES_HELP)
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start a run: ingest questions and process them to the end")
     run.add_argument("--config", required=True, help="TOML configuration (see examples/)")
@@ -62,7 +69,18 @@ def _parser() -> argparse.ArgumentParser:
         sub.choices[name].set_defaults(handler=handler)
     for register in EXTRA_COMMANDS:
         register(sub)  # each adds its subparser with set_defaults(handler=async fn(args) -> exit code)
+    for command in sub.choices.values():
+        command.epilog = EXIT_CODES_HELP
     return p
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("reasonmed-async")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _existing_db(path: str) -> Path:
@@ -72,30 +90,36 @@ def _existing_db(path: str) -> Path:
     return db
 
 
-def _install_signals(stop: asyncio.Event) -> None:
+def _install_signals(stop: asyncio.Event) -> list[int]:
+    """SIGINT / SIGTERM set ``stop``; the list returned receives the first signal's number."""
     loop = asyncio.get_running_loop()
+    received: list[int] = []
 
     def on_signal(signum: int) -> None:
         if stop.is_set():
             print(f"reasonmed: second {signal.Signals(signum).name}: exiting now", file=sys.stderr)
-            os._exit(EXIT_FAILURE)
+            os._exit(interrupted_code(received[0] if received else signum))
         print(f"reasonmed: {signal.Signals(signum).name}: stopping intake, finishing calls in flight",
               file=sys.stderr)
+        received.append(signum)
         stop.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
+    return received
 
 
 async def _drive(config: AppConfig, db: Path, start: tuple[list, str, str, int | None] | None) -> int:
     stop = asyncio.Event()
-    _install_signals(stop)
+    received = _install_signals(stop)
     async with Pipeline.open(config, db) as pipeline:
+        driven = [r.id for r in await queries.runs(pipeline.store) if r.status == "running"]
         if "sim" in pipeline.backend_types:
             print("reasonmed: using the SIMULATED LLM backend (sim): the data is synthetic", file=sys.stderr)
         if start is not None:
             questions, input_path, digest, limit = start
             run_id = await pipeline.start_run(questions, input_path, digest, limit)
+            driven.append(run_id)
             print(f"reasonmed: run {run_id}: {len(questions)} questions from {input_path}", file=sys.stderr)
         async with asyncio.TaskGroup() as tg:
             if sys.stderr.isatty():
@@ -109,10 +133,10 @@ async def _drive(config: AppConfig, db: Path, start: tuple[list, str, str, int |
             done = await pipeline.drive(stop)
             ticker.cancel()
         report = await read_status(pipeline.store, config)
+        outcome = await settle(pipeline.store, db, driven, done=done, signum=received[0] if received else None)
     print(render(report))
-    if not done:
-        print(f"\nreasonmed: stopped before the end; continue with `reasonmed resume --db {db}`")
-    return EXIT_OK
+    print(f"\nreasonmed: {outcome.message}")
+    return outcome.code
 
 
 async def _progress(pipeline: Pipeline, every_s: float = 5.0) -> None:
@@ -245,8 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, InputError, ConfigError, RunConflict, StoreError) as exc:
         print(f"reasonmed: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        return EXIT_FAILURE
+    except KeyboardInterrupt:  # a Ctrl-C before the handlers were installed (or after they were removed)
+        return ExitCode.SIGINT
     except Exception as exc:  # noqa: BLE001 - the last line of defence: say what failed, exit 1
         structlog.get_logger("cli").error("command.failed", command=args.command, exc_info=exc)
         print(f"reasonmed: failed: {_describe(exc)}", file=sys.stderr)

@@ -16,4 +16,15 @@ class ExitCode(IntEnum):
     SIGTERM = 143     # interrupted by SIGTERM with work left
 
 
-HELP = "exit codes: " + ", ".join(f"{int(c)} {c.name.lower()}" for c in ExitCode)
+MEANING = {
+    ExitCode.OK: "done: every question settled (final records, or a final rejection by the method)",
+    ExitCode.INTERNAL: "internal error",
+    ExitCode.USAGE: "bad usage, input or configuration, or a failed preflight",
+    ExitCode.FAILURES: "completed, but some questions failed (`reasonmed retry` re-issues them)",
+    ExitCode.RESUMABLE: "stopped but resumable (outage, open circuit, disk full, spend cap: `reasonmed resume`)",
+    ExitCode.DAMAGED: "damage found in the database",
+    ExitCode.SIGINT: "interrupted by SIGINT with work left",
+    ExitCode.SIGTERM: "interrupted by SIGTERM with work left",
+}
+
+HELP = "exit codes: " + "; ".join(f"{int(c)} {MEANING[c]}" for c in ExitCode)

@@ -19,8 +19,9 @@ from bus.vocabulary import Stage
 from reasonmed_async.store.checkpoint import CheckpointStore
 
 PAGE = 512
-# failures of these stages lose one path, not the question (the tierer decides what follows)
-_PATH_STAGES = tuple(s.value for s in Stage if s.per_path)
+# failures of these stages lose one path, not the question (the tierer decides what follows);
+# "verifier" is the name the bus gives a failure of the verifier's subscription
+_PATH_STAGES = (*(s.value for s in Stage if s.per_path), "verifier")
 _NOT_PATH_STAGE = f"label NOT IN ({','.join('?' * len(_PATH_STAGES))})"
 
 
