@@ -17,7 +17,7 @@ from agents.prompts import VERDICT_SCHEMA, Templates
 from agents.settings import FlowSettings, GeneratorModel, Sampling
 from agents.verifier import Verifier
 from bus import CoTGenerated, Path, Question, QuestionIngested, StageFailed, Verdict
-import reasonmed_async
+import reasonmed_async.llm
 from reasonmed_async.config import BackendConfig, ConfigError, parse_config
 from reasonmed_async.llm.vllm_inprocess import VLLMBackend, VLLMSettings, open_vllm_backend
 
@@ -138,7 +138,7 @@ async def test_a_second_engine_in_one_process_is_refused(engine: VLLMBackend) ->
 
 async def test_missing_vllm_says_install_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "reasonmed_async.llm.vllm_engine", None)  # what a venv without vLLM sees
-    monkeypatch.delattr(reasonmed_async, "vllm_engine", raising=False)
+    monkeypatch.delattr(reasonmed_async.llm, "vllm_engine", raising=False)
     with pytest.raises(ConfigError, match=r"install the \[vllm\] extra"):
         await open_vllm_backend(BackendConfig("local", "vllm", {"model": "m"}))
 
