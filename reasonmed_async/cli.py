@@ -29,6 +29,7 @@ from reasonmed_async.logs.setup import configure_for
 from reasonmed_async.reports.scoring import register as _register_score
 from reasonmed_async.pipeline import Pipeline, RunConflict, file_digest, stored_config
 from reasonmed_async.reports.outcome import interrupted_code, settle
+from reasonmed_async.scale.fsguard import add_network_fs_flag, guard_database_location
 from reasonmed_async.reports.status import read_status, render
 from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore, StoreError
@@ -67,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", required=True)
     for name, handler in COMMANDS.items():
         sub.choices[name].set_defaults(handler=handler)
+    add_network_fs_flag(run)
+    add_network_fs_flag(resume)
     for register in EXTRA_COMMANDS:
         register(sub)  # each adds its subparser with set_defaults(handler=async fn(args) -> exit code)
     for command in sub.choices.values():
@@ -158,12 +161,14 @@ async def _run(args: argparse.Namespace) -> int:
     questions = load_questions(args.input, limit=args.limit, source_format=args.source_format,
                                allow_test_split=args.allow_test_split, cop_base=args.cop_base)
     db = Path(args.db)
+    guard_database_location(db, allow_network_fs=args.allow_network_fs)
     configure_for(config, db)
     return await _drive(config, db, (questions, str(args.input), file_digest(args.input), args.limit))
 
 
 async def _resume(args: argparse.Namespace) -> int:
     db = _existing_db(args.db)
+    guard_database_location(db, allow_network_fs=args.allow_network_fs)
     async with await CheckpointStore.open(db) as store:
         config = await stored_config(store)
     configure_for(config, db)
@@ -234,6 +239,7 @@ async def _daemon(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     db = Path(args.db)
+    guard_database_location(db, allow_network_fs=args.allow_network_fs)
     config = load_config(args.config)
     configure_for(config, db, secrets=[token] if token else [])
     options = DaemonOptions(Path(args.config), db, Path(args.inbox) if args.inbox else None, listen, token)
@@ -249,6 +255,7 @@ def _register_daemon(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     d.add_argument("--token-env", help="environment variable holding the API's bearer token"
                                        " (default: REASONMED_DAEMON_TOKEN if set)")
     d.add_argument("--token-file", help="file holding the API's bearer token")
+    add_network_fs_flag(d)
     d.set_defaults(handler=_daemon)
 
 

@@ -9,7 +9,9 @@ Options of ``[backends.NAME]`` (``type = "openai"``):
 
 - ``base_urls`` (list) or ``base_url`` (one): replica base URLs, e.g. ``http://127.0.0.1:8000/v1``
 - ``api_key_env``: the environment variable holding the key (optional: a vLLM without ``--api-key``)
-- ``max_concurrency`` (64): the most requests in flight per replica
+- ``max_concurrency``: the most requests in flight per URL (default ``max_num_seqs x replicas``, else 64)
+- ``max_num_seqs``, ``replicas`` (1): the servers' ``--max-num-seqs`` and how many servers one URL fronts
+  (a router's URL: its replica count); they size ``max_concurrency`` when it is not given
 - ``timeout_s`` (600): per HTTP exchange; also how long a request waits while every replica is ejected
 - ``structured_output`` ("json_schema" | "none"): send ``response_format`` json_schema when a request has a schema
 - ``adaptive`` (true): adapt each replica's cap to its latency (AIMD); false keeps ``max_concurrency``
@@ -31,11 +33,13 @@ import structlog
 from agents.llm import ChatRequest, Completion, ConnectionLost, LLMError, LLMTimeout, RateLimited, ServerError
 
 from reasonmed_async.config import BackendConfig, ConfigError
+from reasonmed_async.llm.identity import default_concurrency, identity_headers
 from reasonmed_async.llm.replicas import PoolPolicy, ReplicaPool, Ticket
 from reasonmed_async.llm.wire import STRUCTURED_OUTPUT, build_body, post_chat
 
 OPTIONS = frozenset({"base_url", "base_urls", "api_key_env", "max_concurrency", "timeout_s", "structured_output",
-                     "adaptive", "initial_concurrency", "eject_after", "cooloff_s", "eject_last"})
+                     "adaptive", "initial_concurrency", "eject_after", "cooloff_s", "eject_last",
+                     "max_num_seqs", "replicas"})
 _FAILURES = (ConnectionLost, ServerError, LLMTimeout)  # the replica itself did not answer: counts toward ejection
 
 log = structlog.get_logger("llm")
@@ -70,7 +74,7 @@ class OpenAISettings:
         if structured not in STRUCTURED_OUTPUT:
             raise ValueError(f"structured_output must be one of {', '.join(STRUCTURED_OUTPUT)}, got {structured!r}")
         policy = PoolPolicy(
-            max_concurrency=_int(options, "max_concurrency", 64),
+            max_concurrency=default_concurrency(options),
             adaptive=_bool(options, "adaptive", True),
             initial_concurrency=_int(options, "initial_concurrency", 8),
             eject_after=_int(options, "eject_after", 3),
@@ -136,7 +140,8 @@ class OpenAICompatBackend:
         ticket = await self._admit(request.model)
         try:
             completion = await post_chat(
-                self._session, f"{ticket.url}/chat/completions", body, headers=self._headers,
+                self._session, f"{ticket.url}/chat/completions", body,
+                headers={**self._headers, **identity_headers(request)},
                 timeout_s=self._settings.timeout_s, endpoint=ticket.url, backend=self.backend_name,
                 secrets=self._secrets)
         except LLMError as exc:

@@ -21,6 +21,10 @@ _COUNT_CALL = (
 )
 
 
+#: the ``calls.outcome`` of a completion whose key the cache already held
+DUPLICATE = "duplicate"
+
+
 class StoreError(RuntimeError):
     """The database cannot be used as a checkpoint store (wrong schema, not ours)."""
 
@@ -60,11 +64,13 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op]) -> list[Any]:
             routed_by_op.append((i, routed, True))
         elif op.kind == "cache":
             key, model, payload, stage, endpoint, prompt, completion = op.args
-            db.execute(
-                "INSERT OR REPLACE INTO llm_cache(key, model, payload, created_at) VALUES (?,?,?,?)",
+            stored = db.execute(
+                "INSERT OR IGNORE INTO llm_cache(key, model, payload, created_at) VALUES (?,?,?,?)",
                 (key, model, payload, now),
-            )
-            db.execute(_COUNT_CALL, (stage, model, endpoint, "ok", prompt, completion))
+            ).rowcount
+            # A second answer to a stored key (a router's retry, a call raced by a redelivery, a batch result
+            # imported twice) keeps the first answer: it is counted, never stored twice.
+            db.execute(_COUNT_CALL, (stage, model, endpoint, "ok" if stored else DUPLICATE, prompt, completion))
         elif op.kind == "call":
             db.execute(_COUNT_CALL, op.args)
         elif op.kind == "join":
