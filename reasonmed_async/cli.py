@@ -29,7 +29,9 @@ from reasonmed_async.logs.setup import configure_for
 from reasonmed_async.reports.scoring import register as _register_score
 from reasonmed_async.pipeline import Pipeline, RunConflict, file_digest, stored_config
 from reasonmed_async.reports.outcome import interrupted_code, settle
+from reasonmed_async.scale import merge as _merge_command
 from reasonmed_async.scale.fsguard import add_network_fs_flag, guard_database_location
+from reasonmed_async.scale.shard_run import add_shard_flags, prepare_shard, resumed_config
 from reasonmed_async.reports.status import read_status, render
 from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore, StoreError
@@ -70,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.choices[name].set_defaults(handler=handler)
     add_network_fs_flag(run)
     add_network_fs_flag(resume)
+    add_shard_flags(run)
     for register in EXTRA_COMMANDS:
         register(sub)  # each adds its subparser with set_defaults(handler=async fn(args) -> exit code)
     for command in sub.choices.values():
@@ -162,15 +165,20 @@ async def _run(args: argparse.Namespace) -> int:
                                allow_test_split=args.allow_test_split, cop_base=args.cop_base)
     db = Path(args.db)
     guard_database_location(db, allow_network_fs=args.allow_network_fs)
+    digest = file_digest(args.input)
+    try:
+        config, questions = await prepare_shard(args, config, questions, digest, db)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     configure_for(config, db)
-    return await _drive(config, db, (questions, str(args.input), file_digest(args.input), args.limit))
+    return await _drive(config, db, (questions, str(args.input), digest, args.limit))
 
 
 async def _resume(args: argparse.Namespace) -> int:
     db = _existing_db(args.db)
     guard_database_location(db, allow_network_fs=args.allow_network_fs)
     async with await CheckpointStore.open(db) as store:
-        config = await stored_config(store)
+        config = await resumed_config(store, await stored_config(store))
     configure_for(config, db)
     return await _drive(config, db, None)
 
@@ -260,7 +268,7 @@ def _register_daemon(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
 
 
 COMMANDS = {"run": _run, "resume": _resume, "status": _status, "export": _export}
-EXTRA_COMMANDS: list = [_register_daemon, _register_score, logtail.register]  # registrars of commands that live in their own modules
+EXTRA_COMMANDS: list = [_register_daemon, _register_score, logtail.register, _merge_command.register]  # registrars of commands that live in their own modules
 
 
 def _describe(exc: BaseException) -> str:

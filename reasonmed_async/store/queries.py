@@ -167,3 +167,10 @@ async def stage_failures(store: CheckpointStore, run_id: str | None = None) -> l
 async def stored_scores(store: CheckpointStore, label: str, model: str) -> dict[str, int]:
     rows = await store.query("SELECT target_id, score FROM scores WHERE label=? AND model=?", (label, model))
     return {r[0]: r[1] for r in rows}
+
+
+# -- meta -----------------------------------------------------------------------
+async def meta_value(store: CheckpointStore, key: str) -> str | None:
+    """One value of the ``meta`` table (a shard's fingerprint lives under ``shard:<run id>``)."""
+    rows = await store.query("SELECT value FROM meta WHERE key=?", (key,))
+    return rows[0][0] if rows else None
