@@ -82,17 +82,19 @@ async def test_every_request_carries_its_identity_retries_included() -> None:
 
 
 async def test_a_second_answer_to_a_stored_key_is_counted_never_stored_twice(tmp_path) -> None:
-    """Two deliveries of one call race past the cache (both miss) and both reach the server:
-    the first answer is kept, the second counted as a duplicate."""
+    """Two writers of one key race past the cache (both miss) and both reach the server: in one process the
+    single-flight stops that, so here two clients share the store (as a live call and a batch import may).
+    The first answer is kept, the second counted as a duplicate."""
     async with FakeLLMServer(Faults(latency_s=0.05)) as server, await CheckpointStore.open(tmp_path / "r.db") as store:
         backend = OpenAICompatBackend(OpenAISettings.from_options({"base_url": server.openai_url}), api_key="test-key")
         try:
-            client = CachedClient(backend, store)
-            first, second = await asyncio.gather(client.complete(cot_request()), client.complete(cot_request()))
-            third = await client.complete(cot_request())
+            one, other = CachedClient(backend, store), CachedClient(backend, store)
+            first, second = await asyncio.gather(one.complete(cot_request()), other.complete(cot_request()))
+            third = await one.complete(cot_request())
         finally:
             await backend.aclose()
         assert len(server.requests) == 2 and third.cached  # the third is answered from the store
+        assert len({r.headers["X-Request-ID"] for r in server.requests}) == 1  # the server saw one id twice
         assert first.text == second.text == third.text
         rows = await store.query("SELECT COUNT(*) FROM llm_cache")
         calls = await store.query("SELECT outcome, calls FROM calls ORDER BY outcome")
