@@ -38,6 +38,7 @@ class Question(msgspec.Struct, frozen=True, kw_only=True):
     source: str = "generic"
     context: str = ""
     ordinal: int = 0
+    duplicate_ids: tuple[str, ...] = ()  # ids of the same question merged into this one at intake
 
     def __post_init__(self) -> None:
         if not self.id:

@@ -23,6 +23,7 @@ from reasonmed_async.exit_codes import HELP as EXIT_CODES_HELP
 from reasonmed_async.exit_codes import ExitCode
 from reasonmed_async.reports.export import export
 from reasonmed_async.loaders.errors import InputError
+from reasonmed_async.loaders.dedup import merge_duplicates
 from reasonmed_async.loaders.dispatch import SOURCE_FORMATS, load_questions
 from reasonmed_async.logs import tail as logtail
 from reasonmed_async.logs.setup import configure_for
@@ -59,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="accept a file that looks like a test split (the paper never generated from them)")
     run.add_argument("--cop-base", type=int, choices=(0, 1), default=None,
                      help="MedMCQA: whether `cop` counts from 0 (Hugging Face) or 1 (official release)")
+    run.add_argument("--keep-duplicates", action="store_true",
+                     help="keep questions whose normalised text, options and answer repeat an earlier one"
+                          " (default: merged into it, both ids in its records)")
     resume = sub.add_parser("resume", help="continue the unfinished run of a database after a crash or stop")
     resume.add_argument("--db", required=True)
     status = sub.add_parser("status", help="per stage and per tier progress of a database")
@@ -68,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("export", help="write the ReasonMed / CoTMed / ResponseMed files and records.jsonl")
     exp.add_argument("--db", required=True)
     exp.add_argument("--out", required=True)
+    exp.add_argument("--run", dest="run_id", default=None,
+                     help="export this run only (default: every question once, from the latest run that settled it)")
     for name, handler in COMMANDS.items():
         sub.choices[name].set_defaults(handler=handler)
     add_network_fs_flag(run)
@@ -163,6 +169,11 @@ async def _run(args: argparse.Namespace) -> int:
         raise UsageError("--limit must be >= 1")
     questions = load_questions(args.input, limit=args.limit, source_format=args.source_format,
                                allow_test_split=args.allow_test_split, cop_base=args.cop_base)
+    if not args.keep_duplicates:
+        merged = merge_duplicates(questions)
+        if merged.duplicates:
+            print(f"reasonmed: {args.input}: {merged.describe()} (--keep-duplicates keeps them)", file=sys.stderr)
+        questions = merged.questions
     db = Path(args.db)
     guard_database_location(db, allow_network_fs=args.allow_network_fs)
     digest = file_digest(args.input)
@@ -215,9 +226,11 @@ async def _export(args: argparse.Namespace) -> int:
         runs = await queries.runs(store)
         if not runs:
             raise UsageError(f"{args.db}: holds no run")
+        if args.run_id is not None and args.run_id not in {r.id for r in runs}:
+            raise UsageError(f"{args.db}: no run {args.run_id} (runs: {', '.join(r.id for r in runs)})")
         config = await stored_config(store, unfinished=False)
-        summary = await export(store, out, final_attempt=config.flow.refine_attempts)
-    unfinished = [r.id for r in runs if r.status != "finished"]
+        summary = await export(store, out, final_attempt=config.flow.refine_attempts, run_id=args.run_id)
+    unfinished = [r.id for r in runs if r.status != "finished" and args.run_id in (None, r.id)]
     also = ", the same as .parquet" if summary.parquet else ""
     print(f"exported {summary.records} records of {summary.questions} questions to {out}/ "
           f"(reasonmed.jsonl, cotmed.jsonl, responsemed.jsonl, records.jsonl{also}, dataset_info.json; "

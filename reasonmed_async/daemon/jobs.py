@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from reasonmed_async.loaders.dedup import merge_duplicates
 from reasonmed_async.loaders.dispatch import load_questions
 from reasonmed_async.pipeline import Pipeline, file_digest
 from reasonmed_async.store import queries
@@ -12,7 +13,7 @@ from reasonmed_async.store import queries
 
 async def submit_file(pipeline: Pipeline, path: Path) -> str:
     """Validate the whole file (an ``InputError`` names file, line and field), then start its run."""
-    questions = load_questions(path)
+    questions = merge_duplicates(load_questions(path)).questions
     return await pipeline.start_run(questions, str(path), file_digest(path), None, alongside=True)
 
 

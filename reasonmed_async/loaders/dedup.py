@@ -5,6 +5,9 @@ and context read the same after Unicode normalisation (NFKC), case folding and
 whitespace collapsing; trailing punctuation of the stem does not count.  The
 key is a sha256 hex digest of that normal form, so it is stable across
 processes, machines and Python versions (sharding relies on that).
+
+``merge_duplicates`` folds a file's repeated questions into their first
+occurrence at intake (``run`` merges by default; ``--keep-duplicates`` keeps them).
 """
 
 from __future__ import annotations
@@ -12,6 +15,10 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import msgspec
 
 from bus.messages import Question
 
@@ -29,3 +36,41 @@ def dedup_key(question: Question) -> str:
     options = sorted(normalise(o) for o in question.options)
     joined = "\x1e".join([stem, "\x1f".join(options), normalise(question.context)])
     return hashlib.sha256(joined.encode("utf-8")).hexdigest()
+
+
+# -- merging a file's duplicates at intake ---------------------------------------
+
+@dataclass(frozen=True)
+class Merged:
+    """Questions with duplicates folded into their first occurrence (``duplicate_ids`` lists the others)."""
+
+    questions: list[Question]
+    duplicates: dict[str, tuple[str, ...]]  # kept id -> the ids merged into it, in input order
+
+    @property
+    def merged_count(self) -> int:
+        return sum(len(ids) for ids in self.duplicates.values())
+
+    def describe(self, limit: int = 10) -> str:
+        """One line: how many were merged and which ids into which."""
+        pairs = [f"{', '.join(ids)} -> {kept}" for kept, ids in self.duplicates.items()]
+        shown = "; ".join(pairs[:limit]) + (f"; … ({len(pairs) - limit} more)" if len(pairs) > limit else "")
+        return f"{self.merged_count} duplicate question(s) merged into {len(pairs)}: {shown}"
+
+
+def merge_duplicates(questions: Sequence[Question]) -> Merged:
+    """The first occurrence of each question, renumbered in input order, carrying the ids of its duplicates.
+
+    Questions merge when they have the same ``dedup_key`` and the same gold answer (its option text): two
+    copies that disagree on the answer are kept apart, so a disagreement is never silently resolved."""
+    first: dict[tuple[str, str], int] = {}
+    dups: dict[int, list[str]] = {}
+    for i, q in enumerate(questions):
+        at = first.setdefault((dedup_key(q), normalise(q.answer_text)), i)
+        if at != i:
+            dups.setdefault(at, []).append(q.id)
+    if not dups:
+        return Merged(list(questions), {})
+    out = [msgspec.structs.replace(questions[i], ordinal=n, duplicate_ids=tuple(dups.get(i, ())))
+           for n, i in enumerate(sorted(first.values()))]
+    return Merged(out, {questions[i].id: tuple(ids) for i, ids in dups.items()})

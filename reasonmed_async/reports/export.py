@@ -86,6 +86,7 @@ def record_row(rec: RecordReady, context: list[Message], *, final_attempt: int =
         "record_id": rec.record_id,
         "run_id": rec.run_id,
         "question_id": q.id,
+        "question_ids": [q.id, *q.duplicate_ids],  # more than one: the same question under several ids, merged
         "source": q.source,
         "question": q.stem,
         "context": q.context,
@@ -126,18 +127,20 @@ def failure_rows(question_id: str, context: list[Message], final_attempt: int) -
                    "reason": m.reason, "attempts": m.attempt}
 
 
-async def export(store: CheckpointStore, out: Path, *, final_attempt: int = 2, parquet: bool = True) -> ExportSummary:
-    """Write the SFT files, ``records.jsonl`` and ``failures.jsonl`` for every run in the store,
-    their Parquet copies (if pyarrow is importable and ``parquet``) and ``dataset_info.json``."""
+async def export(store: CheckpointStore, out: Path, *, final_attempt: int = 2, parquet: bool = True,
+                 run_id: str | None = None) -> ExportSummary:
+    """Write the SFT files, ``records.jsonl`` and ``failures.jsonl`` (each question once, from the run
+    ``queries.export_plan`` picks; only ``run_id``'s questions if given), their Parquet copies (if
+    pyarrow is importable and ``parquet``) and ``dataset_info.json``."""
     out.mkdir(parents=True, exist_ok=True)
     summary = ExportSummary()
     handles: dict[str, TextIO] = {}
     try:
         for name in (*SFT_FILES, "records.jsonl", "failures.jsonl"):
             handles[name] = (out / name).open("w", encoding="utf-8")
-        for run_id, qid in await queries.questions_in_order(store):
+        for run, qid in await queries.export_plan(store, run_id):
             summary.questions += 1
-            context = await queries.question_messages(store, run_id, qid, _CONTEXT_TYPES)
+            context = await queries.question_messages(store, run, qid, _CONTEXT_TYPES)
             records = sorted((m for m in context if isinstance(m, RecordReady)), key=lambda r: r.path.name)
             for rec in records:
                 cot, response = rec.path.cot, rec.response
@@ -148,7 +151,7 @@ async def export(store: CheckpointStore, out: Path, *, final_attempt: int = 2, p
                 summary.records += 1
             for row in sorted(failure_rows(qid, context, final_attempt),
                               key=lambda r: (r["stage"], r["path"], r["kind"], r["reason"])):
-                handles["failures.jsonl"].write(_line(row))
+                handles["failures.jsonl"].write(_line({"run_id": run, **row}))
                 summary.failures += row["kind"] == "failed"
                 summary.rejected += row["kind"] == "rejected"
     finally:

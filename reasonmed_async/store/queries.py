@@ -118,11 +118,42 @@ async def call_totals(store: CheckpointStore) -> list[tuple[str, str, str, int, 
 
 
 # -- messages -------------------------------------------------------------------
-async def questions_in_order(store: CheckpointStore) -> list[tuple[str, str]]:
-    """(run id, question id) of every run's questions: runs oldest first, questions in input order."""
+async def questions_in_order(store: CheckpointStore, run_id: str | None = None) -> list[tuple[str, str]]:
+    """(run id, question id) of every run's questions (or one run's): runs oldest first, then input order."""
+    where, params = ("WHERE q.run_id=?", (run_id,)) if run_id else ("", ())
     rows = await store.query(
-        "SELECT q.run_id, q.id FROM questions q JOIN runs r ON r.id = q.run_id ORDER BY r.created_at, q.ordinal")
+        f"SELECT q.run_id, q.id FROM questions q JOIN runs r ON r.id = q.run_id {where}"
+        " ORDER BY r.created_at, q.ordinal", params)
     return [(r[0], r[1]) for r in rows]
+
+
+async def unsettled_pairs(store: CheckpointStore) -> set[tuple[str, str]]:
+    """(run id, question id) of the questions that still have something pending."""
+    rows = await store.query(
+        "SELECT DISTINCT m.run_id, m.question_id FROM deliveries d JOIN messages m ON m.id = d.message_id"
+        " WHERE d.state='pending'")
+    return {(r[0], r[1]) for r in rows}
+
+
+async def export_plan(store: CheckpointStore, run_id: str | None = None) -> list[tuple[str, str]]:
+    """Which run's record set each question is exported from: each question once.
+
+    The rule: a question's record set comes from the latest run that settled it
+    (nothing of it pending there); while no run has settled it, from the latest
+    run that holds it.  So a later run of the same input supersedes the earlier
+    one question by question — its records and its failures replace the earlier
+    ones — and extends it with the questions the earlier one did not have.
+    Order: where each question first appeared (runs oldest first, input order).
+    With ``run_id``: that run's questions only, from that run."""
+    pairs = await questions_in_order(store, run_id)
+    if run_id is not None:
+        return pairs
+    unsettled = await unsettled_pairs(store)
+    chosen: dict[str, str] = {}
+    for run, qid in pairs:  # oldest run first: a later settled run replaces, an unsettled one only fills a gap
+        if qid not in chosen or (run, qid) not in unsettled or (chosen[qid], qid) in unsettled:
+            chosen[qid] = run
+    return [(run, qid) for qid, run in chosen.items()]
 
 
 async def question_messages(store: CheckpointStore, run_id: str, question_id: str,
