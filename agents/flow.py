@@ -37,7 +37,7 @@ from .ranker import Ranker
 from .rewrite import Rewriter
 from .scorer import Scorer
 from .settings import FlowSettings
-from .summarizer import Summarizer, assemble
+from .summarizer import Assembler, Summarizer
 from .tierer import Tierer, is_first_pass
 from .verifier import Verifier
 
@@ -90,7 +90,7 @@ def build_subscriptions(
         sub("refiner", (Ranked,), rewriter.refine, _tier("medium")),
         sub("regenerator", (TierAssigned,), rewriter.regenerate, _tier("difficult")),
         sub("summarizer", (Ranked, Refined, Verdict), Summarizer(clients, settings, templates).handle, _final(settings)),
-        sub("assembler", (Summarized,), assemble, default=2),
+        sub("assembler", (Summarized,), Assembler(settings.gates).handle, default=2),
     ]
     if settings.reverify:
         for k in range(1, settings.refine_attempts + 1):

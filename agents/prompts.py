@@ -22,29 +22,21 @@ from bus.messages import LETTERS, Judgement, Path, Question
 _QUESTION = frozenset({"stem", "options", "context"})
 _JUDGED = _QUESTION | {"answer"}
 
-#: Placeholders each template may use.  The generator never sees the answer.
+#: Variables each template may use; a template may use any subset of them (only an unknown one is an
+#: error).  The generator never sees the answer; the scorer sees it only with ``show_answer``.
 ALLOWED: Mapping[str, frozenset[str]] = {
     "generate": _QUESTION,
     "verify": _JUDGED | {"cot"},
     "rank": _JUDGED | {"paths", "names"},
     "refine": _JUDGED | {"cot", "error_reasons"},
+    "optimize": _JUDGED | {"cot", "error_reasons"},
     "regenerate": _JUDGED | {"error_reasons"},
     "summarize": _JUDGED | {"cot"},
-    "score": _JUDGED | {"response"},
-}
-#: Placeholders each template must use: without them the stage has nothing to work on.
-REQUIRED: Mapping[str, frozenset[str]] = {
-    "generate": frozenset({"stem", "options"}),
-    "verify": frozenset({"stem", "options", "answer", "cot"}),
-    "rank": frozenset({"stem", "options", "answer", "paths"}),
-    "refine": frozenset({"stem", "options", "answer", "cot", "error_reasons"}),
-    "regenerate": frozenset({"stem", "options", "answer"}),
-    "summarize": frozenset({"stem", "options", "cot"}),
-    "score": frozenset({"stem", "options", "response"}),
+    "score": _JUDGED | {"answer_line", "response"},
 }
 TEMPLATE_NAMES: tuple[str, ...] = tuple(ALLOWED)
 
-REFINER_SYSTEM = "You are a helpful medical assistant."
+SYSTEM_HEADER, USER_HEADER = "[system]", "[user]"
 NO_ERROR_REASONS = "(none recorded)"
 
 VERDICT_SCHEMA: dict[str, Any] = {
@@ -79,6 +71,10 @@ SCORE_SCHEMA: dict[str, Any] = {
 def _check(name: str, text: str, where: str) -> None:
     """Raise ValueError, naming ``where``, if ``text`` is not a valid template for stage ``name``."""
     tpl = string.Template(text)
+    try:
+        split_sections(text)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from exc
     if not tpl.is_valid():
         raise ValueError(
             f"{where}: invalid '$' placeholder syntax (write $$ for a literal dollar sign, "
@@ -91,11 +87,24 @@ def _check(name: str, text: str, where: str) -> None:
             f"{where}: unknown placeholder(s) {', '.join('${' + u + '}' for u in unknown)}; "
             f"the {name!r} template may use {', '.join('${' + a + '}' for a in sorted(ALLOWED[name]))}"
         )
-    missing = sorted(REQUIRED[name] - used)
-    if missing:
-        raise ValueError(
-            f"{where}: the {name!r} template must use {', '.join('${' + m + '}' for m in missing)}"
-        )
+    system, user = split_sections(text)
+    if system is not None and not system.strip():
+        raise ValueError(f"{where}: the {SYSTEM_HEADER} section is empty")
+    if not user.strip():
+        raise ValueError(f"{where}: the user message is empty")
+
+
+def split_sections(text: str) -> tuple[str | None, str]:
+    """``(system, user)``: a template whose first line is ``[system]`` holds a system message up to a
+    line ``[user]``; any other template is the user message alone."""
+    lines = text.lstrip("\n").split("\n")
+    if lines[0].strip() != SYSTEM_HEADER:
+        return None, text
+    rest = lines[1:]
+    for i, line in enumerate(rest):
+        if line.strip() == USER_HEADER:
+            return "\n".join(rest[:i]), "\n".join(rest[i + 1 :])
+    raise ValueError(f"a template starting with {SYSTEM_HEADER} needs a line {USER_HEADER} where the user message starts")
 
 
 @dataclass(frozen=True)
@@ -174,30 +183,37 @@ def format_error_reasons(judgements: Sequence[Judgement]) -> str:
     return "\n".join(lines) if lines else NO_ERROR_REASONS
 
 
-def _render(t: Templates, name: str, q: Question, **extra: str) -> str:
-    fields = {
+def _fields(q: Question, extra: Mapping[str, str]) -> dict[str, str]:
+    return {
         "stem": q.stem.strip(),
         "options": format_options(q),
         "context": format_context(q),
         "answer": format_answer(q),
         **extra,
     }
-    return string.Template(t.text(name)).substitute(fields).strip()
 
 
-def _user(content: str) -> tuple[ChatMessage, ...]:
-    return (ChatMessage("user", content),)
+def render_messages(text: str, fields: Mapping[str, str]) -> tuple[ChatMessage, ...]:
+    """A template's messages: its system section (if any), then the user message, variables filled in."""
+    system, user = split_sections(text)
+    out = [ChatMessage("system", string.Template(system).substitute(fields).strip())] if system is not None else []
+    out.append(ChatMessage("user", string.Template(user).substitute(fields).strip()))
+    return tuple(out)
+
+
+def _messages(t: Templates, name: str, q: Question, **extra: str) -> tuple[ChatMessage, ...]:
+    return render_messages(t.text(name), _fields(q, extra))
 
 
 # --------------------------------------------------------------------------- builders
 
 
 def generator_messages(t: Templates, q: Question) -> tuple[ChatMessage, ...]:
-    return _user(_render(t, "generate", q))
+    return _messages(t, "generate", q)
 
 
 def verifier_messages(t: Templates, q: Question, cot: str) -> tuple[ChatMessage, ...]:
-    return _user(_render(t, "verify", q, cot=cot.strip()))
+    return _messages(t, "verify", q, cot=cot.strip())
 
 
 def ranker_messages(t: Templates, q: Question, paths: Sequence[Path]) -> tuple[ChatMessage, ...]:
@@ -206,23 +222,44 @@ def ranker_messages(t: Templates, q: Question, paths: Sequence[Path]) -> tuple[C
         raise ValueError("ranker_messages: no paths to rank")
     if len(set(names)) != len(names):
         raise ValueError(f"ranker_messages: duplicate path names in {names}")
-    return _user(_render(t, "rank", q, paths=format_paths(paths), names=", ".join(names)))
+    return _messages(t, "rank", q, paths=format_paths(paths), names=", ".join(names))
 
 
 def refiner_messages(
     t: Templates, q: Question, cot: str, error_reasons: Sequence[Judgement]
 ) -> tuple[ChatMessage, ...]:
-    content = _render(t, "refine", q, cot=cot.strip(), error_reasons=format_error_reasons(error_reasons))
-    return (ChatMessage("system", REFINER_SYSTEM), ChatMessage("user", content))
+    return _messages(t, "refine", q, cot=cot.strip(), error_reasons=format_error_reasons(error_reasons))
+
+
+def optimizer_messages(
+    t: Templates, q: Question, cot: str, error_reasons: Sequence[Judgement]
+) -> tuple[ChatMessage, ...]:
+    """Difficult tier with one usable correct path: the stronger model improves that path."""
+    return _messages(t, "optimize", q, cot=cot.strip(), error_reasons=format_error_reasons(error_reasons))
 
 
 def regenerator_messages(t: Templates, q: Question, error_reasons: Sequence[Judgement]) -> tuple[ChatMessage, ...]:
-    return _user(_render(t, "regenerate", q, error_reasons=format_error_reasons(error_reasons)))
+    return _messages(t, "regenerate", q, error_reasons=format_error_reasons(error_reasons))
 
 
 def summarizer_messages(t: Templates, q: Question, cot: str) -> tuple[ChatMessage, ...]:
-    return _user(_render(t, "summarize", q, cot=cot.strip()))
+    return _messages(t, "summarize", q, cot=cot.strip())
 
 
-def scorer_messages(t: Templates, q: Question, response: str) -> tuple[ChatMessage, ...]:
-    return _user(_render(t, "score", q, response=response.strip()))
+def score_fields(response: str, answer: str | None) -> dict[str, str]:
+    """The scorer's own variables: the text scored, and the gold answer only when it is to be shown."""
+    return {"response": response.strip(), "answer": answer or "",
+            "answer_line": f"Correct answer: {answer}\n\n" if answer else ""}
+
+
+def scorer_messages(t: Templates, q: Question, response: str, *, show_answer: bool = False) -> tuple[ChatMessage, ...]:
+    fields = _fields(q, score_fields(response, format_answer(q) if show_answer else None))
+    return render_messages(t.text("score"), fields)
+
+
+def check_score_template(t: Templates, show_answer: bool) -> None:
+    """With ``show_answer`` off, a score template that uses ``${answer}`` would leak nothing but read oddly:
+    refuse it at start-up instead."""
+    if not show_answer and "answer" in string.Template(t.text("score")).get_identifiers():
+        raise ValueError("the 'score' template uses ${answer} but [stages.scorer] show_answer = false:"
+                         " use ${answer_line} (empty unless show_answer = true) or set show_answer = true")

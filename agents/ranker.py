@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from bus import Message, Ranked, TierAssigned
 
-from .calls import ask_json, request
+from .calls import ask_json, provenance, request
 from .llm import LLMClient
 from .parsing import parse_ranking
 from .prompts import RANKING_SCHEMA, Templates, ranker_messages
@@ -33,8 +33,9 @@ class Ranker:
             schema=RANKING_SCHEMA,
             meta={"task": "rank", "paths": ",".join(names), "question_id": q.id},
         )
-        (top2, reasons), _, _ = await ask_json(
+        (top2, reasons), completion, sent = await ask_json(
             self._client, req, lambda text: parse_ranking(text, names), corrections=self._settings.judge_corrections
         )
         by_name = {p.name: p for p in correct}
-        return [Ranked(**common, chosen=tuple(by_name[n] for n in top2), reasons=reasons)]
+        return [Ranked(**common, chosen=tuple(by_name[n] for n in top2), reasons=reasons,
+                       provenance=provenance("rank", sent, completion, self._templates.hash("rank")))]

@@ -1,24 +1,38 @@
-"""Refiner and regenerator: a CoT rewritten with the verifier's error reasons in hand.
+"""Refiner, optimizer and regenerator: a CoT rewritten with the verifier's error reasons in hand.
 
-The refiner (medium tier) rewrites each chosen path, fed only the Error reasons
-of the other paths; the regenerator (difficult tier) has a stronger model write
-a new CoT from scratch.  When a rewritten CoT fails re-verification, the same
-agent tries once more (``retry``) with the new reason added.
+- medium tier: the refiner rewrites each chosen path, fed only the Error reasons of the other paths;
+- difficult tier with exactly one usable correct path: the stronger model *optimizes* that path, fed the
+  Error reasons of the others (the paper: "we use GPT-o1 to optimize these paths");
+- difficult tier otherwise: the stronger model writes ``regenerations`` CoTs from scratch.
+
+When a rewritten CoT fails re-verification, the same agent tries once more (``retry``) with the new reason
+added.  With ``[gates] self_contained``, a rewrite that refers to earlier attempts, other reasonings or "the
+original" is sent back once with that instruction; if it still does, it is rejected (``Gate.SELF_CONTAINED``).
+What every rewrite was given (the CoT before, the reasons) is kept on the path (``Path.rewrites``).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 
-from bus import LETTERS, Judgement, Message, Path, Question, Ranked, Refined, StageFailed, TierAssigned, Verdict
+from bus import (LETTERS, Gate, Judgement, Message, Path, Question, Ranked, Refined, RewriteInput, StageFailed,
+                 TierAssigned, Verdict)
 from bus.messages import Origin, Tier
 
 from .calls import provenance, request
-from .llm import ChatMessage, LLMClient
+from .gates import SELF_CONTAINED_INSTRUCTION, self_reference
+from .llm import ChatMessage, ChatRequest, Completion, LLMClient
 from .parsing import split_thinking, stated_answer
-from .prompts import Templates, refiner_messages, regenerator_messages
+from .prompts import Templates, optimizer_messages, refiner_messages, regenerator_messages
 from .settings import FlowSettings, Sampling
+
+_TEMPLATE: dict[str, str] = {"refined": "refine", "optimized": "optimize", "regenerated": "regenerate"}
+
+
+def _stage(origin: Origin) -> str:
+    return "refine" if origin == "refined" else "regenerate"
 
 
 class Rewriter:
@@ -39,8 +53,11 @@ class Rewriter:
         return [t.result() for t in tasks]
 
     async def regenerate(self, message: Message) -> Sequence[Message]:
-        """TierAssigned (difficult) → ``regenerations`` new CoTs from the strong model."""
+        """TierAssigned (difficult) → the one correct path optimized, or ``regenerations`` CoTs from scratch."""
         assert isinstance(message, TierAssigned)
+        if len(message.correct) == 1:
+            return [await self._rewrite(message, message.tier, message.correct[0], "optimized", 1,
+                                        message.error_reasons)]
         seeds = [Path(name=f"regen_{k}", cot="", origin="regenerated") for k in range(1, self._settings.regenerations + 1)]
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(self._rewrite(message, message.tier, p, "regenerated", 1, message.error_reasons))
@@ -53,36 +70,65 @@ class Rewriter:
         reasons = message.error_reasons + (Judgement(path=f"{message.path.name} (attempt {message.attempt})",
                                                      verdict="Error", reason=message.reason),)
         tier: Tier = message.tier  # type: ignore[assignment]
-        origin: Origin = "regenerated" if message.path.origin == "regenerated" else "refined"
+        origin: Origin = message.path.origin if message.path.origin != "generated" else "refined"
         return [await self._rewrite(message, tier, message.path, origin, message.attempt + 1, reasons)]
 
     async def _rewrite(self, parent: Message, tier: Tier, source: Path, origin: Origin,
                        attempt: int, reasons: tuple[Judgement, ...]) -> Message:
         q = parent.question  # type: ignore[attr-defined]
-        sampling, template, msgs = self._prompt(q, source, origin, reasons)
+        sampling, msgs = self._prompt(q, source, origin, reasons)
         req = request(sampling, msgs, sample=attempt,
-                      meta={"task": "refine" if origin == "refined" else "regenerate", "gold": q.answer_letter,
-                            "letters": LETTERS[: len(q.options)], "question_id": q.id, "path": source.name})
-        common = {"run_id": parent.run_id, "question_id": q.id, "parent_id": parent.id}
-        completion = await self._clients[sampling.model].complete(req)
+                      meta={"task": _TEMPLATE[origin], "gold": q.answer_letter, "letters": LETTERS[: len(q.options)],
+                            "question_id": q.id, "path": source.name})
+        common = {"run_id": parent.run_id, "question_id": q.id, "parent_id": parent.id,
+                  "stage": _stage(origin), "path": source.name, "failed_type": type(parent).__name__}
+        client = self._clients[sampling.model]
+        template = self._templates.hash(_TEMPLATE[origin])
+        completion = await client.complete(req)
+        calls = [provenance(origin, req, completion, template)]
+        resent = ""
+        if not completion.truncated and self._settings.gates.self_contained:
+            phrase = self_reference(split_thinking(completion.text)[1])
+            if phrase is not None:
+                resent = phrase
+                req, completion = await self._resend(client, req, completion, phrase)
+                calls.append(provenance(origin, req, completion, template))
+                if not completion.truncated and (still := self_reference(split_thinking(completion.text)[1])):
+                    return StageFailed(**common, gate=Gate.SELF_CONTAINED,
+                                       reason=f"self_contained: the rewrite refers to {still!r} even after being"
+                                              f" sent back once for referring to {phrase!r}")
         if completion.truncated:
-            return StageFailed(**common, stage="refine" if origin == "refined" else "regenerate", path=source.name,
-                               failed_type=type(parent).__name__,
+            return StageFailed(**common,
                                reason=f"truncated: finish_reason=length after {completion.completion_tokens} tokens")
         thinking, visible = split_thinking(completion.text)
+        given = RewriteInput(attempt=attempt, origin=origin, source_path=source.name,
+                             cot_before=source.cot if origin != "regenerated" else "", reasons=reasons, resent=resent)
         path = Path(
             name=source.name,
             cot=visible,
             thinking=thinking,
             stated_answer=stated_answer(visible, q.options),
             origin=origin,
-            provenance=source.provenance + (provenance(origin, req, completion, self._templates.hash(template)),),
+            provenance=source.provenance + tuple(calls),
+            rewrites=source.rewrites + (given,),
         )
-        return Refined(**common, question=q, tier=tier, path=path, source_path=source.name,
-                       attempt=attempt, error_reasons=reasons)
+        return Refined(run_id=parent.run_id, question_id=q.id, parent_id=parent.id, question=q, tier=tier, path=path,
+                       source_path=source.name, attempt=attempt, error_reasons=reasons)
+
+    @staticmethod
+    async def _resend(client: LLMClient, req: ChatRequest, completion: Completion,
+                      phrase: str) -> tuple[ChatRequest, Completion]:
+        """Send the rewrite back once, in the same conversation, to be made self-contained."""
+        again = replace(req, messages=req.messages + (
+            ChatMessage("assistant", completion.text),
+            ChatMessage("user", SELF_CONTAINED_INSTRUCTION.format(phrase=phrase)),
+        ), meta={**req.meta, "resent": "self_contained"})
+        return again, await client.complete(again)
 
     def _prompt(self, q: Question, source: Path, origin: Origin,
-                reasons: tuple[Judgement, ...]) -> tuple[Sampling, str, tuple[ChatMessage, ...]]:
+                reasons: tuple[Judgement, ...]) -> tuple[Sampling, tuple[ChatMessage, ...]]:
         if origin == "refined":
-            return self._settings.refiner, "refine", refiner_messages(self._templates, q, source.cot, reasons)
-        return self._settings.regenerator, "regenerate", regenerator_messages(self._templates, q, reasons)
+            return self._settings.refiner, refiner_messages(self._templates, q, source.cot, reasons)
+        if origin == "optimized":
+            return self._settings.regenerator, optimizer_messages(self._templates, q, source.cot, reasons)
+        return self._settings.regenerator, regenerator_messages(self._templates, q, reasons)

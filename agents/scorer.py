@@ -1,4 +1,8 @@
-"""Score evaluator: rates a final response 1–10 (to measure quality, never to filter)."""
+"""Score evaluator: rates what a model is trained on 1–10 (to measure quality, never to filter).
+
+As in the paper's public code, the scorer is not shown the gold answer (``[stages.scorer] show_answer``,
+off by default), and what it scores is the ReasonMed SFT output of a record: ``<think>CoT</think>response``.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,13 @@ from bus import Message, RecordReady, Scored
 from .calls import ask_json, provenance, request
 from .llm import LLMClient
 from .parsing import parse_score
-from .prompts import SCORE_SCHEMA, Templates, scorer_messages
+from .prompts import SCORE_SCHEMA, Templates, check_score_template, scorer_messages
 from .settings import FlowSettings, Sampling
+
+
+def reasonmed_output(cot: str, response: str) -> str:
+    """The ReasonMed SFT set's output for a record: the CoT as thinking, then the response."""
+    return f"<think>{cot}</think>{response}"
 
 
 def sampled(record_id: str, rate: float) -> bool:
@@ -30,6 +39,7 @@ class Scorer:
         self._client = clients[settings.scorer.model]
         self._settings = settings
         self._templates = templates
+        check_score_template(templates, settings.score_show_answer)
 
     def wants(self, message: Message) -> bool:
         return isinstance(message, RecordReady) and sampled(message.record_id, self._settings.score_rate)
@@ -37,7 +47,8 @@ class Scorer:
     async def handle(self, message: Message) -> Sequence[Message]:
         assert isinstance(message, RecordReady)
         q = message.question
-        req = request(self._sampling, scorer_messages(self._templates, q, message.response),
+        text = reasonmed_output(message.path.cot, message.response)
+        req = request(self._sampling, scorer_messages(self._templates, q, text, show_answer=self._settings.score_show_answer),
                       schema=SCORE_SCHEMA, meta={"task": "score", "question_id": q.id})
         (score, justification), completion, sent = await ask_json(
             self._client, req, parse_score, corrections=self._settings.judge_corrections

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .gates import GateSettings
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -74,6 +76,8 @@ class FlowSettings:
     refine_attempts: int = 2
     judge_corrections: int = 2
     score_rate: float = 0.0
+    score_show_answer: bool = False
+    gates: GateSettings = field(default_factory=GateSettings)
 
     def __post_init__(self) -> None:
         if not self.generators:

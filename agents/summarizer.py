@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from bus import Message, Path, Question, Ranked, RecordReady, Refined, Summarized, Verdict
+from bus import Gate, Message, Path, Question, Ranked, RecordReady, Refined, StageFailed, Summarized, Verdict
 
 from .calls import provenance, request
+from .gates import GateSettings, cot_warnings
 from .llm import LLMClient
 from .prompts import Templates, summarizer_messages
 from .settings import FlowSettings
@@ -44,9 +45,26 @@ class Summarizer:
                           verdict_reason=reason)
 
 
-async def assemble(message: Message) -> Sequence[Message]:
-    """Summarized → RecordReady, with a record id stable across runs: ``<question>/<path>``."""
-    assert isinstance(message, Summarized)
-    return [RecordReady(run_id=message.run_id, question_id=message.question_id, parent_id=message.id,
-                        question=message.question, tier=message.tier, path=message.path, response=message.response,
-                        response_provenance=message.provenance, record_id=f"{message.question_id}/{message.path.name}")]
+class Assembler:
+    """Summarized → RecordReady, with a record id stable across runs (``<question>/<path>``), once the CoT
+    passes the export gates: with ``require_answer_agreement`` a CoT whose stated answer is not the gold
+    answer is rejected (``Gate.ANSWER_AGREEMENT``) whatever the verifier said.  Length and step structure
+    are warnings on the record."""
+
+    def __init__(self, gates: GateSettings) -> None:
+        self._gates = gates
+
+    async def handle(self, message: Message) -> Sequence[Message]:
+        assert isinstance(message, Summarized)
+        common = {"run_id": message.run_id, "question_id": message.question_id, "parent_id": message.id}
+        q, path = message.question, message.path
+        if self._gates.require_answer_agreement and path.stated_answer != q.answer_letter:
+            said = f"states {path.stated_answer}" if path.stated_answer else "states no answer"
+            return [StageFailed(**common, stage="assemble", path=path.name, failed_type="Summarized",
+                                gate=Gate.ANSWER_AGREEMENT,
+                                reason=f"answer_agreement: the CoT {said}, the gold answer is {q.answer_letter}")]
+        steps, warnings = cot_warnings(path.cot, self._gates)
+        return [RecordReady(**common, question=q, tier=message.tier, path=path, response=message.response,
+                            response_provenance=message.provenance, record_id=f"{message.question_id}/{path.name}",
+                            steps=steps, warnings=warnings)]
+

@@ -24,10 +24,22 @@ def _path_of(message: Message) -> str:
     return message.path.name if isinstance(message, Verdict) else message.path  # type: ignore[attr-defined]
 
 
+def _judged(v: Verdict) -> Judgement:
+    made = v.path.provenance[0] if v.path.provenance else None
+    return Judgement(path=v.path.name, verdict=v.verdict, reason=v.reason, model=made.model if made else "",
+                     temperature=made.temperature if made else None, stated_answer=v.path.stated_answer, judge=v.judge)
+
+
 class Tierer:
     def __init__(self, join: JoinState, settings: FlowSettings) -> None:
         self._join = join
         self._settings = settings
+        self._samplings = {name: s for g in settings.generators for name, s in g.paths()}
+
+    def _failed(self, f: StageFailed) -> Judgement:
+        made = self._samplings.get(f.path)
+        return Judgement(path=f.path, verdict=None, reason=f.reason, stage=f.stage,
+                         model=made.model if made else "", temperature=made.temperature if made else None)
 
     async def handle(self, message: Message) -> Sequence[Message]:
         key = f"tier/{message.run_id}/{message.question_id}"
@@ -38,8 +50,7 @@ class Tierer:
         failures = [m for m in items if isinstance(m, StageFailed)]
         judgements = tuple(
             sorted(
-                [Judgement(path=v.path.name, verdict=v.verdict, reason=v.reason) for v in verdicts]
-                + [Judgement(path=f.path, verdict=None, reason=f.reason, stage=f.stage) for f in failures],
+                [_judged(v) for v in verdicts] + [self._failed(f) for f in failures],
                 key=lambda j: j.path,
             )
         )

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from bus import CoTGenerated, Message, Refined, StageFailed, Verdict
 
-from .calls import JudgeFailed, ask_json, request
+from .calls import JudgeFailed, ask_json, provenance, request
 from .generator import failure_reason
 from .llm import LLMClient, LLMError
 from .parsing import parse_verdict
@@ -32,7 +32,7 @@ class Verifier:
         )
         common = {"run_id": message.run_id, "question_id": q.id, "parent_id": message.id}
         try:
-            (label, reason), _, _ = await ask_json(
+            (label, reason), completion, sent = await ask_json(
                 self._client, req, parse_verdict, corrections=self._settings.judge_corrections
             )
         except (LLMError, JudgeFailed) as exc:
@@ -40,4 +40,6 @@ class Verifier:
                                 reason=failure_reason(exc), attempts=getattr(exc, "attempts", 1),
                                 failed_type=type(message).__name__)]
         extra = {"tier": message.tier, "error_reasons": message.error_reasons} if isinstance(message, Refined) else {}
-        return [Verdict(**common, question=q, path=path, verdict=label, reason=reason, attempt=attempt, **extra)]
+        judge = provenance("verify", sent, completion, self._templates.hash("verify"))
+        return [Verdict(**common, question=q, path=path, verdict=label, reason=reason, attempt=attempt, judge=judge,
+                        **extra)]

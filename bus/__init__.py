@@ -8,6 +8,7 @@ from .backoff import Backoff
 from .bus import ConsumerStats, Handler, MessageBus, Subscription
 from .codec import SchemaMismatch, decode, encode
 from .journal import Ack, Backlog, Journal, Routed
+from .gates import Gate
 from .vocabulary import FailureKind, Stage
 from .messages import (
     ALL_MESSAGES,
@@ -23,6 +24,7 @@ from .messages import (
     Ranked,
     RecordReady,
     Refined,
+    RewriteInput,
     Scored,
     StageFailed,
     Summarized,
@@ -31,10 +33,10 @@ from .messages import (
 )
 
 __all__ = [
-    "FailureKind", "Stage",
+    "FailureKind", "Gate", "Stage",
     "ALL_MESSAGES", "LETTERS", "SCHEMA_VERSION", "Ack", "Backlog", "Backoff", "CoTGenerated",
     "ConsumerStats", "Handler", "Journal", "Judgement", "Message", "MessageBus", "Path",
-    "Provenance", "Question", "QuestionIngested", "Ranked", "RecordReady", "Refined", "Routed",
+    "Provenance", "Question", "QuestionIngested", "Ranked", "RecordReady", "Refined", "RewriteInput", "Routed",
     "SchemaMismatch", "Scored", "StageFailed", "Subscription", "Summarized", "TierAssigned",
     "Verdict", "decode", "encode",
 ]

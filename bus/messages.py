@@ -14,11 +14,13 @@ from typing import ClassVar, Literal
 
 import msgspec
 
+from .gates import Gate
+
 SCHEMA_VERSION = 1
 
 Tier = Literal["easy", "medium", "difficult"]
 VerdictLabel = Literal["Correct", "Error"]
-Origin = Literal["generated", "refined", "regenerated"]
+Origin = Literal["generated", "refined", "optimized", "regenerated"]
 
 LETTERS = "ABCDEFGHIJ"
 
@@ -73,8 +75,39 @@ class Provenance(msgspec.Struct, frozen=True, kw_only=True):
     completion_tokens: int = 0
 
 
+class Judgement(msgspec.Struct, frozen=True, kw_only=True):
+    """The verifier's view of one path: a verdict, or why there is none.
+
+    ``model`` / ``temperature`` / ``stated_answer`` describe the path judged (its generator), ``judge``
+    the call that judged it; all default to empty, so messages stored before they existed still decode."""
+
+    path: str
+    verdict: VerdictLabel | None
+    reason: str
+    stage: str = "verify"
+    model: str = ""
+    temperature: float | None = None
+    stated_answer: str | None = None
+    judge: Provenance | None = None
+
+
+class RewriteInput(msgspec.Struct, frozen=True, kw_only=True):
+    """What a rewriting stage was given: the CoT before (empty when writing from scratch) and the reasons.
+
+    ``resent`` is the phrase for which the rewrite was sent back once to be made self-contained ("" if not)."""
+
+    attempt: int
+    origin: Origin
+    source_path: str
+    cot_before: str
+    reasons: tuple[Judgement, ...] = ()
+    resent: str = ""
+
+
 class Path(msgspec.Struct, frozen=True, kw_only=True):
-    """One reasoning path: a CoT under its name (``qwen_1``, ``qwen_1.r1``, ``regen_1``)."""
+    """One reasoning path: a CoT under its name (``qwen_1``, ``qwen_1.r1``, ``regen_1``).
+
+    ``rewrites`` lists, in order, the input of every rewrite that led to this CoT."""
 
     name: str
     cot: str
@@ -82,19 +115,11 @@ class Path(msgspec.Struct, frozen=True, kw_only=True):
     thinking: str = ""
     origin: Origin = "generated"
     provenance: tuple[Provenance, ...] = ()
+    rewrites: tuple[RewriteInput, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError("path name is empty")
-
-
-class Judgement(msgspec.Struct, frozen=True, kw_only=True):
-    """The verifier's view of one path: a verdict, or why there is none."""
-
-    path: str
-    verdict: VerdictLabel | None
-    reason: str
-    stage: str = "verify"
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -146,6 +171,7 @@ class Verdict(Message, frozen=True, kw_only=True):
     attempt: int = 0
     tier: str = ""
     error_reasons: tuple[Judgement, ...] = ()
+    judge: Provenance | None = None
 
     cause_fields = ("attempt",)
 
@@ -165,6 +191,7 @@ class StageFailed(Message, frozen=True, kw_only=True):
     attempts: int = 1
     path: str = ""
     failed_type: str = ""
+    gate: Gate | None = None
 
     cause_fields = ("stage", "path")
 
@@ -198,6 +225,7 @@ class Ranked(Message, frozen=True, kw_only=True):
     reasons: dict[str, str]
     error_reasons: tuple[Judgement, ...] = ()
     called: bool = True
+    provenance: Provenance | None = None
 
 
 class Refined(Message, frozen=True, kw_only=True):
@@ -237,6 +265,8 @@ class RecordReady(Message, frozen=True, kw_only=True):
     response: str
     response_provenance: Provenance
     record_id: str
+    steps: int = 0
+    warnings: tuple[str, ...] = ()
 
 
 class Scored(Message, frozen=True, kw_only=True):

@@ -17,10 +17,12 @@ from typing import Any
 
 import msgspec
 
+from agents.gates import GateSettings
 from agents.settings import FlowSettings, GeneratorModel, Sampling, TierPolicy
 
 from reasonmed_async.config_errors import describe
 from reasonmed_async.config_schema import ConfigFile, ModelTable, given
+from reasonmed_async.llm.o1 import is_o1
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRET_KEYS = {"api_key", "key", "token", "password", "secret"}
@@ -247,8 +249,11 @@ def _build(raw: dict[str, Any], text: str, source: str) -> AppConfig:
         scorer=sampling("scorer", required=False),
         tiers=TierPolicy(easy_max=tiers.easy_max, medium_max=tiers.medium_max, min_usable=tiers.min_usable),
         score_rate=typed.stages.scorer.rate if typed.stages.scorer else 0.0,
+        score_show_answer=typed.stages.scorer.show_answer if typed.stages.scorer else False,
+        gates=GateSettings(**msgspec.structs.asdict(typed.gates)),
         **msgspec.structs.asdict(typed.flow),
     )
+    _no_sampling_for_o1(flow, backends, source)
     return AppConfig(
         source=source,
         text=text,
@@ -265,6 +270,19 @@ def _build(raw: dict[str, Any], text: str, source: str) -> AppConfig:
         logging=given(typed.logging, raw.get("logging")),
         file=typed,
     )
+
+
+def _no_sampling_for_o1(flow: FlowSettings, backends: dict[str, BackendConfig], source: str) -> None:
+    """An o1-class Azure deployment is sent no temperature or top_p: a stage that sets one would record
+    sampling that never happened."""
+    o1 = {name for b in backends.values() if b.type == "azure"
+          for name, spec in (b.options.get("deployments") or {}).items() if isinstance(spec, dict) and is_o1(name, spec)}
+    for stage in ("verifier", "ranker", "refiner", "regenerator", "summarizer", "scorer"):
+        s = getattr(flow, stage)
+        if s is not None and s.model in o1 and (s.temperature is not None or s.top_p is not None):
+            key = "temperature" if s.temperature is not None else "top_p"
+            raise ConfigError(f"{source}: [stages.{stage}] {key}: {s.model} is an o1-class deployment, which is"
+                              f" sent none; remove it")
 
 
 def canonical(value: Any) -> str:

@@ -48,16 +48,24 @@ class StageTable(Section):
     top_p: TopP | None = None
     max_tokens: Positive = 2048
     seed: int | None = None
-    rate: Probability = 0.0  # scorer: the fraction of final records scored during the run
+
+
+class RegeneratorTable(StageTable):
+    max_tokens: Positive = 20000  # o1-class: reasoning tokens count against max_completion_tokens
+
+
+class ScorerTable(StageTable):
+    rate: Probability = 0.0  # the fraction of final records scored during the run
+    show_answer: bool = False  # the public code's scorer is not shown the gold answer
 
 
 class Stages(Section):
     verifier: StageTable | None = None
     ranker: StageTable | None = None
     refiner: StageTable | None = None
-    regenerator: StageTable | None = None
+    regenerator: RegeneratorTable | None = None
     summarizer: StageTable | None = None
-    scorer: StageTable | None = None
+    scorer: ScorerTable | None = None
 
 
 class Tiers(Section):
@@ -71,6 +79,15 @@ class Flow(Section):
     reverify: bool = True
     refine_attempts: Positive = 2
     judge_corrections: Count = 2
+
+
+class Gates(Section):
+    """Quality gates before export (agents.gates)."""
+
+    require_answer_agreement: bool = True
+    self_contained: bool = True
+    min_cot_words: Count = 120
+    steps: Annotated[int, Meta(ge=0, le=12)] = 6
 
 
 class Concurrency(Section):
@@ -123,6 +140,7 @@ class ConfigFile(Section):
     stages: Stages = msgspec.field(default_factory=Stages)
     tiers: Tiers = msgspec.field(default_factory=Tiers)
     flow: Flow = msgspec.field(default_factory=Flow)
+    gates: Gates = msgspec.field(default_factory=Gates)
     concurrency: Concurrency = msgspec.field(default_factory=Concurrency)
     retry: Retry = msgspec.field(default_factory=Retry)
     store: Store = msgspec.field(default_factory=Store)

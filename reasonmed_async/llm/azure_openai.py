@@ -22,11 +22,11 @@ from agents.llm import (BadRequest, BadResponse, ChatMessage, ChatRequest, Compl
 
 from reasonmed_async.config import BackendConfig, ConfigError
 from reasonmed_async.llm.ratelimit import DeploymentLimiter, Reservation, estimate_prompt_tokens, parse_retry_after, window_safe_rate
+from reasonmed_async.llm.o1 import is_o1
 from reasonmed_async.llm.wire import build_body
 
 _OPTIONS = {"endpoint", "api_version", "api_key_env", "timeout_s", "deployments"}
 _DEPLOYMENT_KEYS = {"rpm", "tpm", "burst_s", "window_s", "o1"}
-_O1_PREFIXES = ("o1", "o3", "o4")
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def _deployment(name: str, spec: Any) -> Deployment:
         value = spec.get(key, {"burst_s": 10.0, "window_s": 60.0}.get(key))
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
             raise ValueError(f"azure deployments.{name}.{key} must be a number > 0, got {value!r}")
-    o1 = spec.get("o1", name.lower().startswith(_O1_PREFIXES))
+    o1 = is_o1(name, spec)
     if not isinstance(o1, bool):
         raise ValueError(f"azure deployments.{name}.o1 must be true or false, got {o1!r}")
     return Deployment(name, float(spec["rpm"]), float(spec["tpm"]), float(spec.get("burst_s", 10.0)), o1,

@@ -130,7 +130,10 @@ def _cot(s: SimSettings, req: ChatRequest, key: str, task: str) -> tuple[str, st
     rng = _rng(s.seed, key, task)
     ch = partial(_pick, rng)
     u_trunc, u_ok = rng.random(), rng.random()
-    if task == "generate":
+    planted = s.correct_paths.get(meta.get("question_id", ""))
+    if task == "generate" and planted is not None:  # exactly `planted` of the paths (by sample index) are right
+        p = 1.0 if req.sample <= planted else 0.0
+    elif task == "generate":
         h = _hardness(s.seed, meta.get("question_id") or key)
         p = min(1.0, max(0.0, s.base_accuracy(req.model, req.temperature) + _EASE - _SLOPE * h))
     else:
@@ -144,7 +147,9 @@ def _cot(s: SimSettings, req: ChatRequest, key: str, task: str) -> tuple[str, st
                      for c in letters)
     out = [c for c in rest if c != alt]
     rule = ch(_RULE).format(x=", ".join(out)) if out else "No option can be excluded outright."
-    end = ch(_CONCLUDE).format(a=ans) + (" " + ch(_REFINED) if task == "refine" else "")
+    end = ch(_CONCLUDE).format(a=ans)
+    if task != "generate" and rng.random() < s.self_reference_rate:  # drawn last: generated CoTs stay as they were
+        end += " " + ch(_REFINED)  # "Unlike the earlier attempts, ..."
     text = (f"1. Restate the question: {ch(_RESTATE)}\n"
             f"2. Key clinical details: {ch(_DETAIL).format(m=m, n=5 + int(rng.random() * 91))}\n"
             f"3. Evaluate each option: {evals}\n4. Rule out: {rule}\n"
@@ -169,7 +174,8 @@ def _verify(s: SimSettings, req: ChatRequest, key: str, task: str) -> str:
     stated = req.meta.get("stated", "") or ""
     rng = _rng(s.seed, key, task)
     u_bad, u_flip = rng.random(), rng.random()
-    ok = (stated == gold) != (u_flip < s.verifier_error_rate)
+    lenient = req.meta.get("question_id", "") in s.verifier_accepts  # planted: Correct whatever the answer
+    ok = lenient or (stated == gold) != (u_flip < s.verifier_error_rate)
     if ok:
         reason = _pick(rng, _OK)
     else:
@@ -220,7 +226,7 @@ def _score(s: SimSettings, req: ChatRequest, key: str, task: str) -> str:
 
 
 _JUDGES = {"verify": _verify, "rank": _rank, "summarize": _summarize, "score": _score}
-_COTS = frozenset({"generate", "refine", "regenerate"})
+_COTS = frozenset({"generate", "refine", "optimize", "regenerate"})
 
 
 class SimClient:
@@ -249,7 +255,7 @@ class SimClient:
         elif task in _JUDGES:
             text = _JUDGES[task](s, request, key, task)
         else:
-            raise BadRequest(f"sim: unknown task {task!r} (expected generate, refine, regenerate, "
+            raise BadRequest(f"sim: unknown task {task!r} (expected generate, refine, optimize, regenerate, "
                              "verify, rank, summarize or score in request.meta['task'])")
         latency = 0.0
         if s.latency_ms > 0:

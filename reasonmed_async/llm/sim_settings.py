@@ -28,7 +28,13 @@ class SimSettings:
     ``accuracy`` maps a model name to the base probability that a CoT it
     generates reaches the gold answer (``default_accuracy`` for other models);
     per-question hardness and temperature move it from there.  The ``*_rate``
-    fields are probabilities per call; ``latency_ms`` is a mean per call."""
+    fields are probabilities per call; ``latency_ms`` is a mean per call.
+
+    Planted cases, for tests that must reach every branch: ``self_reference_rate`` is the chance that a
+    rewritten CoT refers to "the earlier attempts"; ``correct_paths`` maps a question id to the exact
+    number of its generated paths that reach the gold answer (the first k by sample index: 1 plants a
+    difficult question with one correct path, 0 one with none); the verifier says Correct of every CoT of
+    a question in ``verifier_accepts``, whatever answer it states (planted disagreement)."""
 
     seed: int = 0
     accuracy: Mapping[str, float] = field(default_factory=dict, hash=False)
@@ -40,6 +46,9 @@ class SimSettings:
     failure_rate: float = 0.0
     latency_ms: float = 0.0
     refine_accuracy: float = 0.9
+    self_reference_rate: float = 0.0
+    correct_paths: Mapping[str, int] = field(default_factory=dict, hash=False)
+    verifier_accepts: tuple[str, ...] = ()
     call_log: str | None = None
 
     def __post_init__(self) -> None:
@@ -50,13 +59,20 @@ class SimSettings:
         acc = {str(k): _rate(f"accuracy[{k!r}]", v) for k, v in self.accuracy.items()}
         object.__setattr__(self, "accuracy", acc)
         for name in ("default_accuracy", "verifier_error_rate", "malformed_rate", "truncation_rate",
-                     "failure_rate", "refine_accuracy"):
+                     "failure_rate", "refine_accuracy", "self_reference_rate"):
             object.__setattr__(self, name, _rate(name, getattr(self, name)))
         for name in ("temperature_penalty", "latency_ms"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise ValueError(f"sim setting {name} must be a finite number >= 0, got {v!r}")
             object.__setattr__(self, name, float(v))
+        if not isinstance(self.correct_paths, Mapping) or any(
+                isinstance(k, bool) or not isinstance(k, int) or k < 0 for k in self.correct_paths.values()):
+            raise ValueError(f"sim setting correct_paths must map question ids to counts >= 0, got {self.correct_paths!r}")
+        object.__setattr__(self, "correct_paths", {str(q): k for q, k in self.correct_paths.items()})
+        if isinstance(self.verifier_accepts, str) or not all(isinstance(q, str) for q in self.verifier_accepts):
+            raise ValueError(f"sim setting verifier_accepts must be a list of question ids, got {self.verifier_accepts!r}")
+        object.__setattr__(self, "verifier_accepts", tuple(self.verifier_accepts))
         if self.call_log is not None and not isinstance(self.call_log, str):
             raise ValueError(f"sim setting call_log must be a path string, got {self.call_log!r}")
 

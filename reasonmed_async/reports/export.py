@@ -19,7 +19,10 @@ from typing import Any, TextIO
 
 import msgspec
 
-from bus import LETTERS, Message, decode, Question, Ranked, RecordReady, StageFailed, TierAssigned, Verdict
+from agents.scorer import reasonmed_output
+
+from bus import (LETTERS, Judgement, Message, Question, Ranked, RecordReady, RewriteInput, StageFailed, TierAssigned,
+                 Verdict, decode)
 
 from reasonmed_async.reports.formats import PARQUET_MISSING, write_dataset_info, write_parquet
 from reasonmed_async.store import queries
@@ -78,9 +81,16 @@ def record_row(rec: RecordReady, context: list[Message], *, final_attempt: int =
     q = rec.question
     gold = q.answer_letter
 
-    def judged(j: Any) -> dict[str, Any]:
-        stated = first_pass[j.path].path.stated_answer if j.path in first_pass else None
-        return {**_builtins(j), "stated_answer": stated, "answer_agrees": _agrees(stated, gold, j.verdict)}
+    def judged(j: Judgement) -> dict[str, Any]:
+        row = _builtins(j)
+        v = first_pass.get(j.path)
+        if v is not None:  # a database written before judgements carried these: read them from the verdict
+            made = v.path.provenance[0] if v.path.provenance else None
+            row["model"] = j.model or (made.model if made else "")
+            row["temperature"] = j.temperature if j.model else (made.temperature if made else None)
+            row["stated_answer"] = v.path.stated_answer
+            row["judge"] = _builtins(j.judge or v.judge)
+        return {**row, "answer_agrees": _agrees(row["stated_answer"], gold, j.verdict)}
 
     return {
         "record_id": rec.record_id,
@@ -102,11 +112,16 @@ def record_row(rec: RecordReady, context: list[Message], *, final_attempt: int =
         "thinking": rec.path.thinking,
         "response": rec.response,
         "verdicts": [judged(j) for j in tier.judgements] if tier else [],
-        "ranker": {"chosen": [p.name for p in ranked.chosen], "reasons": ranked.reasons, "called": ranked.called}
+        "ranker": {"chosen": [p.name for p in ranked.chosen], "reasons": ranked.reasons, "called": ranked.called,
+                   "judge": _builtins(ranked.provenance)}
         if ranked else None,
+        "rewrites": [_rewrite_row(r) for r in rec.path.rewrites],
         "reverification": [{"attempt": v.attempt, "verdict": v.verdict, "reason": v.reason,
                             "stated_answer": v.path.stated_answer,
-                            "answer_agrees": _agrees(v.path.stated_answer, gold, v.verdict)} for v in reverified],
+                            "answer_agrees": _agrees(v.path.stated_answer, gold, v.verdict),
+                            "judge": _builtins(v.judge)} for v in reverified],
+        "steps": rec.steps,
+        "warnings": list(rec.warnings),
         "truncated_paths": sorted({m.path for m in context if _truncated(m)}),  # type: ignore[attr-defined]
         "rejected_rewrites": [{"path": v.path.name, "attempt": v.attempt, "reason": v.reason,
                                "final": v.attempt >= final_attempt}
@@ -117,14 +132,24 @@ def record_row(rec: RecordReady, context: list[Message], *, final_attempt: int =
     }
 
 
+def _rewrite_row(r: RewriteInput) -> dict[str, Any]:
+    """What a rewrite was given: the CoT before (empty from scratch) and the reasons, path by path."""
+    return {"attempt": r.attempt, "origin": r.origin, "source_path": r.source_path, "cot_before": r.cot_before,
+            "reasons_given": [{"path": j.path, "reason": j.reason} for j in r.reasons],
+            "sent_back_for": r.resent or None}
+
+
 def failure_rows(question_id: str, context: list[Message], final_attempt: int) -> Iterable[dict[str, Any]]:
     for m in context:
-        if isinstance(m, StageFailed) and m.stage not in ("generate", "verify"):
-            yield {"question_id": question_id, "kind": "failed", "stage": m.stage, "path": m.path,
+        if isinstance(m, StageFailed) and m.gate is not None:
+            yield {"question_id": question_id, "kind": "rejected", "stage": m.stage, "gate": str(m.gate),
+                   "path": m.path, "reason": m.reason, "attempts": m.attempts}
+        elif isinstance(m, StageFailed) and m.stage not in ("generate", "verify"):
+            yield {"question_id": question_id, "kind": "failed", "stage": m.stage, "gate": None, "path": m.path,
                    "reason": m.reason, "attempts": m.attempts}
         elif isinstance(m, Verdict) and m.attempt == final_attempt and m.verdict == "Error":
-            yield {"question_id": question_id, "kind": "rejected", "stage": "reverify", "path": m.path.name,
-                   "reason": m.reason, "attempts": m.attempt}
+            yield {"question_id": question_id, "kind": "rejected", "stage": "reverify", "gate": None,
+                   "path": m.path.name, "reason": m.reason, "attempts": m.attempt}
 
 
 async def export(store: CheckpointStore, out: Path, *, final_attempt: int = 2, parquet: bool = True,
@@ -144,7 +169,7 @@ async def export(store: CheckpointStore, out: Path, *, final_attempt: int = 2, p
             records = sorted((m for m in context if isinstance(m, RecordReady)), key=lambda r: r.path.name)
             for rec in records:
                 cot, response = rec.path.cot, rec.response
-                handles["reasonmed.jsonl"].write(_line(alpaca(rec.question, f"<think>{cot}</think>{response}")))
+                handles["reasonmed.jsonl"].write(_line(alpaca(rec.question, reasonmed_output(cot, response))))
                 handles["cotmed.jsonl"].write(_line(alpaca(rec.question, cot)))
                 handles["responsemed.jsonl"].write(_line(alpaca(rec.question, response)))
                 handles["records.jsonl"].write(_line(record_row(rec, context, final_attempt=final_attempt)))

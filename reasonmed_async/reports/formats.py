@@ -35,14 +35,15 @@ _OPTION = re.compile(r"\s*([A-J])[.)]\s+(.*?)\s*")
 #: ("str", "int", "float", "bool", "strs" = list of strings; "json" = nested value as JSON text).
 COLUMNS: dict[str, dict[str, str]] = {
     **{name: {"instruction": "str", "input": "str", "output": "str"} for name in SFT_SETS},
-    "failures": {"run_id": "str", "question_id": "str", "kind": "str", "stage": "str", "path": "str", "reason": "str",
-                 "attempts": "int"},
+    "failures": {"run_id": "str", "question_id": "str", "kind": "str", "stage": "str", "gate": "str", "path": "str",
+                 "reason": "str", "attempts": "int"},
     "records": {
         "record_id": "str", "run_id": "str", "question_id": "str", "question_ids": "strs", "source": "str", "question": "str",
         "context": "str", "options": "strs", "answer": "str", "answer_text": "str", "tier": "str",
         "errors": "int", "path": "str", "origin": "str", "stated_answer": "str", "cot": "str",
-        "thinking": "str", "response": "str", "verdicts": "json", "ranker": "json", "reverification": "json",
-        "truncated_paths": "strs", "rejected_rewrites": "json", "provenance": "json",
+        "thinking": "str", "response": "str", "verdicts": "json", "ranker": "json", "rewrites": "json",
+        "reverification": "json", "steps": "int", "warnings": "strs", "truncated_paths": "strs",
+        "rejected_rewrites": "json", "provenance": "json",
         "response_provenance": "json",
     },
 }

@@ -1,17 +1,12 @@
 """``reasonmed score``: the Score Evaluator as a measurement (SPEC §1.7), resumable.
 
-Targets of a run's database (``--stage``), or of another dataset in Alpaca form
-(``--file``), are sampled deterministically (sorted ids, then
-``random.Random(seed).sample``) and scored 1–10 by the scorer stage's model,
-through the pipeline's own client stack (retries, the LLM response cache).
-Every score is stored in the ``scores`` table the moment it returns, so a rerun
-scores only what is missing, and prints the mean with its standard error.
-
-- ``pre-refine``: the ranked chosen CoTs of medium-tier questions, before refinement;
-- ``post-refine``: the refined CoTs of those questions that passed re-verification;
-- ``final``: the responses of the final records.
-
-A ``pre-refine`` and a ``post-refine`` target share their id (``<question>/<path>``).
+Targets of a run's database (``--stage``, repeatable; ``refine`` is ``pre-refine`` and ``post-refine``
+together), or other datasets in Alpaca form (``--file``, repeatable), are sampled deterministically and
+scored 1–10 by the scorer stage's model, through the pipeline's own client stack (retries, the LLM response
+cache).  Every score is stored in the ``scores`` table the moment it returns, so a rerun scores only what is
+missing.  One table is printed: dataset, samples, mean score, its standard error; with both refine stages, the
+paired difference (post − pre over the targets scored in both) and its standard error.  What each stage
+scores: ``reasonmed_async.reports.score_targets``.
 """
 
 from __future__ import annotations
@@ -20,28 +15,27 @@ import argparse
 import asyncio
 import hashlib
 import math
-import random
 import statistics
-import string
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from agents.calls import JudgeFailed, ask_json, request
-from agents.llm import ChatMessage, LLMError
+from agents.llm import LLMError
 from agents.parsing import parse_score
-from agents.prompts import SCORE_SCHEMA, Templates, scorer_messages
-from bus import LETTERS, Message, Question, Ranked, RecordReady, Refined, Verdict, decode
+from agents.prompts import SCORE_SCHEMA, Templates, check_score_template
 
 from reasonmed_async.config import AppConfig, load_config
-from reasonmed_async.reports.formats import AlpacaError, read_alpaca, split_instruction
+from reasonmed_async.reports.formats import AlpacaError
+from reasonmed_async.reports.score_targets import STAGES, Target, file_targets, sample_ids, stage_targets
 from reasonmed_async.logs.setup import configure_for
 from reasonmed_async.pipeline import Pipeline, stored_config
 from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore
 
-STAGES = ("pre-refine", "post-refine", "final")
+__all__ = ["STAGES", "ScoreReport", "paired_difference", "register", "render_table", "sample_ids", "score_command"]
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
@@ -49,13 +43,8 @@ class ScoreUsageError(ValueError):
     """Bad arguments for ``reasonmed score``: exit 2."""
 
 
-@dataclass(frozen=True)
-class Target:
-    """One thing to score: its id and the scorer prompt built for it."""
-
-    id: str
-    question_id: str
-    messages: tuple[ChatMessage, ...]
+def _se(values: list[float]) -> float:
+    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
 
 
 @dataclass
@@ -67,6 +56,8 @@ class ScoreReport:
     new: int = 0
     failures: dict[str, str] = field(default_factory=dict)
     call_failures: int = 0
+    marks: dict[str, str] = field(default_factory=dict)
+    name: str = ""
 
     @property
     def n(self) -> int:
@@ -78,70 +69,51 @@ class ScoreReport:
 
     @property
     def stderr(self) -> float:
-        return statistics.stdev(self.scores.values()) / math.sqrt(self.n) if self.n > 1 else math.nan
+        return _se([float(v) for v in self.scores.values()])
 
-    def render(self) -> str:
-        head = f"{self.label}: n={self.n} mean={self.mean:.3f} se={self.stderr:.3f}"
-        tail = (f"(scorer {self.model}; {self.n + len(self.failures)} sampled of {self.available}, "
-                f"{self.new} newly scored, {self.n - self.new} from earlier, {len(self.failures)} not scored)")
-        return f"{head} {tail}"
-
-
-def sample_ids(ids: list[str], n: int | None, seed: int) -> list[str]:
-    """``n`` ids drawn with ``random.Random(seed)`` from the sorted ids (all when ``n`` is None), sorted."""
-    ordered = sorted(set(ids))
-    if n is None or n >= len(ordered):
-        return ordered
-    return sorted(random.Random(seed).sample(ordered, n))
+    def note(self) -> str:
+        rejected = sum(self.marks.get(t) == "rejected" for t in self.scores)
+        marked = f", {rejected} of them rejected by re-verification (scored too)" if rejected else ""
+        return (f"{self.name or self.label}: scorer {self.model}; {self.n + len(self.failures)} sampled of"
+                f" {self.available}, {self.new} newly scored, {self.n - self.new} from earlier,"
+                f" {len(self.failures)} not scored{marked}")
 
 
-def _entries(stage: str, m: Message) -> list[tuple[str, Question, str]]:
-    """(target id, question, text to score) of one stored message of a stage."""
-    if isinstance(m, Ranked) and stage == "pre-refine" and m.tier == "medium":
-        return [(f"{m.question_id}/{p.name}", m.question, p.cot) for p in m.chosen]
-    if isinstance(m, Verdict | Refined) and stage == "post-refine" and m.attempt >= 1 and m.path.origin == "refined":
-        return [(f"{m.question_id}/{m.path.name}", m.question, m.path.cot)]
-    if isinstance(m, RecordReady) and stage == "final":
-        return [(m.record_id, m.question, m.response)]
-    return []
+def paired_difference(pre: dict[str, int], post: dict[str, int]) -> tuple[int, float, float]:
+    """``(n, mean, se)`` of post − pre over the targets scored in both."""
+    common = sorted(set(pre) & set(post))
+    diffs = [float(post[t] - pre[t]) for t in common]
+    return len(diffs), statistics.fmean(diffs) if diffs else math.nan, _se(diffs)
 
 
-async def stage_targets(store: CheckpointStore, stage: str, templates: Templates, n: int | None, seed: int,
-                        *, reverify: bool = True) -> tuple[list[Target], int]:
-    """The sampled targets of a stage, and how many it has.  Two passes, so that only the sample's
-    texts are ever held: ids first (the first message naming one wins), then the sampled messages."""
-    kind, label = {"pre-refine": ("Ranked", "%"), "final": ("RecordReady", "%"),
-                   "post-refine": ("Verdict", "Correct:%") if reverify else ("Refined", "%")}[stage]
-    first: dict[str, int] = {}
-    async for seq, message in queries.messages_by_label(store, kind, label):
-        for tid, _, _ in _entries(stage, message):
-            first.setdefault(tid, seq)
-    chosen = sample_ids(list(first), n, seed)
-    found: dict[str, Target] = {}
-    seqs = sorted({first[tid] for tid in chosen})
-    for seq, message in await queries.messages_at(store, seqs):
-        for tid, q, text in _entries(stage, message):
-            if first.get(tid) == seq:
-                found[tid] = Target(tid, q.id, scorer_messages(templates, q, text))
-    return [found[tid] for tid in chosen], len(first)
+def render_table(reports: list[ScoreReport]) -> str:
+    width = max([len("dataset"), len("post-refine - pre-refine (paired)"), *(len(r.name or r.label) for r in reports)])
+    lines = [f"{'dataset':<{width}}  {'samples':>7}  {'mean score':>10}  {'se':>6}"]
+    for r in reports:
+        lines.append(f"{r.name or r.label:<{width}}  {r.n:>7}  {r.mean:>10.2f}  {r.stderr:>6.2f}")
+    by = {r.label: r for r in reports}
+    if "pre-refine" in by and "post-refine" in by:
+        n, mean, se = paired_difference(by["pre-refine"].scores, by["post-refine"].scores)
+        lines.append(f"{'post-refine - pre-refine (paired)':<{width}}  {n:>7}  {mean:>+10.2f}  {se:>6.2f}")
+    return "\n".join(lines)
 
 
 async def score_targets(pipeline: Pipeline, targets: list[Target], label: str, available: int,
-                        templates: Templates, *, concurrency: int = 8) -> ScoreReport:
-    """Score what is not yet in the ``scores`` table; store each score as it returns."""
+                        templates: Templates, *, concurrency: int = 8, name: str = "") -> ScoreReport:
+    """Score what is not yet in the ``scores`` table (same model, same prompt); store each score as it returns."""
     flow = pipeline.config.flow
     sampling = flow.scorer
     assert sampling is not None
     store, client = pipeline.store, pipeline.clients[sampling.model]
-    done = await queries.stored_scores(store, label, sampling.model)
-    report = ScoreReport(label, sampling.model, available,
-                         scores={t.id: done[t.id] for t in targets if t.id in done})
-    template = templates.hash("score")
+    template = templates.hash("score") + ("+answer" if flow.score_show_answer else "")
+    done = await queries.stored_scores(store, label, sampling.model, template)
+    report = ScoreReport(label, sampling.model, available, name=name,
+                         scores={t.id: done[t.id] for t in targets if t.id in done},
+                         marks={t.id: t.mark for t in targets if t.mark})
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def one(t: Target) -> None:
-        req = request(sampling, t.messages, schema=SCORE_SCHEMA,
-                      meta={"task": "score", "question_id": t.question_id})
+        req = request(sampling, t.messages, schema=SCORE_SCHEMA, meta={"task": "score", "question_id": t.question_id})
         async with gate:
             try:
                 (score, why), _, _ = await ask_json(client, req, parse_score, corrections=flow.judge_corrections)
@@ -160,29 +132,6 @@ async def score_targets(pipeline: Pipeline, targets: list[Target], label: str, a
             if t.id not in done:
                 tg.create_task(one(t))
     return report
-
-
-def file_messages(templates: Templates, row: dict[str, str]) -> tuple[ChatMessage, ...]:
-    """The scorer prompt for an Alpaca row: the question from its instruction, ``input`` as context;
-    the gold answer only where the row has an ``answer`` (letter or option text)."""
-    stem, options = split_instruction(row["instruction"])
-    gold = str(row.get("answer") or "").strip()
-    index = next((i for i, o in enumerate(options) if gold in (LETTERS[i], o)), None)
-    ctx = str(row.get("input") or "").strip()
-    fields = {
-        "stem": stem,
-        "options": "\n".join(f"{LETTERS[i]}) {o}" for i, o in enumerate(options)) or "(none: an open question)",
-        "context": f"Context:\n{ctx}\n\n" if ctx else "",
-        "answer": f"{LETTERS[index]}) {options[index]}" if index is not None else "(not given)",
-        "response": row["output"].strip(),
-    }
-    return (ChatMessage("user", string.Template(templates.text("score")).substitute(fields).strip()),)
-
-
-def file_targets(path: Path, templates: Templates, n: int | None, seed: int) -> tuple[list[Target], int]:
-    rows = read_alpaca(path)
-    ids = {f"row-{i:07d}": row for i, row in enumerate(rows)}
-    return [Target(tid, tid, file_messages(templates, ids[tid])) for tid in sample_ids(list(ids), n, seed)], len(rows)
 
 
 def file_label(path: Path) -> str:
@@ -204,50 +153,67 @@ async def _config(args: argparse.Namespace, db: Path) -> AppConfig:
     return config
 
 
+def _stages(asked: list[str]) -> list[str]:
+    wanted = {s for a in asked for s in (("pre-refine", "post-refine") if a == "refine" else (a,))}
+    return [s for s in STAGES if s in wanted]
+
+
 async def score_command(args: argparse.Namespace) -> int:
     """The handler of ``reasonmed score``."""
+    stages, files = _stages(args.stage or []), [Path(f) for f in args.file or []]
     try:
+        if not stages and not files:
+            raise ScoreUsageError("give --stage STAGE or --file FILE (each may repeat)")
         if args.sample is not None and args.sample < 1:
             raise ScoreUsageError("--sample must be >= 1")
         db = Path(args.db)
-        if args.stage and not db.is_file():
+        if stages and not db.is_file():
             raise ScoreUsageError(f"{db}: no such database")
         config = await _config(args, db)
         templates = Templates.load(config.templates_dir)
-        rows = file_targets(Path(args.file), templates, args.sample, args.seed) if args.file else None
-    except (ScoreUsageError, AlpacaError) as exc:
+        check_score_template(templates, config.flow.score_show_answer)
+        show = config.flow.score_show_answer
+        rows = [(f, file_targets(f, templates, args.sample, args.seed, show_answer=show)) for f in files]
+    except (ScoreUsageError, AlpacaError, ValueError) as exc:
         print(f"reasonmed: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     configure_for(config, db)
     scorer = config.flow.scorer.model if config.flow.scorer else None
+    conc = config.concurrency.get("scorer", 8)
+    reports: list[ScoreReport] = []
     async with Pipeline.open(config, db, models={scorer} if scorer else set(), agents=False) as pipeline:
-        if rows is not None:
-            label = file_label(Path(args.file))
-            targets, available = rows
-        else:
-            label = args.stage
-            targets, available = await stage_targets(pipeline.store, args.stage, templates, args.sample, args.seed,
-                                                     reverify=config.flow.reverify)
-        report = await score_targets(pipeline, targets, label, available, templates,
-                                     concurrency=config.concurrency.get("scorer", 8))
-    print(report.render())
-    for tid, reason in sorted(report.failures.items()):
-        print(f"reasonmed: not scored: {tid}: {reason}", file=sys.stderr)
-    if report.call_failures:
-        print(f"reasonmed: {report.call_failures} scorer call(s) failed; rerun to score them", file=sys.stderr)
+        for stage in stages:
+            targets, available = await stage_targets(pipeline.store, stage, templates, args.sample, args.seed,
+                                                     show_answer=show)
+            reports.append(await score_targets(pipeline, targets, stage, available, templates, concurrency=conc))
+        for path, (targets, available) in rows:
+            reports.append(await score_targets(pipeline, targets, file_label(path), available, templates,
+                                               concurrency=conc, name=path.name))
+    print(render_table(reports))
+    for report in reports:
+        print(report.note())
+    failed = 0
+    for report in reports:
+        for tid, reason in sorted(report.failures.items()):
+            print(f"reasonmed: not scored: {report.name or report.label}: {tid}: {reason}", file=sys.stderr)
+        failed += report.call_failures
+    if failed:
+        print(f"reasonmed: {failed} scorer call(s) failed; rerun to score them", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_OK
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``score`` to the ``reasonmed`` command (a registrar for ``cli.EXTRA_COMMANDS``)."""
-    p = subparsers.add_parser("score", help="score a sample with the Score Evaluator: mean and standard error",
+    p = subparsers.add_parser("score", help="score samples with the Score Evaluator: means, SE, paired difference",
                               description=__doc__.split("\n\n")[1] if __doc__ else None)
-    what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--stage", choices=STAGES, help="what of the run to score")
-    what.add_argument("--file", help="another dataset in Alpaca form (JSON list or JSONL of instruction/input/output)")
+    p.add_argument("--stage", action="append", choices=(*STAGES, "refine"),
+                   help="what of the run to score (repeatable; refine = pre-refine and post-refine, paired)")
+    p.add_argument("--file", action="append",
+                   help="another dataset in Alpaca form, JSON list or JSONL of instruction/input/output (repeatable)")
     p.add_argument("--db", required=True, help="checkpoint database (scores are stored and resumed there)")
-    p.add_argument("--sample", type=int, default=None, help="score N targets drawn with --seed (default: all)")
+    p.add_argument("--sample", type=int, default=None,
+                   help="score N targets of each, drawn with --seed (default: all; the public code used 3000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample (default: 0)")
     p.add_argument("--config", default=None, help="TOML configuration (default: the run's stored one)")
     p.set_defaults(handler=score_command)

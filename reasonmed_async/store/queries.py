@@ -188,6 +188,18 @@ async def messages_at(store: CheckpointStore, seqs: Sequence[int]) -> list[tuple
     return found
 
 
+async def rewrites_of(store: CheckpointStore, question_ids: Sequence[str]) -> list[Message]:
+    """The rewritten CoTs (Refined) and re-verification verdicts of these questions, in journal order."""
+    out: list[Message] = []
+    for start in range(0, len(question_ids), PAGE):
+        chunk = list(question_ids[start : start + PAGE])
+        rows = await store.query(
+            "SELECT payload FROM messages WHERE type IN ('Refined', 'Verdict') AND label NOT LIKE '%:0'"
+            f" AND question_id IN ({','.join('?' * len(chunk))}) ORDER BY seq", chunk)
+        out.extend(decode(p) for (p,) in rows)
+    return out
+
+
 async def stage_failures(store: CheckpointStore, run_id: str | None = None) -> list[StageFailed]:
     where, params = ("AND run_id=?", (run_id,)) if run_id else ("", ())
     rows = await store.query(f"SELECT payload FROM messages WHERE type='StageFailed' {where} ORDER BY seq", params)
@@ -195,8 +207,11 @@ async def stage_failures(store: CheckpointStore, run_id: str | None = None) -> l
 
 
 # -- scores ---------------------------------------------------------------------
-async def stored_scores(store: CheckpointStore, label: str, model: str) -> dict[str, int]:
-    rows = await store.query("SELECT target_id, score FROM scores WHERE label=? AND model=?", (label, model))
+async def stored_scores(store: CheckpointStore, label: str, model: str, template: str | None = None) -> dict[str, int]:
+    """Scores of a label by a model; with ``template``, only those made with that prompt."""
+    where, params = (" AND template=?", (template,)) if template is not None else ("", ())
+    rows = await store.query(f"SELECT target_id, score FROM scores WHERE label=? AND model=?{where}",
+                             (label, model, *params))
     return {r[0]: r[1] for r in rows}
 
 

@@ -11,13 +11,14 @@ from agents.llm import ChatMessage
 from agents.prompts import (
     ALLOWED,
     RANKING_SCHEMA,
-    REFINER_SYSTEM,
     SCORE_SCHEMA,
     TEMPLATE_NAMES,
     VERDICT_SCHEMA,
     Templates,
     format_options,
+    check_score_template,
     generator_messages,
+    optimizer_messages,
     ranker_messages,
     refiner_messages,
     regenerator_messages,
@@ -101,12 +102,12 @@ SIX_STEPS = ("Restate", "Key clinical details", "pathophysiology", "anatomy", "p
          ()),
         (lambda t: regenerator_messages(t, Q, ()), ("(none recorded)",), ("- [",)),
         (lambda t: summarizer_messages(t, Q, COT), (COT, Q.stem, "A) Pericarditis", "state the answer"), ()),
-        (lambda t: scorer_messages(t, Q, "B) MI, because of the pain."),
-         ("B) MI, because of the pain.", "clinical accuracy", "logical reasoning", "factual correctness",
-          "completeness", '"score"', '"justification"', "Correct answer: B) Myocardial infarction"),
-         ()),
+        (lambda t: optimizer_messages(t, Q, COT, ERRS),
+         (*SIX_STEPS, "Correct answer: B) Myocardial infarction", COT, "- [qwen_2] Confused pericarditis with MI.",
+          "Improve that reasoning", "Final answer: <letter>"),
+         ("from scratch",)),
     ],
-    ids=["generate", "verify", "rank", "regenerate", "regenerate-empty", "summarize", "score"],
+    ids=["generate", "verify", "rank", "regenerate", "regenerate-empty", "summarize", "optimize"],
 )
 def test_single_user_message_builders(t: Templates, build, expect, absent) -> None:
     content = _one_user(build(t))
@@ -142,7 +143,7 @@ def test_context_block_first_when_present(t: Templates) -> None:
 def test_refiner_contains_exactly_given_reasons(t: Templates, given, present, missing) -> None:
     msgs = refiner_messages(t, Q, COT, given)
     assert [m.role for m in msgs] == ["system", "user"]
-    assert msgs[0].content == REFINER_SYSTEM == "You are a helpful medical assistant."
+    assert msgs[0].content == "You are a helpful medical assistant."  # the public code's, from refine.txt
     content = msgs[1].content
     assert COT in content and "Correct answer: B) Myocardial infarction" in content
     assert content.count("- [") == len(given)
@@ -175,16 +176,62 @@ def test_override_dir_replaces_same_named_file(t: Templates, tmp_path: FsPath) -
     [
         ("verify.txt", "${stem} ${options} ${answer} ${cot} ${verdict_hint}", r"verify\.txt.*\$\{verdict_hint\}"),
         ("generate.txt", "${stem} ${options} ${answer}", r"generate\.txt.*\$\{answer\}"),
-        ("score.txt", "${stem} ${options}", r"score\.txt.*must use \$\{response\}"),
+        ("score.txt", "[system]\nBe fair.\n${response}", r"score\.txt.*needs a line \[user\]"),
+        ("score.txt", "[system]\n\n[user]\n${response}", r"score\.txt.*section is empty"),
         ("rank.txt", "${stem} ${options} ${answer} ${paths} costs $5", r"rank\.txt.*invalid"),
         ("verifier.txt", "${stem}", r"verifier\.txt.*not a template name"),
     ],
-    ids=["unknown-placeholder", "answer-leak", "missing-required", "bad-dollar", "unknown-file"],
+    ids=["unknown-placeholder", "answer-leak", "no-user-section", "empty-system", "bad-dollar", "unknown-file"],
 )
 def test_override_dir_bad_template(tmp_path: FsPath, filename: str, text: str, error: str) -> None:
     (tmp_path / filename).write_text(text, encoding="utf-8")
     with pytest.raises(ValueError, match=error):
         Templates.load(tmp_path)
+
+
+def test_scorer_sees_no_gold_answer_unless_asked(t: Templates) -> None:
+    """The public code's scorer: a system message, [Question] and [Response], no answer; the prompt is the
+    same whichever option is the gold one."""
+    other = Question(id=Q.id, stem=Q.stem, options=Q.options, answer=3)
+    msgs = scorer_messages(t, Q, "B) MI, because of the pain.")
+    assert [m.role for m in msgs] == ["system", "user"] and msgs[0].content == "You are a helpful assistant."
+    assert msgs == scorer_messages(t, other, "B) MI, because of the pain.")
+    for piece in ("[Question]", Q.stem, "A) Pericarditis", "[Response]\nB) MI, because of the pain.",
+                  "Clinical accuracy", "Logical reasoning", "Factual correctness", "Completeness", '"score"'):
+        assert piece in msgs[1].content, piece
+    assert "Correct answer" not in msgs[1].content
+    shown = scorer_messages(t, Q, "B) MI.", show_answer=True)[1].content
+    assert "Correct answer: B) Myocardial infarction\n\n[Response]" in shown
+
+
+def test_score_template_using_answer_needs_show_answer(tmp_path: FsPath) -> None:
+    (tmp_path / "score.txt").write_text("Gold: ${answer}\n${response}\nScore it as JSON.", encoding="utf-8")
+    custom = Templates.load(tmp_path)
+    check_score_template(custom, show_answer=True)
+    with pytest.raises(ValueError, match=r"uses \$\{answer\} but \[stages.scorer\] show_answer = false"):
+        check_score_template(custom, show_answer=False)
+
+
+@pytest.mark.parametrize("name, text", [
+    ("summarize", "${cot}\n\nSummarize the reasoning above in two sentences."),
+    ("score", "Rate this from 1 to 10 as JSON: ${response}"),
+    ("verify", "[system]\nYou judge medical reasoning.\n[user]\n${cot}\nIs it right? JSON verdict and reason."),
+    ("rank", "${paths}\nPick two of ${names}."),
+])
+def test_any_subset_of_variables_and_system_section(tmp_path: FsPath, name: str, text: str) -> None:
+    (tmp_path / f"{name}.txt").write_text(text, encoding="utf-8")
+    custom = Templates.load(tmp_path)
+    build = {"summarize": lambda: summarizer_messages(custom, Q, COT),
+             "score": lambda: scorer_messages(custom, Q, "resp"),
+             "verify": lambda: verifier_messages(custom, Q, COT),
+             "rank": lambda: ranker_messages(custom, Q, PATHS)}[name]
+    msgs = build()
+    assert "${" not in msgs[-1].content and msgs[-1].role == "user"
+    if name == "verify":
+        assert msgs[0] == ChatMessage("system", "You judge medical reasoning.")
+        assert msgs[1].content.startswith(COT)
+    if name == "summarize":
+        assert msgs == (ChatMessage("user", f"{COT}\n\nSummarize the reasoning above in two sentences."),)
 
 
 def test_override_dir_missing(tmp_path: FsPath) -> None:

@@ -109,6 +109,14 @@ BAD_CONFIG = {
                                                          '[models.qwen]\nbackend = "vllm-local"'),
                                     ["[models.qwen]", "vllm-local"]),
     "not TOML": ("[backends.sim\ntype = 'sim'\n", []),
+    "gate not a flag": (sim_config().replace("self_contained = true", 'self_contained = "yes"'),
+                        ["[gates] self_contained", "true or false"]),
+    "scorer show_answer not a flag": (sim_config().replace("show_answer = false", "show_answer = 1"),
+                                      ["[stages.scorer] show_answer"]),
+    "a temperature for an o1-class deployment": (
+        (Path(SIM_TOML).parent / "azure.toml").read_text().replace(
+            'model = "o1-mini"         #', 'model = "o1-mini"\ntemperature = 0.7 #'),
+        ["[stages.regenerator] temperature", "o1-class"]),
 }
 
 
@@ -136,6 +144,8 @@ MISSPELLED = {
     "generation key": sim_config().replace("[generation]\n", "[generation]\ntemperature = [0.5]\n"),
     "concurrency key": sim_config().replace("[concurrency]", "[concurrency]\nverifer = 3"),
     "retry key": sim_config().replace("[retry]", "[retry]\nattempt = 1"),
+    "gates key": sim_config().replace("[gates]", "[gates]\nself_contain = false"),
+    "scorer key": sim_config().replace("show_answer = false", "show_answers = false"),
 }
 
 

@@ -133,7 +133,9 @@ def check_no_question_lost(o: Outcome) -> None:
             assert any(r["stage"] == "tier" for r in fail_rows[qid]) and not rec_paths[qid], where
             continue
         t = tiers[qid]
-        if t.tier == "difficult":
+        if t.tier == "difficult" and len(t.correct) == 1:  # the one correct path is optimized
+            expected = [t.correct[0].name]
+        elif t.tier == "difficult":
             expected = [f"regen_{k}" for k in range(1, o.config.flow.regenerations + 1)]
         elif qid in ranked:
             expected = [p.name for p in ranked[qid].chosen]
@@ -143,15 +145,17 @@ def check_no_question_lost(o: Outcome) -> None:
             assert not rec_paths[qid], where
             continue
         assert set(rec_paths[qid]) <= set(expected), where
-        if t.tier == "easy":
-            assert sorted(rec_paths[qid]) == sorted(expected), where
+        if t.tier == "easy":  # each chosen path is exported, or rejected by a quality gate
+            gated = {r["path"] for r in fail_rows[qid] if r["gate"]}
+            assert set(rec_paths[qid]) | gated == set(expected) and not set(rec_paths[qid]) & gated, where
         for name in expected:
             assert name in rec_paths[qid] or any(r["path"] == name for r in fail_rows[qid]), \
                 f"{qid}: path {name} neither exported nor failed ({where})"
         for r in records:
             if r["question_id"] == qid:
                 assert r["tier"] == t.tier and r["errors"] == t.errors
-                assert r["origin"] == {"easy": "generated", "medium": "refined", "difficult": "regenerated"}[t.tier]
+                origin = {"easy": "generated", "medium": "refined", "difficult": "regenerated"}[t.tier]
+                assert r["origin"] == ("optimized" if t.tier == "difficult" and len(t.correct) == 1 else origin)
 
 
 def check_tiers_match_verdicts(o: Outcome) -> None:
@@ -236,7 +240,7 @@ def check_rewriters_fed_error_reasons_only(o: Outcome) -> None:
 
 def check_rewrites_reverified(o: Outcome) -> None:
     records = read_jsonl(o.out / "records.jsonl")
-    rewritten = [r for r in records if r["origin"] in ("refined", "regenerated")]
+    rewritten = [r for r in records if r["origin"] in ("refined", "optimized", "regenerated")]
     assert rewritten
     for r in records:
         rv = r["reverification"]

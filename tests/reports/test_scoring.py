@@ -17,16 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from bus import Ranked, Verdict
+from bus import Ranked, Refined
 from e2e_support import call_log_keys, messages, query, sim_config
 from reasonmed_async import cli
 from reasonmed_async.config import parse_config
 from reasonmed_async.loaders.dispatch import load_questions
 from reasonmed_async.pipeline import Pipeline, file_digest
+from reasonmed_async.llm.sim import SimClient
 from reasonmed_async.reports.scoring import register, sample_ids
 
 LIMIT = 40
-LINE = re.compile(r"^(?P<label>\S+): n=(?P<n>\d+) mean=(?P<mean>[\d.]+|nan) se=(?P<se>[\d.]+|nan) ", re.M)
+ROW = re.compile(r"^(?P<label>\S.*?)\s{2,}(?P<n>\d+)\s+(?P<mean>[+-]?[\d.]+|nan)\s+(?P<se>[\d.]+|nan)$", re.M)
+PAIRED = "post-refine - pre-refine (paired)"
 
 
 @dataclass
@@ -67,12 +69,17 @@ def fresh(run, tmp_path) -> Run:
     return Run(tmp_path, db, run.log)
 
 
+def table(out: str) -> dict[str, dict[str, float]]:
+    """The printed table's rows: dataset -> samples, mean, se."""
+    return {m["label"]: {k: float(m[k]) for k in ("n", "mean", "se")} for m in ROW.finditer(out)}
+
+
 def score(*args: object, capsys) -> tuple[int, dict[str, float], str]:
+    """rc, the first row of the table, everything printed."""
     rc = cli.main(["score", *map(str, args)])
     out, err = capsys.readouterr()
-    m = LINE.search(out)
-    parsed = {k: float(v) for k, v in m.groupdict().items() if k != "label"} if m else {}
-    return rc, parsed, out + err
+    rows = table(out)
+    return rc, next(iter(rows.values()), {}), out + err
 
 
 def score_calls(db: Path) -> int:
@@ -82,21 +89,62 @@ def score_calls(db: Path) -> int:
 def medium_targets(db: Path) -> tuple[set[str], set[str]]:
     pre = {f"{m.question_id}/{p.name}" for m in messages(db, "Ranked") if isinstance(m, Ranked) and m.tier == "medium"
            for p in m.chosen}
-    post = {f"{m.question_id}/{m.path.name}" for m in messages(db, "Verdict")
-            if isinstance(m, Verdict) and m.attempt >= 1 and m.verdict == "Correct" and m.path.origin == "refined"}
+    post = {f"{m.question_id}/{m.source_path}" for m in messages(db, "Refined")
+            if isinstance(m, Refined) and m.path.origin == "refined"}
     return pre, post
 
 
-def test_pre_and_post_refine_scores(fresh, capsys):
+def test_pre_and_post_refine_scores_are_paired(fresh, capsys):
+    """Both stages score the same sampled medium-tier targets; a rewrite that re-verification rejected is
+    scored too (and said so); the table ends with the paired difference and its standard error."""
     pre, post = medium_targets(fresh.db)
     assert pre and post and post <= pre, "40 questions should give medium-tier questions refined and re-verified"
+    rc, _, text = score("--db", fresh.db, "--stage", "refine", "--seed", 7, capsys=capsys)
+    assert rc == 0, text
+    rows = table(text)
     for stage, targets in (("pre-refine", pre), ("post-refine", post)):
-        rc, got, text = score("--db", fresh.db, "--stage", stage, "--seed", 7, capsys=capsys)
-        assert rc == 0, text
-        assert got["n"] == len(targets), text
-        assert 1 <= got["mean"] <= 10 and 0 < got["se"] < 10 and math.isfinite(got["se"]), text
+        assert rows[stage]["n"] == len(targets), text
+        assert 1 <= rows[stage]["mean"] <= 10 and 0 < rows[stage]["se"] < 10, text
         stored = {t for (t,) in query(fresh.db, "SELECT target_id FROM scores WHERE label=?", (stage,))}
         assert stored == targets
+    scores = {stage: dict(query(fresh.db, "SELECT target_id, score FROM scores WHERE label=?", (stage,)))
+              for stage in ("pre-refine", "post-refine")}
+    diffs = [scores["post-refine"][t] - scores["pre-refine"][t] for t in sorted(post)]
+    mean = sum(diffs) / len(diffs)
+    se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) / len(diffs))
+    assert rows[PAIRED]["n"] == len(post), text
+    assert rows[PAIRED]["mean"] == pytest.approx(mean, abs=0.005) and rows[PAIRED]["se"] == pytest.approx(se, abs=0.005)
+    rejected = {f"{m.question_id}/{m.path.name}" for m in messages(fresh.db, "Verdict")
+                if m.attempt == 2 and m.verdict == "Error" and m.path.origin == "refined"}
+    if rejected:
+        assert f"{len(rejected)} of them rejected by re-verification (scored too)" in text
+    # a sample pairs too: the same seed draws the same medium targets for both stages
+    rc, _, text = score("--db", fresh.db, "--stage", "pre-refine", "--stage", "post-refine", "--sample", 5,
+                        "--seed", 3, capsys=capsys)
+    assert rc == 0 and table(text)["pre-refine"]["n"] == 5 and PAIRED in text, text
+
+
+def test_scorer_requests_carry_no_gold_answer(fresh, tmp_path, capsys, monkeypatch):
+    sent = []
+    real = SimClient.complete
+
+    async def record(self, req):
+        sent.append(req)
+        return await real(self, req)
+
+    monkeypatch.setattr(SimClient, "complete", record)
+    rc, got, text = score("--db", fresh.db, "--stage", "final", "--sample", 6, capsys=capsys)
+    assert rc == 0 and got["n"] == 6 and len(sent) >= 6, text
+    for req in sent:
+        assert "gold" not in req.meta and req.messages[0].content == "You are a helpful assistant."
+        assert "Correct answer" not in req.messages[-1].content and "[Response]\n<think>" in req.messages[-1].content
+        assert (req.temperature, req.top_p, req.max_tokens) == (0.7, 0.95, 4000)
+    shown = tmp_path / "shown.toml"
+    stored = query(fresh.db, "SELECT config_json FROM runs")[0][0]
+    shown.write_text(stored.replace("show_answer = false", "show_answer = true"), encoding="utf-8")
+    sent.clear()
+    rc, _, text = score("--db", fresh.db, "--stage", "final", "--sample", 6, "--config", shown, capsys=capsys)
+    assert rc == 0 and sent and all("Correct answer: " in r.messages[-1].content for r in sent), text
 
 
 def test_rerun_calls_no_llm_and_gives_the_same_mean(fresh, capsys):
@@ -181,7 +229,7 @@ def test_score_an_alpaca_file(run, tmp_path, capsys, form):
     args = ("--file", path, "--db", db, "--config", run.root / "scoring.toml")
     rc, got, out = score(*args, capsys=capsys)
     assert rc == 0 and got["n"] == 3 and 1 <= got["mean"] <= 10, out
-    assert out.startswith(f"file:{path.name}:")
+    assert path.name in table(out)
     logged = len(call_log_keys(run.log))
     rc, again, out = score(*args, capsys=capsys)
     assert rc == 0 and again == got and len(call_log_keys(run.log)) == logged, out
@@ -191,16 +239,31 @@ def test_score_an_alpaca_file(run, tmp_path, capsys, form):
 
 def test_the_scorer_prompt_of_a_file_row(tmp_path):
     from agents.prompts import Templates
-    from reasonmed_async.reports.scoring import file_messages
+    from reasonmed_async.reports.score_targets import file_messages
 
     rows = _alpaca_rows()
-    mcq, = file_messages(Templates.load(), rows[0])
-    assert "Question: Which vitamin deficiency causes scurvy?" in mcq.content
-    assert "A) Vitamin A\nB) Vitamin C" in mcq.content and "Correct answer: B) Vitamin C" in mcq.content
-    open_q, = file_messages(Templates.load(), rows[1])
-    assert "Question: Which nerve is injured in wrist drop?" in open_q.content and "(not given)" in open_q.content
-    ctx, = file_messages(Templates.load(), rows[2])
+    _, mcq = file_messages(Templates.load(), rows[0])
+    assert "[Question]\nWhich vitamin deficiency causes scurvy?" in mcq.content
+    assert "A) Vitamin A\nB) Vitamin C" in mcq.content and "Correct answer" not in mcq.content
+    _, shown = file_messages(Templates.load(), rows[0], show_answer=True)
+    assert "Correct answer: B) Vitamin C\n\n[Response]" in shown.content
+    _, open_q = file_messages(Templates.load(), rows[1])
+    assert "[Question]\nWhich nerve is injured in wrist drop?" in open_q.content
+    _, ctx = file_messages(Templates.load(), rows[2])
     assert "Context:\nA short abstract." in ctx.content and "A) yes\nB) no" in ctx.content
+
+
+def test_files_compare_in_one_table(run, tmp_path, capsys):
+    rows = _alpaca_rows()
+    first, second = tmp_path / "ours.jsonl", tmp_path / "theirs.json"
+    first.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    second.write_text(json.dumps(rows[:2]), encoding="utf-8")
+    rc, _, out = score("--file", first, "--file", second, "--db", tmp_path / "s.db",
+                       "--config", run.root / "scoring.toml", capsys=capsys)
+    assert rc == 0, out
+    assert out.splitlines()[0].split() == ["dataset", "samples", "mean", "score", "se"]
+    got = table(out)
+    assert got["ours.jsonl"]["n"] == 3 and got["theirs.json"]["n"] == 2 and PAIRED not in out
 
 
 @pytest.mark.parametrize("args, words", [
@@ -220,8 +283,8 @@ def test_bad_usage_exits_2(run, tmp_path, capsys, args, words):
 
 
 def test_stage_or_file_is_required(tmp_path, capsys):
+    assert cli.main(["score", "--db", str(tmp_path / "x.db")]) == 2
+    assert "give --stage STAGE or --file FILE" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
-        cli.main(["score", "--db", str(tmp_path / "x.db")])
+        cli.main(["score", "--db", str(tmp_path / "x.db"), "--stage", "middle"])
     assert exc.value.code == 2
-    with pytest.raises(SystemExit):
-        cli.main(["score", "--db", str(tmp_path / "x.db"), "--stage", "final", "--file", "f.json"])
