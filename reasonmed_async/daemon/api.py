@@ -106,6 +106,7 @@ class ControlAPI:
             "in_flight": {name: s.in_flight for name, s in self._pipeline.bus.stats.items()},
             "tiers": report.tiers,
             "failed_questions": report.question_failures,
+            "rejected_by_gate": report.gates,
             "records": report.records,
             "calls": [{"stage": st, "model": m, "outcome": o, "calls": n, "prompt_tokens": p, "completion_tokens": c,
                        "cost_usd": round(report.costs.get((st, m, o), 0.0), 6)}

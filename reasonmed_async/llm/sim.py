@@ -147,8 +147,8 @@ def _cot(s: SimSettings, req: ChatRequest, key: str, task: str) -> tuple[str, st
                      for c in letters)
     out = [c for c in rest if c != alt]
     rule = ch(_RULE).format(x=", ".join(out)) if out else "No option can be excluded outright."
-    end = ch(_CONCLUDE).format(a=ans)
-    if task != "generate" and rng.random() < s.self_reference_rate:  # drawn last: generated CoTs stay as they were
+    end = ch(_CONCLUDE).format(a=ans)  # generated CoTs draw nothing more, so they are the same whatever the rate
+    if task != "generate" and planted is None and rng.random() < s.self_reference_rate:  # drawn last: see above
         end += " " + ch(_REFINED)  # "Unlike the earlier attempts, ..."
     text = (f"1. Restate the question: {ch(_RESTATE)}\n"
             f"2. Key clinical details: {ch(_DETAIL).format(m=m, n=5 + int(rng.random() * 91))}\n"

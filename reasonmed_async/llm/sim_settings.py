@@ -31,7 +31,7 @@ class SimSettings:
     fields are probabilities per call; ``latency_ms`` is a mean per call.
 
     Planted cases, for tests that must reach every branch: ``self_reference_rate`` is the chance that a
-    rewritten CoT refers to "the earlier attempts"; ``correct_paths`` maps a question id to the exact
+    rewritten CoT refers to "the earlier attempts" (not for questions in ``correct_paths``); ``correct_paths`` maps a question id to the exact
     number of its generated paths that reach the gold answer (the first k by sample index: 1 plants a
     difficult question with one correct path, 0 one with none); the verifier says Correct of every CoT of
     a question in ``verifier_accepts``, whatever answer it states (planted disagreement)."""

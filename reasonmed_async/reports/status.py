@@ -24,6 +24,7 @@ class StatusReport:
     stages: dict[str, StageCounts] = field(default_factory=dict)
     tiers: dict[str, int] = field(default_factory=dict)
     question_failures: int = 0
+    gates: dict[str, int] = field(default_factory=dict)
     records: int = 0
     calls: list[tuple[str, str, str, int, int, int]] = field(default_factory=list)
     costs: dict[tuple[str, str, str], float] = field(default_factory=dict)
@@ -40,6 +41,7 @@ async def read_status(store: CheckpointStore, config: AppConfig | None = None) -
         setattr(report.stages.setdefault(consumer, StageCounts()), state, count)
     report.tiers = {t: 0 for t in TIERS} | await queries.tier_counts(store)
     report.question_failures = await queries.failed_questions(store)
+    report.gates = await queries.gate_counts(store)
     report.records = await queries.record_count(store)
     report.calls = await queries.call_totals(store)
     if config is not None:
@@ -62,6 +64,8 @@ def render(report: StatusReport) -> str:
         n = report.tiers.get(tier, 0)
         lines.append(f"{tier:<14}{n:>9}{n / total:>9.1%}")
     lines.append(f"{'failed':<14}{report.question_failures:>9}")
+    for gate, n in report.gates.items():
+        lines.append(f"{'rejected by gate ' + gate:<30}{n:>9}")
     lines.append("")
     lines.append(f"final records: {report.records}")
     if report.calls:

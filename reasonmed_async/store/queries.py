@@ -98,9 +98,17 @@ async def failed_questions(store: CheckpointStore, run_id: str | None = None) ->
     """Questions a stage failed for good (path-stage failures lose a path, not the question)."""
     where, params = ("AND run_id=?", (run_id,)) if run_id else ("", ())
     ((n,),) = await store.query(
-        f"SELECT COUNT(DISTINCT question_id) FROM messages WHERE type='StageFailed' AND {_NOT_PATH_STAGE} {where}",
+        f"SELECT COUNT(DISTINCT question_id) FROM messages WHERE type='StageFailed' AND {_NOT_PATH_STAGE}"
+        f" AND label NOT LIKE 'gate:%' {where}",
         (*_PATH_STAGES, *params))
     return int(n)
+
+
+async def gate_counts(store: CheckpointStore) -> dict[str, int]:
+    """CoTs each quality gate kept out of the export (``gate:<name>`` labels of StageFailed)."""
+    rows = await store.query("SELECT label, COUNT(*) FROM messages WHERE type='StageFailed' AND label LIKE 'gate:%'"
+                             " GROUP BY label ORDER BY label")
+    return {r[0].removeprefix("gate:"): r[1] for r in rows}
 
 
 async def record_count(store: CheckpointStore, run_id: str | None = None) -> int:

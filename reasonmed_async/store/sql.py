@@ -34,8 +34,8 @@ def _label(message: Message) -> str:
         return message.tier
     if isinstance(message, Verdict):
         return f"{message.verdict}:{message.attempt}"
-    if isinstance(message, StageFailed):
-        return message.stage
+    if isinstance(message, StageFailed):  # a quality gate's rejection is not a stage failure
+        return f"gate:{message.gate}" if message.gate is not None else message.stage
     return ""
 
 

@@ -25,6 +25,8 @@ from reasonmed_async.config import AppConfig, parse_config
 from reasonmed_async.loaders.dispatch import load_questions
 from reasonmed_async.pipeline import Pipeline, file_digest
 from reasonmed_async.reports.export import export
+from reasonmed_async.reports.status import read_status, render
+from reasonmed_async.store.checkpoint import CheckpointStore
 
 LIMIT = 100
 MODELS = {"qwen2.5-72b-instruct", "deepseek-r1-distill-llama-70b", "huatuogpt-o1-70b"}
@@ -163,6 +165,19 @@ def test_rewrites_referring_to_earlier_attempts_never_reach_the_sft_files(outcom
     for name in ("cotmed.jsonl", "reasonmed.jsonl"):
         for line in (o.out / name).read_text().splitlines():
             assert self_reference(json.loads(line)["output"]) is None
+
+
+def test_status_counts_each_gate(outcome):
+    async def status() -> str:
+        async with await CheckpointStore.open(outcome.db) as store:
+            return render(await read_status(store, outcome.config))
+
+    text = asyncio.run(status())
+    counts = Counter(f["gate"] for f in outcome.failures() if f["gate"])
+    assert set(counts) == {Gate.ANSWER_AGREEMENT, Gate.SELF_CONTAINED}
+    for gate, n in counts.items():
+        assert f"rejected by gate {gate}" in text and any(
+            line.split()[-1] == str(n) for line in text.splitlines() if gate in line), text
 
 
 def test_a_summarizer_template_of_just_the_cot_is_used(pubmedqa, tmp_path):

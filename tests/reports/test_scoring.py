@@ -113,7 +113,7 @@ def test_pre_and_post_refine_scores_are_paired(fresh, capsys):
     mean = sum(diffs) / len(diffs)
     se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) / len(diffs))
     assert rows[PAIRED]["n"] == len(post), text
-    assert rows[PAIRED]["mean"] == pytest.approx(mean, abs=0.005) and rows[PAIRED]["se"] == pytest.approx(se, abs=0.005)
+    assert rows[PAIRED]["mean"] == pytest.approx(mean, abs=0.006) and rows[PAIRED]["se"] == pytest.approx(se, abs=0.006)
     rejected = {f"{m.question_id}/{m.path.name}" for m in messages(fresh.db, "Verdict")
                 if m.attempt == 2 and m.verdict == "Error" and m.path.origin == "refined"}
     if rejected:
