@@ -23,12 +23,13 @@ from reasonmed_async.exit_codes import HELP as EXIT_CODES_HELP
 from reasonmed_async.exit_codes import ExitCode
 from reasonmed_async.reports.export import export
 from reasonmed_async.loaders.errors import InputError
-from reasonmed_async.loaders.dedup import merge_duplicates
-from reasonmed_async.loaders.dispatch import SOURCE_FORMATS, load_questions
+from reasonmed_async.loaders.dedup import describe_duplicates
+from reasonmed_async.loaders.dispatch import SOURCE_FORMATS
+from reasonmed_async.loaders.stream import QuestionSource
 from reasonmed_async.logs import tail as logtail
 from reasonmed_async.logs.setup import configure_for
 from reasonmed_async.reports.scoring import register as _register_score
-from reasonmed_async.pipeline import Pipeline, RunConflict, file_digest, stored_config
+from reasonmed_async.pipeline import ConfigFromStore, Pipeline, RunConflict, file_digest, stored_config
 from reasonmed_async.reports.outcome import interrupted_code, settle
 from reasonmed_async.scale import merge as _merge_command
 from reasonmed_async.scale.fsguard import add_network_fs_flag, guard_database_location
@@ -121,10 +122,15 @@ def _install_signals(stop: asyncio.Event) -> list[int]:
     return received
 
 
-async def _drive(config: AppConfig, db: Path, start: tuple[list, str, str, int | None] | None) -> int:
+async def _drive(config: AppConfig | ConfigFromStore, db: Path,
+                 start: tuple[QuestionSource, str, str, int | None] | None) -> int:
+    """``config`` may be read from the store the pipeline opens (resume)."""
     stop = asyncio.Event()
     received = _install_signals(stop)
     async with Pipeline.open(config, db) as pipeline:
+        if not isinstance(config, AppConfig):  # resume: the run's own, read from the store
+            config = pipeline.config
+            configure_for(config, db)
         driven = [r.id for r in await queries.runs(pipeline.store) if r.status == "running"]
         if "sim" in pipeline.backend_types:
             print("reasonmed: using the SIMULATED LLM backend (sim): the data is synthetic", file=sys.stderr)
@@ -167,13 +173,13 @@ async def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be >= 1")
-    questions = load_questions(args.input, limit=args.limit, source_format=args.source_format,
-                               allow_test_split=args.allow_test_split, cop_base=args.cop_base)
-    if not args.keep_duplicates:
-        merged = merge_duplicates(questions)
-        if merged.duplicates:
-            print(f"reasonmed: {args.input}: {merged.describe()} (--keep-duplicates keeps them)", file=sys.stderr)
-        questions = merged.questions
+    # validated whole now, read again while it is ingested: the questions are never all in memory
+    questions = QuestionSource(args.input, limit=args.limit, source_format=args.source_format,
+                               allow_test_split=args.allow_test_split, cop_base=args.cop_base,
+                               merge_duplicates=not args.keep_duplicates)
+    if questions.duplicates:
+        print(f"reasonmed: {args.input}: {describe_duplicates(questions.duplicates)} (--keep-duplicates keeps them)",
+              file=sys.stderr)
     db = Path(args.db)
     guard_database_location(db, allow_network_fs=args.allow_network_fs)
     digest = file_digest(args.input)
@@ -188,10 +194,11 @@ async def _run(args: argparse.Namespace) -> int:
 async def _resume(args: argparse.Namespace) -> int:
     db = _existing_db(args.db)
     guard_database_location(db, allow_network_fs=args.allow_network_fs)
-    async with await CheckpointStore.open(db) as store:
-        config = await resumed_config(store, await stored_config(store))
-    configure_for(config, db)
-    return await _drive(config, db, None)
+
+    async def config_of(store: CheckpointStore) -> AppConfig:
+        return await resumed_config(store, await stored_config(store))
+
+    return await _drive(config_of, db, None)  # the store is opened once, by the pipeline
 
 
 async def _status(args: argparse.Namespace) -> int:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator
+from itertools import islice
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
@@ -31,6 +32,9 @@ from reasonmed_async.store.checkpoint import CheckpointStore
 log = structlog.get_logger("pipeline")
 
 
+ConfigFromStore = Callable[[CheckpointStore], Awaitable[AppConfig]]
+
+
 class RunConflict(RuntimeError):
     """The database already holds an unfinished run: it must be resumed first."""
 
@@ -39,14 +43,23 @@ def run_id_for(input_digest: str, config_digest: str, limit: int | None) -> str:
     return "run-" + hashlib.blake2b(f"{input_digest}|{config_digest}|{limit}".encode(), digest_size=6).hexdigest()
 
 
+INTAKE_BATCH = 2000  # questions (and their first messages) per intake transaction: bounds intake memory
+
+
 def file_digest(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    with Path(path).open("rb") as f:  # in chunks: never the whole file in memory
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 async def stored_config(store: CheckpointStore, *, unfinished: bool = True) -> AppConfig:
     """The configuration a run was started with (its text lives in the database):
     the unfinished run's, or with ``unfinished=False`` the latest run's."""
     text = await queries.latest_config_text(store, unfinished=unfinished)
+    if text is None and unfinished:
+        cut = [r for r in await queries.runs(store) if r.status == "ingesting"]
+        if cut:
+            raise RunConflict(f"{store.path}: run {cut[0].id} was stopped while its questions were being ingested:"
+                              f" run the same `reasonmed run` command again to finish the intake")
     if text is None:
         raise RunConflict(f"{store.path}: no {'unfinished ' if unfinished else ''}run in this database")
     return parse_config(text, source=f"{store.path} (stored config)")
@@ -63,16 +76,22 @@ class Pipeline:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, config: AppConfig, db: str | Path, *, models: set[str] | None = None,
+    async def open(cls, config: AppConfig | ConfigFromStore, db: str | Path, *, models: set[str] | None = None,
                    agents: bool = True) -> AsyncIterator[Pipeline]:
-        """Store, LLM clients (for ``models`` only, if given) and, with ``agents``, the subscribed flow."""
+        """Store, LLM clients (for ``models`` only, if given) and, with ``agents``, the subscribed flow.
+        ``config`` may be a function reading it from the store (resume: the store is opened once)."""
         async with AsyncExitStack() as stack:
             if agents:  # it will deliver messages: no other process may deliver the same ones
                 lock = OwnerLock(db)
                 lock.acquire()
                 stack.callback(lock.release)
-            store = await CheckpointStore.open(db, synchronous=config.synchronous)
+            known = isinstance(config, AppConfig)
+            store = await CheckpointStore.open(db, synchronous=config.synchronous if known else "NORMAL")
             stack.push_async_callback(store.close)
+            if not isinstance(config, AppConfig):
+                config = await config(store)
+                if config.synchronous.upper() != "NORMAL":
+                    await store.set_synchronous(config.synchronous)
             backoff = Backoff(
                 attempts=int(config.retry.get("attempts", 3)),
                 base_s=config.retry.get("base_s", 0.5),
@@ -104,19 +123,28 @@ class Pipeline:
     def backend_types(self) -> set[str]:
         return {self.config.backends[b].type for b in self.config.model_backends.values()}
 
-    async def start_run(self, questions: Sequence[Question], input_path: str, input_digest: str,
+    async def start_run(self, questions: Collection[Question], input_path: str, input_digest: str,
                         limit: int | None, *, alongside: bool = False) -> str:
-        """Record a new run and its questions, all or nothing.
+        """Record a new run and its questions: validated ones (a list, or a ``QuestionSource`` read
+        again as it is ingested), in batches of ``INTAKE_BATCH``.  An intake cut short (a crash, a
+        signal) leaves the run ``ingesting``; the same ``start_run`` again finishes it.
 
         Refuses if a run is unfinished — unless ``alongside`` (the daemon, whose
         runs share its config): then a run of the same input is the same job,
         and submitting it again returns its id without adding anything."""
         run_id = run_id_for(input_digest, self.config.digest, limit)
+        resuming = False  # an intake cut short (the run is still "ingesting") is finished, not refused
         for run in await queries.runs(self.store):
+            if run.status == "ingesting" and run.id == run_id:
+                resuming = True
+                continue
             if alongside:
                 if run.id == run_id:
                     return run_id
                 continue
+            if run.status == "ingesting":
+                raise RunConflict(f"{self.store.path} holds the run {run.id}, stopped while its questions were"
+                                  " being ingested: run its `reasonmed run` command again to finish the intake")
             if run.status == "running":
                 same = " of the same input" if run.id == run_id else ""
                 raise RunConflict(f"{self.store.path} holds the unfinished run {run.id}{same}: "
@@ -124,13 +152,26 @@ class Pipeline:
             if run.id == run_id:
                 raise RunConflict(f"{self.store.path} already holds the finished run {run_id} of this input: "
                                   f"`reasonmed export --db {self.store.path} --out DIR` writes its data")
-        messages = [QuestionIngested(run_id=run_id, question_id=q.id, question=q) for q in questions]
         run = {"id": run_id, "input_path": input_path, "input_digest": input_digest,
                "config_digest": self.config.digest, "config_json": self.config.text, "questions": len(questions)}
-        routed = [self.bus.route(m) for m in messages]
-        await self.bus.ingest(lambda: self.store.create_run(run, [(q.id, q.ordinal, q.source) for q in questions], routed))
+        await self._ingest(run, questions, resuming=resuming)
         log.info("run.started", run=run_id, questions=len(questions), input=input_path)
         return run_id
+
+    async def _ingest(self, run: dict, questions: Iterable[Question], *, resuming: bool) -> None:
+        """The questions in batches of ``INTAKE_BATCH``, one transaction each: the first records the run
+        (``ingesting`` while batches follow), the last makes it ``running``.  Each batch's messages are
+        built, committed and dropped before the next batch is read."""
+        first = not resuming
+        for batch, last in _batches(questions, INTAKE_BATCH):
+            routed = [self.bus.route(QuestionIngested(run_id=run["id"], question_id=q.id, question=q)) for q in batch]
+            rows = [(q.id, q.ordinal, q.source) for q in batch]
+            if first:
+                status = "running" if last else "ingesting"
+                await self.bus.ingest(lambda: self.store.create_run({**run, "status": status}, rows, routed))
+                first = False
+            else:
+                await self.bus.ingest(lambda: self.store.add_intake(run["id"], rows, routed, last=last))
 
     async def drive(self, stop: asyncio.Event | None = None) -> bool:
         """Deliver everything pending until done (True) or until ``stop`` (False)."""
@@ -147,3 +188,15 @@ class Pipeline:
                 await self.store.finish_run(run.id)
                 log.info("run.finished", run=run.id)
         return True
+
+
+def _batches(items: Iterable[Question], size: int) -> Iterator[tuple[list[Question], bool]]:
+    """``items`` in lists of ``size`` and whether each is the last; one empty list for no items."""
+    it = iter(items)
+    batch = list(islice(it, size))
+    while True:
+        following = list(islice(it, size)) if len(batch) == size else []
+        yield batch, not following
+        if not following:
+            return
+        batch = following

@@ -110,7 +110,8 @@ class Collector:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.questions: list[Question] = []
+        self.questions: list[Question] = []  # a streaming reader takes them out as they come
+        self.count = 0  # questions added so far: the next one's ordinal
         self.seen: dict[str, str] = {}  # question id -> where it was first seen
 
     def err(self, loc: dict[str, Any], field: str | None, message: str) -> InputError:
@@ -178,8 +179,9 @@ class Collector:
         if qid in self.seen:
             raise self.err(loc, "id", f"duplicate id {qid!r} (first at {self.seen[qid]}, again at {where})")
         try:
-            question = Question(ordinal=len(self.questions), **fields)
+            question = Question(ordinal=self.count, **fields)
         except (ValueError, TypeError) as exc:  # msgspec.ValidationError is a ValueError
             raise self.err(loc, None, str(exc)) from exc
         self.seen[qid] = where
         self.questions.append(question)
+        self.count += 1

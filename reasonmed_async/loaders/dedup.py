@@ -53,9 +53,20 @@ class Merged:
 
     def describe(self, limit: int = 10) -> str:
         """One line: how many were merged and which ids into which."""
-        pairs = [f"{', '.join(ids)} -> {kept}" for kept, ids in self.duplicates.items()]
-        shown = "; ".join(pairs[:limit]) + (f"; … ({len(pairs) - limit} more)" if len(pairs) > limit else "")
-        return f"{self.merged_count} duplicate question(s) merged into {len(pairs)}: {shown}"
+        return describe_duplicates(self.duplicates, limit)
+
+
+def describe_duplicates(duplicates: dict[str, tuple[str, ...]], limit: int = 10) -> str:
+    """One line: how many were merged and which ids into which (kept id -> the ids merged into it)."""
+    pairs = [f"{', '.join(ids)} -> {kept}" for kept, ids in duplicates.items()]
+    shown = "; ".join(pairs[:limit]) + (f"; … ({len(pairs) - limit} more)" if len(pairs) > limit else "")
+    return f"{sum(len(ids) for ids in duplicates.values())} duplicate question(s) merged into {len(pairs)}: {shown}"
+
+
+def merge_key(question: Question) -> bytes:
+    """What two questions must share to merge: the ``dedup_key`` and the gold answer's text (16 bytes)."""
+    joined = dedup_key(question) + "\x1e" + normalise(question.answer_text)
+    return hashlib.blake2b(joined.encode("utf-8"), digest_size=16).digest()
 
 
 def merge_duplicates(questions: Sequence[Question]) -> Merged:
@@ -63,10 +74,10 @@ def merge_duplicates(questions: Sequence[Question]) -> Merged:
 
     Questions merge when they have the same ``dedup_key`` and the same gold answer (its option text): two
     copies that disagree on the answer are kept apart, so a disagreement is never silently resolved."""
-    first: dict[tuple[str, str], int] = {}
+    first: dict[bytes, int] = {}
     dups: dict[int, list[str]] = {}
     for i, q in enumerate(questions):
-        at = first.setdefault((dedup_key(q), normalise(q.answer_text)), i)
+        at = first.setdefault(merge_key(q), i)
         if at != i:
             dups.setdefault(at, []).append(q.id)
     if not dups:

@@ -53,14 +53,18 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op]) -> list[Any]:
         elif op.kind == "run":
             run, questions, routed = op.args
             db.execute(
-                "INSERT INTO runs(id, input_path, input_digest, config_digest, config_json, questions, created_at)"
-                " VALUES (:id, :input_path, :input_digest, :config_digest, :config_json, :questions, :created_at)",
-                {**run, "created_at": now},
+                "INSERT INTO runs(id, input_path, input_digest, config_digest, config_json, questions, status,"
+                " created_at) VALUES (:id, :input_path, :input_digest, :config_digest, :config_json, :questions,"
+                " :status, :created_at)",
+                {"status": "running", **run, "created_at": now},
             )
-            db.executemany(
-                "INSERT OR IGNORE INTO questions(run_id, id, ordinal, source) VALUES (?,?,?,?)",
-                [(run["id"], qid, ordinal, source) for qid, ordinal, source in questions],
-            )
+            _insert_questions(db, run["id"], questions)
+            routed_by_op.append((i, routed, True))
+        elif op.kind == "intake":  # the next batch of a run being ingested
+            run_id, questions, routed, last = op.args
+            _insert_questions(db, run_id, questions)
+            if last:
+                db.execute("UPDATE runs SET status='running' WHERE id=? AND status='ingesting'", (run_id,))
             routed_by_op.append((i, routed, True))
         elif op.kind == "cache":
             key, model, payload, stage, endpoint, prompt, completion = op.args
@@ -89,6 +93,11 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op]) -> list[Any]:
             [("done" if a.ok else "failed", now, a.message_id, a.consumer) for a in acks],
         )
     return results
+
+def _insert_questions(db: sqlite3.Connection, run_id: str, questions: Sequence[tuple[str, int, str]]) -> None:
+    db.executemany("INSERT OR IGNORE INTO questions(run_id, id, ordinal, source) VALUES (?,?,?,?)",
+                   [(run_id, qid, ordinal, source) for qid, ordinal, source in questions])
+
 
 def _insert_messages(
     db: sqlite3.Connection, routed_by_op: list[tuple[int, Sequence[Routed], bool]], now: float
