@@ -37,7 +37,8 @@ _SELF_REFERENCE = re.compile(
         rf"\b(?:earlier|previous|prior|other|former|past)\s+(?:\w+\s+)?{_ATTEMPTS}\b",
         rf"\bthe\s+original\s+(?:\w+\s+)?(?:{_ATTEMPTS}|cot|text|argument|explanation|answer|analysis)\b",
         r"\b(?:error|verifier|reviewer)(?:'s)?\s+(?:reasons?|feedback|comments?)\b",
-        r"\b(?:the\s+)?(?:errors?|mistakes?)\s+(?:flagged|listed|noted|pointed\s+out|identified)\s+(?:above|earlier|before|in)\b",
+        r"\b(?:the\s+)?(?:errors?|mistakes?)\s+(?:flagged|listed|noted|pointed\s+out|identified)"
+        r"\s+(?:above|earlier|before|in)\b",
         r"\bas\s+(?:the\s+)?(?:reviewers?|verifiers?|feedback)\s+(?:said|noted|pointed\s+out)\b",
         r"\b(?:refined|revised|improved|corrected)\s+(?:version|reasoning|chain[- ]of[- ]thought|cot)\b",
     )),

@@ -58,7 +58,8 @@ class Rewriter:
         if len(message.correct) == 1:
             return [await self._rewrite(message, message.tier, message.correct[0], "optimized", 1,
                                         message.error_reasons)]
-        seeds = [Path(name=f"regen_{k}", cot="", origin="regenerated") for k in range(1, self._settings.regenerations + 1)]
+        seeds = [Path(name=f"regen_{k}", cot="", origin="regenerated")
+                 for k in range(1, self._settings.regenerations + 1)]
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(self._rewrite(message, message.tier, p, "regenerated", 1, message.error_reasons))
                      for p in seeds]

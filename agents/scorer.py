@@ -48,7 +48,8 @@ class Scorer:
         assert isinstance(message, RecordReady)
         q = message.question
         text = reasonmed_output(message.path.cot, message.response)
-        req = request(self._sampling, scorer_messages(self._templates, q, text, show_answer=self._settings.score_show_answer),
+        shown = self._settings.score_show_answer
+        req = request(self._sampling, scorer_messages(self._templates, q, text, show_answer=shown),
                       schema=SCORE_SCHEMA, meta={"task": "score", "question_id": q.id})
         (score, justification), completion, sent = await ask_json(
             self._client, req, parse_score, corrections=self._settings.judge_corrections

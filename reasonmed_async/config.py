@@ -276,7 +276,8 @@ def _no_sampling_for_o1(flow: FlowSettings, backends: dict[str, BackendConfig], 
     """An o1-class Azure deployment is sent no temperature or top_p: a stage that sets one would record
     sampling that never happened."""
     o1 = {name for b in backends.values() if b.type == "azure"
-          for name, spec in (b.options.get("deployments") or {}).items() if isinstance(spec, dict) and is_o1(name, spec)}
+          for name, spec in (b.options.get("deployments") or {}).items()
+          if isinstance(spec, dict) and is_o1(name, spec)}
     for stage in ("verifier", "ranker", "refiner", "regenerator", "summarizer", "scorer"):
         s = getattr(flow, stage)
         if s is not None and s.model in o1 and (s.temperature is not None or s.top_p is not None):

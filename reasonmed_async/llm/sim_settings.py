@@ -30,11 +30,12 @@ class SimSettings:
     per-question hardness and temperature move it from there.  The ``*_rate``
     fields are probabilities per call; ``latency_ms`` is a mean per call.
 
-    Planted cases, for tests that must reach every branch: ``self_reference_rate`` is the chance that a
-    rewritten CoT refers to "the earlier attempts" (not for questions in ``correct_paths``); ``correct_paths`` maps a question id to the exact
-    number of its generated paths that reach the gold answer (the first k by sample index: 1 plants a
-    difficult question with one correct path, 0 one with none); the verifier says Correct of every CoT of
-    a question in ``verifier_accepts``, whatever answer it states (planted disagreement)."""
+    Planted cases, for tests that must reach every branch: ``self_reference_rate`` is the chance
+    that a rewritten CoT refers to "the earlier attempts" (not for questions in ``correct_paths``);
+    ``correct_paths`` maps a question id to the exact number of its generated paths that reach the
+    gold answer (the first k by sample index: 1 plants a difficult question with one correct path,
+    0 one with none); the verifier says Correct of every CoT of a question in ``verifier_accepts``,
+    whatever answer it states (planted disagreement)."""
 
     seed: int = 0
     accuracy: Mapping[str, float] = field(default_factory=dict, hash=False)
@@ -68,10 +69,12 @@ class SimSettings:
             object.__setattr__(self, name, float(v))
         if not isinstance(self.correct_paths, Mapping) or any(
                 isinstance(k, bool) or not isinstance(k, int) or k < 0 for k in self.correct_paths.values()):
-            raise ValueError(f"sim setting correct_paths must map question ids to counts >= 0, got {self.correct_paths!r}")
+            raise ValueError(f"sim setting correct_paths must map question ids to counts >= 0,"
+                             f" got {self.correct_paths!r}")
         object.__setattr__(self, "correct_paths", {str(q): k for q, k in self.correct_paths.items()})
         if isinstance(self.verifier_accepts, str) or not all(isinstance(q, str) for q in self.verifier_accepts):
-            raise ValueError(f"sim setting verifier_accepts must be a list of question ids, got {self.verifier_accepts!r}")
+            raise ValueError(f"sim setting verifier_accepts must be a list of question ids,"
+                             f" got {self.verifier_accepts!r}")
         object.__setattr__(self, "verifier_accepts", tuple(self.verifier_accepts))
         if self.call_log is not None and not isinstance(self.call_log, str):
             raise ValueError(f"sim setting call_log must be a path string, got {self.call_log!r}")

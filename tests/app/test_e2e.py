@@ -311,6 +311,20 @@ def test_records_provenance_says_sim(default_run):
         assert rec["answer"] in "ABC" and rec["options"] == ["yes", "no", "maybe"]
 
 
+def test_every_record_lists_its_nine_paths_with_their_generators(default_run):
+    """Whatever the tier, and with truncated or unjudged paths among them (the default sim has both)."""
+    samplings = {name: s for g in default_run.config.flow.generators for name, s in g.paths()}
+    records = read_jsonl(default_run.out / "records.jsonl")
+    assert {r["tier"] for r in records} >= {"easy", "medium"}
+    for r in records:
+        paths = {p["path"]: p for p in r["verdicts"]}
+        assert sorted(paths) == default_run.path_names, r["record_id"]
+        for name, p in paths.items():
+            assert (p["model"], p["temperature"]) == (samplings[name].model, samplings[name].temperature)
+            if p["verdict"] is not None:
+                assert p["judge"]["model"] == default_run.config.flow.verifier.model and p["reason"]
+
+
 def test_refiner_fed_only_error_reasons(default_run):
     check_rewriters_fed_error_reasons_only(default_run)
 

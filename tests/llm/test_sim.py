@@ -252,3 +252,39 @@ def test_settings_validation_and_from_mapping():
                 {"refine_accuracy": "high"}):
         with pytest.raises(ValueError):
             SimSettings(**bad)
+
+
+async def test_planted_correct_paths_are_exact():
+    c = SimClient(SimSettings(accuracy={"m": 1.0}, correct_paths={"one": 1, "none": 0}))
+    one = [stated((await c.complete(gen(q="one", model="m", sample=i))).text) for i in range(1, 10)]
+    assert one[0] == "B" and all(a != "B" for a in one[1:])
+    assert all([stated((await c.complete(gen(q="none", model="m", sample=i))).text) != "B" for i in range(1, 10)])
+
+
+async def test_planted_lenient_verifier_says_correct_of_a_wrong_answer():
+    c = SimClient(SimSettings(verifier_error_rate=0.0, verifier_accepts=("lenient",)))
+    lenient = json.loads((await c.complete(judge("verify", "cot", gold="B", stated="D", question_id="lenient"))).text)
+    strict = json.loads((await c.complete(judge("verify", "cot", gold="B", stated="D", question_id="other"))).text)
+    assert (lenient["verdict"], strict["verdict"]) == ("Correct", "Error")
+
+
+@pytest.mark.parametrize("task", ["refine", "optimize", "regenerate"])
+async def test_self_reference_rate_marks_rewrites_only(task):
+    from agents.gates import self_reference
+
+    never, always = SimClient(SimSettings()), SimClient(SimSettings(self_reference_rate=1.0))
+    assert all([self_reference((await never.complete(gen(q=f"q{i}", task=task))).text) is None for i in range(20)])
+    assert all([self_reference((await always.complete(gen(q=f"q{i}", task=task))).text) for i in range(20)])
+    generated = [(await c.complete(gen(q="g", sample=3))).text for c in (never, always)]
+    assert generated[0] == generated[1] and self_reference(generated[0]) is None
+    planted = SimClient(SimSettings(self_reference_rate=1.0, correct_paths={"p": 1}))
+    assert self_reference((await planted.complete(gen(q="p", task=task))).text) is None
+
+
+def test_planted_settings_are_checked():
+    for bad in ({"correct_paths": {"q": -1}}, {"correct_paths": {"q": True}}, {"verifier_accepts": "q1"},
+                {"self_reference_rate": 2}):
+        with pytest.raises(ValueError):
+            SimSettings(**bad)
+    s = SimSettings.from_mapping({"correct_paths": {"q": 1}, "verifier_accepts": ["a", "b"]})
+    assert s.correct_paths == {"q": 1} and s.verifier_accepts == ("a", "b")
