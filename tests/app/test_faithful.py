@@ -198,3 +198,30 @@ def test_a_summarizer_template_of_just_the_cot_is_used(pubmedqa, tmp_path):
         req = request(config.flow.summarizer, msgs, sample=0)
         assert req.cache_key() in keys, f"{r['record_id']}: the custom summarizer prompt was not the one sent"
         assert r["response_provenance"]["template"] == custom.hash("summarize")
+
+
+def test_the_in_run_scorer_scores_the_trained_output_without_the_gold_answer(pubmedqa, tmp_path, monkeypatch):
+    from bus import Scored
+    from reasonmed_async.llm.sim import SimClient
+
+    sent: list = []
+    real = SimClient.complete
+
+    async def record(self, req):
+        if req.meta.get("task") == "score":
+            sent.append(req)
+        return await real(self, req)
+
+    monkeypatch.setattr(SimClient, "complete", record)
+    questions = load_questions(pubmedqa, limit=6)
+    config, db, out = run_flow(pubmedqa, tmp_path, questions, sim_config().replace("\nrate = 0.0 ", "\nrate = 1.0 "))
+    records = read_jsonl(out / "records.jsonl")
+    scored = [m for m in messages(db, "Scored") if isinstance(m, Scored)]
+    assert records and {m.target_id for m in scored} == {r["record_id"] for r in records}
+    assert len(sent) >= len(records)
+    by_cot = {r["cot"]: r for r in records}
+    for req in sent:
+        assert "gold" not in req.meta and "Correct answer" not in req.messages[-1].content
+        body = req.messages[-1].content.split("[Response]\n", 1)[1]
+        cot = body.split("<think>", 1)[1].split("</think>", 1)[0]
+        assert body.startswith(f"<think>{cot}</think>{by_cot[cot]['response']}")
