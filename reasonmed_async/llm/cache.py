@@ -5,17 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 import structlog
 
 from agents.llm import ChatRequest, Completion, LLMClient, LLMError
-from reasonmed_async.logs.setup import per_call_enabled
+from reasonmed_async.logs.setup import per_call_logger
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Completion).decode
-log = structlog.get_logger("llm")
 
 
 class ResponseStore(Protocol):
@@ -81,8 +80,9 @@ class CachedClient:
                 continue
             self.shared += 1
             break
-        if per_call_enabled():
-            _log_call(request.model, stage, completion, time.perf_counter() - started)
+        call_log = per_call_logger()
+        if call_log is not None:
+            _log_call(call_log, request.model, stage, completion, time.perf_counter() - started)
         return completion
 
     async def _call(self, key: str, request: ChatRequest, stage: str) -> Completion:
@@ -106,12 +106,12 @@ class CachedClient:
         return completion
 
 
-def _log_call(model: str, stage: str, completion: Completion, latency_s: float) -> None:
+def _log_call(call_log: Any, model: str, stage: str, completion: Completion, latency_s: float) -> None:
     """One ``llm.call`` line per completed call: sizes and timings, never the prompt or the text.
 
     ``latency_s`` is what the caller waited (retries and backoff included; a
     cache lookup for a hit, whose tokens are those of the original call)."""
-    log.info("llm.call", model=model, stage=stage, endpoint=completion.endpoint, backend=completion.backend,
+    call_log.info("llm.call", model=model, stage=stage, endpoint=completion.endpoint, backend=completion.backend,
              latency_s=round(latency_s, 4), prompt_tokens=completion.prompt_tokens,
              completion_tokens=completion.completion_tokens, cached=completion.cached,
              finish_reason=completion.finish_reason)

@@ -33,7 +33,7 @@ class BatchedJSONLinesFile(logging.handlers.RotatingFileHandler):
         self.interval_s = interval_s
         self.max_lines = max_lines
         self._clock = clock
-        self._start_timer = start_timer or _daemon_timer
+        self._start_timer = start_timer or _FlushThread()
         self._lines: list[str] = []
         self._size = 0  # characters buffered
         self._oldest = 0.0
@@ -113,8 +113,39 @@ class BatchedJSONLinesFile(logging.handlers.RotatingFileHandler):
         super().close()
 
 
-def _daemon_timer(delay_s: float, fn: Callable[[], None]) -> threading.Timer:
-    timer = threading.Timer(delay_s, fn)
-    timer.daemon = True  # never keeps the process alive: logging.shutdown flushes at exit
-    timer.start()
-    return timer
+class _FlushThread:
+    """The timer of a handler's batches: one daemon thread, started with the first batch, asleep until a batch
+    is armed, then waiting out the interval (or a disarm) and calling back.  ``__call__`` arms it (the
+    ``start_timer`` seam); the handle's ``cancel`` disarms it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: tuple[float, Callable[[], None]] | None = None
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, delay_s: float, fn: Callable[[], None]) -> _FlushThread:
+        with self._cond:
+            self._armed = (delay_s, fn)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="log-flush", daemon=True)
+                self._thread.start()  # daemon: never keeps the process alive; logging.shutdown flushes at exit
+            self._cond.notify()
+        return self
+
+    def cancel(self) -> None:
+        with self._cond:
+            self._armed = None
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._armed is not None)
+                armed = self._armed
+                assert armed is not None
+                self._cond.wait(armed[0])  # the interval, or until disarmed (then nothing is due)
+                fire = self._armed is armed
+                if fire:
+                    self._armed = None  # one call back per arming
+            if fire:
+                armed[1]()

@@ -114,17 +114,38 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
         return event
 
 
-def _json_line(event: Any, **_: Any) -> str:
-    return _encode_json(event).decode()
+class _RedactedJSON:
+    """The file's last step: the event as one JSON line, with the redactor's quick check done on that very
+    line (one encoding per event, not two); an event holding a secret is scrubbed and encoded again."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+
+    def __call__(self, logger: Any, name: str, event: dict[str, Any]) -> str:
+        try:
+            line = _encode_json(event).decode()
+        except Exception:  # noqa: BLE001 - what it cannot encode, the redactor scrubs the slow way
+            return _encode_json(self.redactor.scrub(event)).decode()
+        if self.redactor.secrets and any(n in line for n in self.redactor._needles):
+            return _encode_json(self.redactor.scrub(event)).decode()
+        return line
 
 
 _per_call_level = logging.NOTSET  # below it no handler would write a per-call event; NOTSET until configured
+_call_logger: Any = None  # the "llm" logger bound once per configure(): no lazy proxy resolved per call
 
 
 def per_call_enabled(level: int = logging.INFO) -> bool:
     """Whether a per-call event (``PER_CALL_EVENTS``) at ``level`` would reach any handler: the caller
     checks it before building the event, so below the effective level a call costs one comparison."""
     return level >= _per_call_level
+
+
+def per_call_logger(level: int = logging.INFO) -> Any:
+    """The logger for per-call events, or None when one at ``level`` would reach no handler."""
+    if level < _per_call_level:
+        return None
+    return _call_logger if _call_logger is not None else structlog.get_logger("llm")
 
 
 def log_path_for(db: str | Path) -> Path:
@@ -149,7 +170,7 @@ def configure(*, log_file: Path | None, secret_envs: Iterable[str] = (), console
               max_bytes: int = 50_000_000, backups: int = 5, secrets: Iterable[str] = (),
               file_level: int | None = None) -> None:
     """``file_level`` defaults to ``$REASONMED_LOG_LEVEL`` (info); ``debug`` adds ``handler.done``."""
-    global _per_call_level
+    global _per_call_level, _call_logger
     file_level = _env_level() if file_level is None else file_level
     redactor = Redactor([*(os.environ.get(name, "") for name in secret_envs), *secrets])
     shared = [
@@ -172,7 +193,7 @@ def configure(*, log_file: Path | None, secret_envs: Iterable[str] = (), console
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
-    root.setLevel(logging.DEBUG)
+    root.setLevel(lowest)  # below every handler's level a library's call stops at isEnabledFor
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     console = logging.StreamHandler(sys.stderr)
@@ -197,11 +218,11 @@ def configure(*, log_file: Path | None, secret_envs: Iterable[str] = (), console
                         # structured tracebacks without locals: they would hold prompts and keys
                         structlog.processors.ExceptionRenderer(
                             structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
-                        redactor,
-                        structlog.processors.JSONRenderer(serializer=_json_line)],
+                        _RedactedJSON(redactor)],
             foreign_pre_chain=shared,
         ))
         root.addHandler(handler)
+    _call_logger = structlog.get_logger("llm").bind()  # resolved now, against this configuration
 
 
 def flush() -> None:

@@ -16,7 +16,7 @@ def restore_logging():
     root = logging.getLogger()
     handlers, level, config = list(root.handlers), root.level, structlog.get_config()
     chatty = {name: logging.getLogger(name).level for name in CHATTY_LOGGERS}
-    gate = setup._per_call_level
+    gate, call_logger = setup._per_call_level, setup._call_logger
     structlog.contextvars.clear_contextvars()
     yield
     for handler in list(root.handlers):
@@ -31,4 +31,4 @@ def restore_logging():
         logging.getLogger(name).setLevel(lvl)
     structlog.configure(**config)
     structlog.contextvars.clear_contextvars()
-    setup._per_call_level = gate
+    setup._per_call_level, setup._call_logger = gate, call_logger

@@ -153,8 +153,20 @@ async def test_per_call_event_below_the_effective_level_is_not_built(tmp_path, r
                                                                      file_level, console_level, built):
     configure(log_file=tmp_path / "x.db.log", file_level=file_level, console_level=console_level)
     made: list[str] = []
-    monkeypatch.setattr(cache, "_log_call", lambda model, *_: made.append(model))
+    monkeypatch.setattr(cache, "_log_call", lambda _log, model, *_: made.append(model))
     client = CachedClient(Backend(), MemoryStore())
     await client.complete(ChatRequest(model="m", messages=(ChatMessage("user", "hi"),), meta={"task": "generate"}))
     assert len(made) == built
     assert per_call_enabled() == bool(built)
+
+
+def test_the_flush_thread_calls_back_once_armed_and_never_for_a_cancelled_batch():
+    from threading import Event
+
+    from reasonmed_async.logs.filewriter import _FlushThread
+
+    timer, fired, second = _FlushThread(), [], Event()
+    timer(60.0, lambda: fired.append("cancelled batch")).cancel()  # written by emit meanwhile: nothing is due
+    timer(0.0, lambda: (fired.append("due batch"), second.set()))
+    assert second.wait(10)  # an event, not a sleep: the thread wakes as soon as the interval is up
+    assert fired == ["due batch"]
