@@ -52,6 +52,10 @@ class BatchedJSONLinesFile(logging.handlers.RotatingFileHandler):
         except Exception:  # noqa: BLE001 - what logging does: report on stderr, never raise
             self.handleError(record)
             return
+        self.add_line(line)
+
+    def add_line(self, line: str) -> None:
+        """Buffer one formatted line (ending in the terminator); called with the handler's lock held."""
         now = self._clock()
         if not self._lines:
             self._oldest = now
@@ -149,3 +153,21 @@ class _FlushThread:
                     self._armed = None  # one call back per arming
             if fire:
                 armed[1]()
+
+
+class LineSink:
+    """A structlog logger writing rendered lines straight into a ``BatchedJSONLinesFile``: the per-call events'
+    path, without a stdlib ``LogRecord`` and the handlers it would be offered to."""
+
+    def __init__(self, handler: BatchedJSONLinesFile, name: str) -> None:
+        self.handler = handler
+        self.name = name  # structlog's add_logger_name reads it
+
+    def msg(self, line: str) -> None:
+        self.handler.acquire()
+        try:
+            self.handler.add_line(line + self.handler.terminator)
+        finally:
+            self.handler.release()
+
+    info = debug = warning = error = critical = exception = msg

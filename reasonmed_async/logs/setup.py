@@ -38,7 +38,7 @@ import msgspec
 import structlog
 import structlog.tracebacks
 
-from reasonmed_async.logs.filewriter import FLUSH_INTERVAL_S, BatchedJSONLinesFile
+from reasonmed_async.logs.filewriter import FLUSH_INTERVAL_S, BatchedJSONLinesFile, LineSink
 
 REDACTED = "[REDACTED]"
 LEVEL_ENV = "REASONMED_LOG_LEVEL"
@@ -112,6 +112,11 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
         for processor in self._direct:
             event = processor(logger, name, event)
         return event
+
+
+def _structured_exceptions() -> Any:
+    """Tracebacks as structured data without locals: they would hold prompts and keys."""
+    return structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False))
 
 
 class _RedactedJSON:
@@ -215,14 +220,16 @@ def configure(*, log_file: Path | None, secret_envs: Iterable[str] = (), console
         handler.setLevel(file_level)
         handler.setFormatter(_Formatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                        # structured tracebacks without locals: they would hold prompts and keys
-                        structlog.processors.ExceptionRenderer(
-                            structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
+                        _structured_exceptions(),
                         _RedactedJSON(redactor)],
             foreign_pre_chain=shared,
         ))
         root.addHandler(handler)
     _call_logger = structlog.get_logger("llm").bind()  # resolved now, against this configuration
+    if log_file is not None and console_level > logging.DEBUG:  # per-call events reach the file alone: straight there
+        _call_logger = structlog.wrap_logger(
+            LineSink(handler, "llm"), wrapper_class=structlog.make_filtering_bound_logger(file_level),
+            processors=[*shared, _structured_exceptions(), _RedactedJSON(redactor)]).bind()
 
 
 def flush() -> None:
