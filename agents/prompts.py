@@ -8,6 +8,7 @@ the first thousand LLM calls.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import string
 from collections.abc import Mapping, Sequence
@@ -146,11 +147,17 @@ class Templates:
         raise KeyError(f"no template named {name!r}; known: {', '.join(TEMPLATE_NAMES)}")
 
     def hash(self, name: str) -> str:
-        """First 12 hex chars of the sha256 of the template's text: recorded as provenance."""
-        return hashlib.sha256(self.text(name).encode("utf-8")).hexdigest()[:12]
+        """First 12 hex chars of the sha256 of the template's text: recorded as provenance (with every call:
+        computed once per text)."""
+        return _sha256_12(self.text(name))
 
     def hashes(self) -> dict[str, str]:
         return {name: self.hash(name) for name in TEMPLATE_NAMES}
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_12(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 # --------------------------------------------------------------------------- rendering pieces
