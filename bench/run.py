@@ -37,19 +37,22 @@ ROOT = Path(__file__).resolve().parents[1]
 PUBMEDQA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pubmedqa_ori_pqal.json"
 PUBMEDQA_SIZE = 1000
 SYNTH_SEED = 20250611
+DEFAULT_SIZES = "1000,10000,200000@90"
 
 
-def _sizes(text: str) -> list[int]:
+def _sizes(text: str) -> list[tuple[int, float | None]]:
+    """``1000,10000,200000@90``: sizes, each optionally stopped after that many seconds of running."""
     try:
-        sizes = [int(s) for s in text.split(",") if s.strip()]
+        sizes = [(int(n), float(t) if t else None) for n, _, t in (s.strip().partition("@") for s in text.split(",")
+                                                                    if s.strip())]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--sizes wants comma-separated integers, got {text!r}") from None
-    if not sizes or any(n < 1 for n in sizes):
+        raise argparse.ArgumentTypeError(f"--sizes wants comma-separated integers[@seconds], got {text!r}") from None
+    if not sizes or any(n < 1 or (t is not None and t <= 0) for n, t in sizes):
         raise argparse.ArgumentTypeError(f"--sizes wants positive integers, got {text!r}")
     return sizes
 
 
-def _run_size(n: int, config: Path, work: Path, baseline: bool) -> dict:
+def _run_size(n: int, stop_after: float | None, config: Path, work: Path, baseline: bool) -> dict:
     if n <= PUBMEDQA_SIZE:
         if not PUBMEDQA.is_file():
             sys.exit(f"bench: {PUBMEDQA} not found (sizes <= {PUBMEDQA_SIZE} read the real PubMedQA file)")
@@ -64,6 +67,8 @@ def _run_size(n: int, config: Path, work: Path, baseline: bool) -> dict:
         cmd += ["--limit", str(limit)]
     if not baseline:
         cmd.append("--no-baseline")
+    if stop_after is not None:
+        cmd += ["--stop-after", str(stop_after)]
     print(f"bench: {n} {source} questions ...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -83,10 +88,10 @@ def _command(argv: list[str] | None) -> str:
 
 
 def _sim(args: argparse.Namespace, argv: list[str] | None) -> bool:
-    sizes = [300] if args.quick else args.sizes
+    sizes = [(300, None)] if args.quick else args.sizes
     started = dt.datetime.now(dt.timezone.utc)
     with tempfile.TemporaryDirectory(prefix="reasonmed-bench-") as tmp:
-        runs = [_run_size(n, args.config.resolve(), Path(tmp), not args.no_baseline) for n in sizes]
+        runs = [_run_size(n, t, args.config.resolve(), Path(tmp), not args.no_baseline) for n, t in sizes]
     result = {
         "benchmark": "reasonmed-async pipeline, sim backend at zero latency, SQLite checkpoints on",
         "started_utc": started.isoformat(timespec="seconds"),
@@ -101,7 +106,7 @@ def _sim(args: argparse.Namespace, argv: list[str] | None) -> bool:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"\nresults: {args.out}")
-    return all(r["completed"] for r in runs)
+    return all(r["completed"] or r.get("stopped_after_s") for r in runs)
 
 
 def _http(args: argparse.Namespace, argv: list[str] | None) -> bool:
@@ -111,7 +116,7 @@ def _http(args: argparse.Namespace, argv: list[str] | None) -> bool:
     started, machine = dt.datetime.now(dt.timezone.utc), machine_info(ROOT)
     with tempfile.TemporaryDirectory(prefix="reasonmed-bench-http-") as tmp:
         result = run_http(Path(tmp), requests=requests, questions=questions, concurrency=args.http_concurrency,
-                          rounds=args.http_rounds)
+                          rounds=args.http_rounds, cli_questions=30 if args.quick else args.cli_questions)
     result = {"started_utc": started.isoformat(timespec="seconds"), "command": _command(argv),
               "machine": machine, **result}
     print(http_table(result))
@@ -123,7 +128,8 @@ def _http(args: argparse.Namespace, argv: list[str] | None) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", type=_sizes, default=[1000, 10000], help="comma-separated (default 1000,10000)")
+    ap.add_argument("--sizes", type=_sizes, default=_sizes(DEFAULT_SIZES),
+                    help=f"comma-separated, N@S stops N after S s of running (default {DEFAULT_SIZES})")
     ap.add_argument("--quick", action="store_true", help="one small size (300 questions) and a small HTTP pass")
     ap.add_argument("--config", type=Path, default=ROOT / "examples" / "sim.toml")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
@@ -134,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--http-requests", type=int, default=3000, help="requests per raw / AsyncOpenAI loop (3000)")
     ap.add_argument("--http-questions", type=int, default=150, help="PubMedQA questions the pipeline runs (150)")
     ap.add_argument("--http-concurrency", type=int, default=64, help="requests in flight, every client (64)")
+    ap.add_argument("--cli-questions", type=int, default=300, help="questions `reasonmed run` runs over HTTP (300)")
     ap.add_argument("--http-rounds", type=int, default=1, help="repeat every client this many times, interleaved")
     ap.add_argument("--http-out", type=Path, default=ROOT / "bench" / "results" / "http.json")
     args = ap.parse_args(argv)
