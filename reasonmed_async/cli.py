@@ -26,6 +26,7 @@ from reasonmed_async.loaders.errors import InputError
 from reasonmed_async.loaders.dedup import describe_duplicates
 from reasonmed_async.loaders.dispatch import SOURCE_FORMATS
 from reasonmed_async.loaders.stream import QuestionSource
+from reasonmed_async.llm.preflight import PreflightFailed
 from reasonmed_async.logs import tail as logtail
 from reasonmed_async.logs.setup import configure_for
 from reasonmed_async.reports.scoring import register as _register_score
@@ -84,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
         register(sub)  # each adds its subparser with set_defaults(handler=async fn(args) -> exit code)
     for command in sub.choices.values():
         command.epilog = EXIT_CODES_HELP
+    for name in (n for n in PREFLIGHT_COMMANDS if n in sub.choices):
+        sub.choices[name].add_argument("--no-preflight", action="store_true",
+                                       help="skip the one cheap request per model and endpoint made before starting")
     return p
 
 
@@ -122,8 +126,19 @@ def _install_signals(stop: asyncio.Event) -> list[int]:
     return received
 
 
+async def _preflight(args: argparse.Namespace, config: AppConfig) -> None:
+    """One cheap request per configured model and endpoint (``llm/preflight.py``); exit 2 on a bad one."""
+    if getattr(args, "no_preflight", False):
+        return
+    from reasonmed_async.llm.preflight import preflight
+
+    checked = await preflight(config)
+    if checked:
+        print(f"reasonmed: preflight: {checked} model endpoint(s) answer", file=sys.stderr)
+
+
 async def _drive(config: AppConfig | ConfigFromStore, db: Path,
-                 start: tuple[QuestionSource, str, str, int | None] | None) -> int:
+                 start: tuple[QuestionSource, str, str, int | None] | None, args: argparse.Namespace) -> int:
     """``config`` may be read from the store the pipeline opens (resume)."""
     stop = asyncio.Event()
     received = _install_signals(stop)
@@ -131,6 +146,7 @@ async def _drive(config: AppConfig | ConfigFromStore, db: Path,
         if not isinstance(config, AppConfig):  # resume: the run's own, read from the store
             config = pipeline.config
             configure_for(config, db)
+            await _preflight(args, config)  # before anything more is delivered
         driven = [r.id for r in await queries.runs(pipeline.store) if r.status == "running"]
         if "sim" in pipeline.backend_types:
             print("reasonmed: using the SIMULATED LLM backend (sim): the data is synthetic", file=sys.stderr)
@@ -188,7 +204,8 @@ async def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     configure_for(config, db)
-    return await _drive(config, db, (questions, str(args.input), digest, args.limit))
+    await _preflight(args, config)  # before the database is even opened
+    return await _drive(config, db, (questions, str(args.input), digest, args.limit), args)
 
 
 async def _resume(args: argparse.Namespace) -> int:
@@ -198,7 +215,7 @@ async def _resume(args: argparse.Namespace) -> int:
     async def config_of(store: CheckpointStore) -> AppConfig:
         return await resumed_config(store, await stored_config(store))
 
-    return await _drive(config_of, db, None)  # the store is opened once, by the pipeline
+    return await _drive(config_of, db, None, args)  # the store is opened once, by the pipeline
 
 
 async def _status(args: argparse.Namespace) -> int:
@@ -271,6 +288,7 @@ async def _daemon(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configure_for(config, db, secrets=[token] if token else [])
     options = DaemonOptions(Path(args.config), db, Path(args.inbox) if args.inbox else None, listen, token)
+    await _preflight(args, config)
     return await Daemon(options).run()
 
 
@@ -287,6 +305,7 @@ def _register_daemon(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     d.set_defaults(handler=_daemon)
 
 
+PREFLIGHT_COMMANDS = ("run", "resume", "daemon")
 COMMANDS = {"run": _run, "resume": _resume, "status": _status, "export": _export}
 EXTRA_COMMANDS: list = [_register_daemon, _register_score, logtail.register, _merge_command.register]  # registrars of commands that live in their own modules
 
@@ -301,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return asyncio.run(args.handler(args))
-    except (UsageError, InputError, ConfigError, RunConflict, StoreError) as exc:
+    except (UsageError, InputError, ConfigError, RunConflict, StoreError, PreflightFailed) as exc:
         print(f"reasonmed: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # a Ctrl-C before the handlers were installed (or after they were removed)

@@ -42,6 +42,7 @@ class Faults:  # rates: probabilities per request, rolled from (seed, body, time
     rpm: int | None = None
     tpm: int | None = None
     window_s: float = 60.0
+    rate_400: float = 0.0  # a 400 (context length) for a body every time it is sent: a permanent failure
 
 
 @dataclass
@@ -110,8 +111,10 @@ def answer(prompt: str, *, index: int = 0, seed: object = None) -> tuple[str, st
 
 class FakeLLMServer:
     def __init__(self, faults: Faults | None = None, *, api_key: str | None = "test-key", port: int = 0,
-                 early_grace_s: float = 0.1, same_connection_early: bool = True) -> None:
+                 early_grace_s: float = 0.1, same_connection_early: bool = True,
+                 served_models: tuple[str, ...] = ()) -> None:
         self.faults = faults or Faults()
+        self.served_models = served_models  # listed by GET /v1/models; others get 404 (as vLLM); empty: any
         self.api_key = api_key  # None: any key, or none, is accepted
         self.port = port
         self.early_grace_s = early_grace_s
@@ -134,6 +137,7 @@ class FakeLLMServer:
     async def start(self) -> FakeLLMServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._openai)
+        app.router.add_get("/v1/models", self._models)
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._azure)
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=2.0, access_log=None)
         await self._runner.setup()
@@ -164,6 +168,16 @@ class FakeLLMServer:
         auth = request.headers.get("Authorization", "")
         return await self._handle(request, auth[7:] if auth.startswith("Bearer ") else None, None)
 
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        auth = request.headers.get("Authorization", "")
+        record = RequestRecord(time.monotonic(), request.path, "", {}, headers=dict(request.headers))
+        self.requests.append(record)
+        if self.api_key is not None and auth != f"Bearer {self.api_key}":
+            return self._error(record, 401, f"Incorrect API key provided: {auth[7:]}.", "invalid_api_key")
+        record.status = 200
+        return web.json_response({"object": "list", "data": [{"id": m, "object": "model", "owned_by": "fake"}
+                                                             for m in self.served_models]})
+
     async def _azure(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, request.headers.get("api-key"), request.match_info["deployment"])
 
@@ -183,6 +197,8 @@ class FakeLLMServer:
         if not valid or not (deployment or body.get("model")):
             return self._error(record, 400, "The body must be a JSON object with messages and a model.", None)
         record.body, record.model_or_deployment = body, (key := deployment or str(body["model"]))
+        if self.served_models and deployment is None and key not in self.served_models:
+            return self._error(record, 404, f"The model `{key}` does not exist.", "model_not_found")
         if any(now < until and (now >= at + self.early_grace_s or (self.same_connection_early
                                                                     and conn is request.protocol))
                for at, until, conn in self.rate_limits_sent.get(key, [])):
@@ -203,6 +219,10 @@ class FakeLLMServer:
             self.rate_limits_sent[key].append((now, now + wait, request.protocol))
             headers = {"Retry-After": str(max(1, -int(-wait // 1))), "retry-after-ms": str(int(wait * 1000))}
             return self._error(record, 429, f"Rate limit exceeded. Retry after {wait:.3f} seconds.", "429", headers)
+        if self.faults.rate_400 > 0 and _pick(self.faults.seed, body_key, "rate_400") % 1_000_000 < (
+                self.faults.rate_400 * 1_000_000):
+            return self._error(record, 400, "This model's maximum context length is 8192 tokens.",
+                               "context_length_exceeded")
         if roll("rate_500"):
             return self._error(record, 500, "The server had an error while processing your request.", None)
         if roll("rate_reset"):

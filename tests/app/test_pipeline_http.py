@@ -206,8 +206,9 @@ async def test_azure_backend_pipeline_stays_within_quotas(tmp_path: Path) -> Non
         config.write_text(AZURE_CONFIG + FAST_RETRY)
         env = _env(AZURE_OPENAI_ENDPOINT=server.azure_endpoint, AZURE_OPENAI_API_KEY=SECRET)
         db = tmp_path / "run" / "azure.db"
+        # --no-preflight: its pings would count against the quotas this test measures (tests/llm/test_preflight.py)
         rc, _, err = await _cli("run", "--config", str(config), "--input", str(QUESTIONS), "--db", str(db),
-                                "--limit", "8", env=env)
+                                "--limit", "8", "--no-preflight", env=env)
         run_rc = rc
         rc, _, err = await _cli("export", "--db", str(db), "--out", str(tmp_path / "export"), env=env)
         assert rc == 0, err
