@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -71,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--db", required=True)
     status.add_argument("--watch", action="store_true", help="redraw live until every run is finished")
     status.add_argument("--every", type=float, default=2.0, help="seconds between redraws with --watch")
+    status.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     exp = sub.add_parser("export", help="write the ReasonMed / CoTMed / ResponseMed files and records.jsonl")
     exp.add_argument("--db", required=True)
     exp.add_argument("--out", required=True)
@@ -174,15 +176,21 @@ async def _drive(config: AppConfig | ConfigFromStore, db: Path,
 
 
 async def _progress(pipeline: Pipeline, every_s: float = 5.0) -> None:
-    """One plain line of progress every few seconds, on stderr."""
+    """One plain line of progress every few seconds, on stderr: questions settled of all, ETA, cost."""
+    from reasonmed_async.reports.progress import estimate, read
+
     loop = asyncio.get_running_loop()
     start = loop.time()
+    _, first = await read(pipeline.store, pipeline.config)
     while True:
         await asyncio.sleep(every_s)
-        stats = pipeline.bus.stats
-        handled = " ".join(f"{name}={s.handled}" for name, s in stats.items() if s.handled)
-        records = stats["assembler"].handled if "assembler" in stats else 0
-        print(f"reasonmed: {loop.time() - start:7.0f}s  records={records}  handled: {handled}", file=sys.stderr)
+        report, now = await read(pipeline.store, pipeline.config)
+        est = estimate(first, now)
+        eta = "unknown" if est.eta_s is None else f"{est.eta_s / 60:.1f} min"
+        print(f"reasonmed: {loop.time() - start:7.0f}s  questions {now.settled:,}/{now.questions:,}"
+              f" ({est.fraction:.1%})  records {report.records:,}  failed {report.question_failures:,}"
+              f"  calls {now.calls:,}  ETA {eta}  cost ${now.cost:,.2f} (projected ${est.projected_cost:,.2f})",
+              file=sys.stderr)
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -231,12 +239,24 @@ async def _status(args: argparse.Namespace) -> int:
             return EXIT_OK
         report, now = await read(store, config)
         ended = await run_ended(store)
-        if ended is not None:
-            now = replace(now, at=ended)
+        if ended is not None or report.stopped:  # rates of a run nobody drives stop where it stopped
+            now = replace(now, at=ended or report.last_activity or now.at)
         est = estimate(Reading(await run_started(store), 0, 0, 0, 0, 0.0), now)
+        if args.json:
+            progress = {"questions": now.questions, "settled": now.settled, "fraction": round(est.fraction, 6),
+                        "calls_per_s": round(est.calls_per_s, 3), "tokens": now.tokens,
+                        "projected_tokens": est.projected_tokens, "projected_cost_usd": round(est.projected_cost, 6),
+                        "eta_s": est.eta_s if report.running else None}
+            print(json.dumps({**report.to_json(), "progress": progress}, ensure_ascii=False))
+            return EXIT_OK
         print(render(report))
-        eta = "done" if est.eta_s == 0 else "unknown" if est.eta_s is None else f"{est.eta_s / 60:.1f} min"
-        span = "over the run" if ended is not None else "since the start"
+        if est.eta_s == 0:
+            eta = "done"
+        elif not report.running:
+            eta = "none (not running)"
+        else:
+            eta = "unknown" if est.eta_s is None else f"{est.eta_s / 60:.1f} min"
+        span = "since the start" if report.running else "over the run"
         print(f"\nprogress: {now.settled:,} of {now.questions:,} questions settled ({est.fraction:.1%}),"
               f" {est.calls_per_s:,.1f} LLM calls/s {span}, ETA {eta}")
         print(f"tokens: {now.tokens:,} (projected {est.projected_tokens:,}); "

@@ -91,7 +91,7 @@ def render(report: StatusReport, reading: Reading, est: Estimate) -> Group:
     for name, c in report.stages.items():
         total = c.done + c.pending + c.failed
         bars.add_task(name, total=max(total, 1), completed=c.done + c.failed,
-                      extra=f"in flight {c.pending:,}  failed {c.failed:,}")
+                      extra=f"pending {c.pending:,}  failed {c.failed:,}")
     tiers = Table(title="tiers", show_edge=False)
     for tier in (*TIERS, "failed"):
         tiers.add_column(tier, justify="right")
@@ -116,5 +116,8 @@ async def watch(store: CheckpointStore, config: AppConfig | None, *, every_s: fl
             report, now = await read(store, config)
             live.update(render(report, now, estimate(first, now)))
             if report.runs and report.finished:
+                return
+            if report.stopped:  # unfinished, and no process drives it any more
+                console.print(f"run stopped (nobody is driving it): continue with `reasonmed resume --db {store.path}`")
                 return
             await asyncio.sleep(every_s)

@@ -1,12 +1,23 @@
-"""What a checkpoint database says about its runs: stages, tiers, calls, records."""
+"""What a checkpoint database says about its runs: stages, tiers, calls, records.
+
+A run in the database is *finished*, *running* (a process holds the owner lock
+and drives it) or *stopped* (unfinished and nobody drives it: killed, crashed or
+stopped — ``reasonmed resume`` continues it).  A stage's ``failed`` counts every
+delivery whose handling ended in a ``StageFailed`` (made by the bus or returned
+by the agent for a lost path); ``pending`` is work waiting in the journal — which
+of it is out on the wire only the driving process knows.  Each question is in
+one tier row or in the failed row."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from reasonmed_async.config import AppConfig
 from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore
+from reasonmed_async.store.lock import OwnerLock
 
 TIERS = ("easy", "medium", "difficult")
 
@@ -28,10 +39,59 @@ class StatusReport:
     records: int = 0
     calls: list[tuple[str, str, str, int, int, int]] = field(default_factory=list)
     costs: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    driving: bool = False  # a process holds the owner lock now
+    db: str = ""
+    started_at: float | None = None
+    last_activity: float | None = None
 
     @property
     def finished(self) -> bool:
         return all(status == "finished" for _, status, _ in self.runs)
+
+    def state(self, status: str) -> str:
+        """finished, running (driven now) or stopped (unfinished, nobody driving it)."""
+        return "finished" if status == "finished" else "running" if self.driving else "stopped"
+
+    @property
+    def running(self) -> bool:
+        return self.driving and not self.finished
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.runs) and not self.finished and not self.driving
+
+    def elapsed_s(self, now: float | None = None) -> float | None:
+        """From the first run's start to now while running, else to the last message written."""
+        if self.started_at is None:
+            return None
+        end = (now or time.time()) if self.running else (self.last_activity or self.started_at)
+        return max(0.0, end - self.started_at)
+
+    @property
+    def attempt_errors(self) -> dict[str, int]:
+        """Failed attempts (retried or final) by error class; ``RateLimited`` are the 429s."""
+        errors: dict[str, int] = {}
+        for _, _, outcome, calls, _, _ in self.calls:
+            if outcome.startswith("error:"):
+                errors[outcome[6:]] = errors.get(outcome[6:], 0) + calls
+        return errors
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything ``render`` shows, for scripts (``status --json``)."""
+        return {
+            "runs": [{"id": r, "status": self.state(s), "questions": n} for r, s, n in self.runs],
+            "state": "finished" if self.finished else "running" if self.driving else "stopped",
+            "elapsed_s": self.elapsed_s(),
+            "stages": {name: asdict(c) for name, c in self.stages.items()},
+            "tiers": dict(self.tiers), "failed_questions": self.question_failures, "gates": dict(self.gates),
+            "records": self.records,
+            "calls": [{"stage": st, "model": m, "outcome": o, "calls": n, "prompt_tokens": p,
+                       "completion_tokens": c, "cost_usd": round(self.costs.get((st, m, o), 0.0), 6)}
+                      for st, m, o, n, p, c in self.calls],
+            "failed_attempts": self.attempt_errors,
+            "rate_limited": self.attempt_errors.get("RateLimited", 0),
+            "cost_usd": round(sum(self.costs.values()), 6),
+        }
 
 
 async def read_status(store: CheckpointStore, config: AppConfig | None = None) -> StatusReport:
@@ -39,6 +99,15 @@ async def read_status(store: CheckpointStore, config: AppConfig | None = None) -
     report.runs = [(r.id, r.status, r.questions) for r in await queries.runs(store)]
     for consumer, state, count in await queries.delivery_counts(store):
         setattr(report.stages.setdefault(consumer, StageCounts()), state, count)
+    failed = await queries.failed_deliveries(store)
+    for consumer, c in report.stages.items():
+        settled = c.done + c.failed
+        c.failed = min(settled, failed.get(consumer, 0))
+        c.done = settled - c.failed
+    report.driving = OwnerLock(store.path).held_elsewhere()
+    report.db = str(store.path)
+    report.started_at, _, _ = await queries.run_span(store)
+    report.last_activity = await queries.last_activity(store)
     report.tiers = {t: 0 for t in TIERS} | await queries.tier_counts(store)
     report.question_failures = await queries.failed_questions(store)
     report.gates = await queries.gate_counts(store)
@@ -52,9 +121,13 @@ async def read_status(store: CheckpointStore, config: AppConfig | None = None) -
 def render(report: StatusReport) -> str:
     lines = []
     for run_id, status, questions in report.runs:
-        lines.append(f"run {run_id}: {status}, {questions} questions")
+        state = report.state(status)
+        hint = f" (resumable: `reasonmed resume --db {report_db(report)}`)" if state == "stopped" else ""
+        lines.append(f"run {run_id}: {state}, {questions} questions{hint}")
+    if (elapsed := report.elapsed_s()) is not None:
+        lines.append(f"elapsed: {_clock(elapsed)}{'' if report.running else ' (not running now)'}")
     lines.append("")
-    lines.append(f"{'stage':<14}{'done':>9}{'in flight':>11}{'failed':>9}")
+    lines.append(f"{'stage':<14}{'done':>9}{'pending':>11}{'failed':>9}")
     for name, c in report.stages.items():
         lines.append(f"{name:<14}{c.done:>9}{c.pending:>11}{c.failed:>9}")
     lines.append("")
@@ -76,4 +149,16 @@ def render(report: StatusReport) -> str:
             cost = report.costs.get((stage, model, outcome), 0.0)
             lines.append(f"{stage:<12}{model:<32}{outcome:<22}{calls:>8}{p:>12}{c:>12}{cost:>10.2f}")
         lines.append(f"{'total':<66}{sum(r[3] for r in report.calls):>8}{'':>24}{sum(report.costs.values()):>10.2f}")
+        if errors := report.attempt_errors:
+            lines.append("failed attempts (retried or final): " + ", ".join(f"{k} {v}" for k, v in sorted(errors.items()))
+                         + f"; 429s: {errors.get('RateLimited', 0)}")
     return "\n".join(lines)
+
+
+def report_db(report: StatusReport) -> str:
+    return report.db or "DB"
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s"

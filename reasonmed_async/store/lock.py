@@ -33,6 +33,23 @@ class OwnerLock:
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
 
+    def held_elsewhere(self) -> bool:
+        """Whether some process holds the lock now (a run, resume or daemon is driving the database).
+
+        A non-blocking shared ``flock`` that is released at once: it takes
+        nothing from a holder and never waits; a SIGKILLed holder holds nothing."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return False  # never locked here
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops the probe's own shared lock
+        return False
+
     def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -64,6 +64,12 @@ async def run_span(store: CheckpointStore) -> tuple[float | None, float | None, 
     return started, last, not unfinished
 
 
+async def last_activity(store: CheckpointStore) -> float | None:
+    """When the journal last took a message (the newest one's time)."""
+    rows = await store.query("SELECT created_at FROM messages ORDER BY seq DESC LIMIT 1")
+    return float(rows[0][0]) if rows else None
+
+
 # -- deliveries -----------------------------------------------------------------
 async def delivery_counts(store: CheckpointStore) -> list[tuple[str, str, int]]:
     """(consumer, state, count) in the order consumers first appeared."""
@@ -90,8 +96,30 @@ async def pending_deliveries(store: CheckpointStore, run_id: str) -> int:
 
 # -- outcomes -------------------------------------------------------------------
 async def tier_counts(store: CheckpointStore) -> dict[str, int]:
-    rows = await store.query("SELECT label, COUNT(*) FROM messages WHERE type='TierAssigned' GROUP BY label")
+    """Questions per tier, a question that failed a stage after tiering counted in the failed row instead."""
+    rows = await store.query(
+        "SELECT label, COUNT(*) FROM messages WHERE type='TierAssigned' AND (run_id, question_id) NOT IN"
+        f" (SELECT run_id, question_id FROM messages WHERE type='StageFailed' AND {_NOT_PATH_STAGE})"
+        " GROUP BY label", _PATH_STAGES)
     return {r[0]: r[1] for r in rows}
+
+
+async def failed_deliveries(store: CheckpointStore) -> dict[str, int]:
+    """Per consumer, the deliveries whose handling ended in a ``StageFailed`` — whether the bus made it
+    (the delivery is marked failed) or the agent returned it (a lost path: the delivery is done)."""
+    parents = [r[0] for r in await store.query("SELECT DISTINCT parent_id FROM messages WHERE type='StageFailed'")]
+    counts: dict[str, int] = {}
+    for start in range(0, len(parents), PAGE):
+        chunk = parents[start : start + PAGE]
+        rows = await store.query(
+            f"SELECT consumer, COUNT(*) FROM deliveries WHERE message_id IN ({','.join('?' * len(chunk))})"
+            " AND state != 'pending' GROUP BY consumer", chunk)
+        for consumer, n in rows:
+            counts[consumer] = counts.get(consumer, 0) + n
+    ((tier,),) = await store.query("SELECT COUNT(*) FROM messages WHERE type='StageFailed' AND label='tier'")
+    if tier:  # the tierer's own failures (too few usable verdicts) answer the join, not one delivery
+        counts["tierer"] = counts.get("tierer", 0) + tier
+    return counts
 
 
 async def failed_questions(store: CheckpointStore, run_id: str | None = None) -> int:
