@@ -21,6 +21,7 @@ demo: venv
 	mkdir -p $(OUT)
 	$(VENV)/bin/reasonmed run --config $(CONFIG) --input $(INPUT) --db $(OUT)/reasonmed.db
 	$(VENV)/bin/reasonmed export --db $(OUT)/reasonmed.db --out $(OUT)/export
+	$(VENV)/bin/reasonmed report --db $(OUT)/reasonmed.db --out $(OUT)/report
 
 test: venv
 	$(PY) -m pytest -q

@@ -31,6 +31,7 @@ from reasonmed_async.llm.preflight import PreflightFailed
 from reasonmed_async.logs import tail as logtail
 from reasonmed_async.logs.setup import configure_for
 from reasonmed_async.reports.scoring import register as _register_score
+from reasonmed_async.reports.report.command import register as _register_report
 from reasonmed_async.pipeline import ConfigFromStore, Pipeline, RunConflict, file_digest, stored_config
 from reasonmed_async.reports.outcome import interrupted_code, settle
 from reasonmed_async.scale import merge as _merge_command
@@ -327,7 +328,7 @@ def _register_daemon(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
 
 PREFLIGHT_COMMANDS = ("run", "resume", "daemon")
 COMMANDS = {"run": _run, "resume": _resume, "status": _status, "export": _export}
-EXTRA_COMMANDS: list = [_register_daemon, _register_score, logtail.register, _merge_command.register]  # registrars of commands that live in their own modules
+EXTRA_COMMANDS: list = [_register_daemon, _register_score, logtail.register, _merge_command.register, _register_report]  # registrars of commands that live in their own modules
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,0 +1,49 @@
+"""A checkpoint database opened for reading only: a report never writes to the run it describes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiosqlite
+
+from reasonmed_async.store.schema import STORE_SCHEMA_VERSION
+from reasonmed_async.store.sql import StoreError
+
+
+class ReadOnlyStore:
+    def __init__(self, path: Path, db: aiosqlite.Connection) -> None:
+        self.path = path
+        self._db = db
+
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        async with self._db.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+
+@asynccontextmanager
+async def open_readonly(path: str | Path) -> AsyncIterator[ReadOnlyStore]:
+    """The database at ``path`` in SQLite's read-only mode, after checking it is a store this build reads."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: no such database")
+    try:
+        db = await aiosqlite.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+    except aiosqlite.Error as exc:
+        raise StoreError(f"{path}: cannot open: {exc}") from None
+    try:
+        await db.execute("PRAGMA busy_timeout=10000")
+        try:
+            async with db.execute("SELECT value FROM meta WHERE key='schema_version'") as cur:
+                row = await cur.fetchone()
+        except aiosqlite.DatabaseError as exc:
+            raise StoreError(f"{path}: not a reasonmed checkpoint database ({exc})") from None
+        if row is None or int(row[0]) != STORE_SCHEMA_VERSION:
+            found = "no version" if row is None else f"v{row[0]}"
+            raise StoreError(f"{path}: store schema {found}, this build reads v{STORE_SCHEMA_VERSION}")
+        yield ReadOnlyStore(path, db)
+    finally:
+        await db.close()
