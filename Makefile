@@ -5,7 +5,7 @@ INPUT  ?= examples/questions.jsonl
 CONFIG ?= examples/sim.toml
 OUT    ?= out/demo
 
-.PHONY: venv demo test test-vllm bench clean
+.PHONY: venv demo test test-report test-vllm bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 2; }
@@ -22,9 +22,15 @@ demo: venv
 	$(VENV)/bin/reasonmed run --config $(CONFIG) --input $(INPUT) --db $(OUT)/reasonmed.db
 	$(VENV)/bin/reasonmed export --db $(OUT)/reasonmed.db --out $(OUT)/export
 	$(VENV)/bin/reasonmed report --db $(OUT)/reasonmed.db --out $(OUT)/report
+	@echo "demo report: $(OUT)/report/report.html"
 
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not browser"
+
+# The report page in headless Chromium (Debian's package, installed here if missing).
+test-report: venv
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+	REASONMED_REQUIRE_BROWSER=1 $(PY) -m pytest -q -s -m browser tests/reports
 
 test-vllm:
 	bash mk/test-vllm.sh

@@ -5,6 +5,7 @@
     GET  /v1/status      stages, tiers, LLM calls, tokens and cost
     GET  /v1/health      liveness, without authentication
     POST /v1/drain       stop taking work, finish what is there, exit
+    GET  /report         the run report, live (``report_page``: a login form sets a session cookie)
 
 Every route but ``/v1/health`` needs ``Authorization: Bearer <token>`` when a
 token is configured; a non-loopback address without a token is refused.
@@ -25,6 +26,7 @@ from aiohttp import web
 
 from reasonmed_async.loaders.errors import InputError
 from reasonmed_async.daemon.jobs import job_status
+from reasonmed_async.daemon.report_page import PATHS as REPORT_PATHS, ReportPage
 from reasonmed_async.pipeline import Pipeline
 from reasonmed_async.reports.status import read_status
 
@@ -62,12 +64,13 @@ class ControlAPI:
         app.router.add_get("/v1/status", self._status)
         app.router.add_get("/v1/health", self._health)
         app.router.add_post("/v1/drain", self._drain)
+        ReportPage(self._pipeline.store, self._token).add_routes(app)
         return app
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                     ) -> web.StreamResponse:
-        if request.path != "/v1/health" and self._token is not None:
+        if request.path != "/v1/health" and request.path not in REPORT_PATHS and self._token is not None:
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {self._token}".encode()):
                 return web.json_response({"error": "missing or wrong bearer token"}, status=401,

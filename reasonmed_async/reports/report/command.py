@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -20,7 +21,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 async def build(db: Source) -> tuple[dict[str, Any], str, list[Any]]:
     """The numbers, the page and the figures of one database."""
     data = await collect(db)
-    figures = draw_all(data)
+    figures = await asyncio.to_thread(draw_all, data)  # CPU-bound: the daemon's loop keeps serving
     return data, render(data, figures), figures
 
 
