@@ -8,33 +8,23 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from agents.prompts import TEMPLATE_NAMES, Templates
-from bus import decode
 
 from reasonmed_async.config import AppConfig, ConfigError, parse_config
 from reasonmed_async.reports.report import paper
 from reasonmed_async.reports.report.tally import RULES, Tally, path_keys
+from reasonmed_async.store import queries
+from reasonmed_async.store.queries import Reader as Source
 
 TIERS = ("easy", "medium", "difficult")
-PAGE = 512
 _TYPES = ("Verdict", "StageFailed", "Ranked", "RecordReady")
 RATE_BINS = 60
 
 
-class Source(Protocol):
-    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
-
-
-async def _tables(db: Source) -> set[str]:
-    return {r[0] for r in await db.query("SELECT name FROM sqlite_master WHERE type='table'")}
-
-
 async def _runs(db: Source) -> tuple[list[dict[str, Any]], AppConfig | None]:
-    rows = await db.query("SELECT id, status, questions, input_path, config_digest, config_json, created_at,"
-                          " finished_at FROM runs ORDER BY created_at")
+    rows = await queries.runs_in_full(db)
     runs = [{"id": r[0], "status": r[1], "questions": r[2], "input": r[3], "config_digest": r[4],
              "started_at": r[6], "finished_at": r[7]} for r in rows]
     config = None
@@ -47,30 +37,21 @@ async def _runs(db: Source) -> tuple[list[dict[str, Any]], AppConfig | None]:
 
 
 async def _tally(db: Source, tally: Tally) -> None:
-    after = 0
-    marks = ",".join("?" * len(_TYPES))
-    while rows := await db.query(f"SELECT seq, payload FROM messages WHERE type IN ({marks}) AND seq>? "
-                                 "ORDER BY seq LIMIT ?", (*_TYPES, after, PAGE)):
-        after = rows[-1][0]
-        for _, payload in rows:
-            tally.add(decode(payload))
+    async for m in queries.messages_of_types(db, _TYPES):
+        tally.add(m)
 
 
 async def _tiers(db: Source) -> dict[str, Any]:
-    counts = {t: 0 for t in TIERS}
-    for label, n in await db.query("SELECT label, COUNT(*) FROM messages WHERE type='TierAssigned' GROUP BY label"):
-        counts[label] = n
-    (questions,) = (await db.query("SELECT COUNT(*) FROM questions"))[0]
+    counts = {t: 0 for t in TIERS} | await queries.tier_counts(db)  # type: ignore[arg-type]
+    questions = await queries.question_count(db)
     total = sum(counts.values())
     return {"counts": counts, "tiered": total, "questions": questions, "untiered": questions - total,
             "shares": {t: (round(n / total, 6) if total else None) for t, n in counts.items()}}
 
 
 async def _calls(db: Source, config: AppConfig | None) -> dict[str, Any]:
-    rows = await db.query("SELECT stage, model, outcome, SUM(calls), SUM(prompt_tokens), SUM(completion_tokens)"
-                          " FROM calls GROUP BY stage, model, outcome ORDER BY stage, model, outcome")
     out = []
-    for stage, model, outcome, calls, p, c in rows:
+    for stage, model, outcome, calls, p, c in await queries.call_totals(db):  # type: ignore[arg-type]
         cost = config.cost(model, p, c) if config else 0.0
         out.append({"stage": stage, "model": model, "outcome": outcome, "calls": calls, "prompt_tokens": p,
                     "completion_tokens": c, "cost_usd": round(cost, 6), "failed": outcome != "ok"})
@@ -92,16 +73,10 @@ async def _calls(db: Source, config: AppConfig | None) -> dict[str, Any]:
 
 async def _rate(db: Source) -> dict[str, Any]:
     """Completed (paid) calls per second over the run: the response cache stamps each one as it returns."""
-    (lo, hi, n) = (await db.query("SELECT MIN(created_at), MAX(created_at), COUNT(*) FROM llm_cache"))[0]
-    if not n:
+    lo, width, counts = await queries.paid_call_times(db, RATE_BINS)
+    if lo is None:
         return {"bins": [], "bin_s": None, "calls": 0}
-    span = max(hi - lo, 1e-6)
-    width = span / RATE_BINS
-    counts = [0] * RATE_BINS
-    for (i, k) in await db.query("SELECT MIN(CAST((created_at - ?) / ? AS INTEGER), ?), COUNT(*) FROM llm_cache"
-                                 " GROUP BY 1", (lo, width, RATE_BINS - 1)):
-        counts[int(i)] += k
-    return {"bin_s": width, "calls": n, "start": lo,
+    return {"bin_s": width, "calls": sum(counts), "start": lo,
             "bins": [{"t_s": round(i * width, 3), "calls": k, "calls_per_s": round(k / width, 3)}
                      for i, k in enumerate(counts)]}
 
@@ -117,7 +92,7 @@ async def _scores(db: Source, tables: set[str]) -> dict[str, Any]:
     if "scores" not in tables:
         return {"sets": [], "paired": None}
     by: dict[tuple[str, str], dict[str, int]] = {}
-    for label, target, model, score in await db.query("SELECT label, target_id, model, score FROM scores"):
+    for label, target, model, score in await queries.all_scores(db):
         by.setdefault((label, model), {})[target] = score
     sets = [{"label": label, "model": model, **_summary(list(s.values())),
              "paper": paper.SCORE_BY_LABEL.get(label)} for (label, model), s in sorted(by.items())]
@@ -136,10 +111,7 @@ async def _scores(db: Source, tables: set[str]) -> dict[str, Any]:
 async def _contamination(db: Source, tables: set[str]) -> dict[str, Any] | None:
     if "contamination" not in tables:
         return None
-    rows = await db.query("SELECT method, COUNT(*), COUNT(DISTINCT question_id) FROM contamination GROUP BY method")
-    (flagged,) = (await db.query("SELECT COUNT(DISTINCT question_id) FROM contamination"))[0]
-    return {"flagged_questions": flagged,
-            "by_method": [{"method": m, "pairs": n, "questions": q} for m, n, q in rows]}
+    return await queries.contamination_counts(db)
 
 
 def _templates(config: AppConfig | None, tally: Tally) -> dict[str, Any]:
@@ -155,7 +127,7 @@ def _templates(config: AppConfig | None, tally: Tally) -> dict[str, Any]:
 
 async def collect(db: Source) -> dict[str, Any]:
     """All of the report's numbers: JSON-able, deterministic for one database."""
-    tables = await _tables(db)
+    tables = await queries.table_names(db)
     runs, config = await _runs(db)
     tally = Tally(path_keys(config.flow.generators) if config else {})
     await _tally(db, tally)

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import aiosqlite
 
+from reasonmed_async.store import queries
 from reasonmed_async.store.schema import STORE_SCHEMA_VERSION
 from reasonmed_async.store.sql import StoreError
 
@@ -36,14 +37,14 @@ async def open_readonly(path: str | Path) -> AsyncIterator[ReadOnlyStore]:
         raise StoreError(f"{path}: cannot open: {exc}") from None
     try:
         await db.execute("PRAGMA busy_timeout=10000")
+        store = ReadOnlyStore(path, db)
         try:
-            async with db.execute("SELECT value FROM meta WHERE key='schema_version'") as cur:
-                row = await cur.fetchone()
+            version = await queries.schema_version(store)
         except aiosqlite.DatabaseError as exc:
             raise StoreError(f"{path}: not a reasonmed checkpoint database ({exc})") from None
-        if row is None or int(row[0]) != STORE_SCHEMA_VERSION:
-            found = "no version" if row is None else f"v{row[0]}"
+        if version != STORE_SCHEMA_VERSION:
+            found = "no version" if version is None else f"v{version}"
             raise StoreError(f"{path}: store schema {found}, this build reads v{STORE_SCHEMA_VERSION}")
-        yield ReadOnlyStore(path, db)
+        yield store
     finally:
         await db.close()
