@@ -32,6 +32,7 @@ from reasonmed_async.logs import tail as logtail
 from reasonmed_async.logs.setup import configure_for
 from reasonmed_async.reports.scoring import register as _register_score
 from reasonmed_async.reports.report.command import register as _register_report
+from reasonmed_async.decontam.command import register as _register_decontam
 from reasonmed_async.pipeline import ConfigFromStore, Pipeline, RunConflict, file_digest, stored_config
 from reasonmed_async.reports.outcome import interrupted_code, settle
 from reasonmed_async.scale import merge as _merge_command
@@ -79,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", required=True)
     exp.add_argument("--run", dest="run_id", default=None,
                      help="export this run only (default: every question once, from the latest run that settled it)")
+    exp.add_argument("--exclude-contaminated", action="store_true",
+                     help="leave out the questions `reasonmed decontam` flagged")
     for name, handler in COMMANDS.items():
         sub.choices[name].set_defaults(handler=handler)
     add_network_fs_flag(run)
@@ -274,12 +277,16 @@ async def _export(args: argparse.Namespace) -> int:
         if args.run_id is not None and args.run_id not in {r.id for r in runs}:
             raise UsageError(f"{args.db}: no run {args.run_id} (runs: {', '.join(r.id for r in runs)})")
         config = await stored_config(store, unfinished=False)
-        summary = await export(store, out, final_attempt=config.flow.refine_attempts, run_id=args.run_id)
+        exclude = frozenset(await queries.contaminated_questions(store)) if args.exclude_contaminated else frozenset()
+        summary = await export(store, out, final_attempt=config.flow.refine_attempts, run_id=args.run_id,
+                               exclude=exclude)
     unfinished = [r.id for r in runs if r.status != "finished" and args.run_id in (None, r.id)]
     also = ", the same as .parquet" if summary.parquet else ""
     print(f"exported {summary.records} records of {summary.questions} questions to {out}/ "
           f"(reasonmed.jsonl, cotmed.jsonl, responsemed.jsonl, records.jsonl{also}, dataset_info.json; "
           f"{summary.failures} failures and {summary.rejected} rejected CoTs in failures.jsonl)")
+    if args.exclude_contaminated:
+        print(f"left out {summary.excluded} question(s) flagged by `reasonmed decontam`", file=sys.stderr)
     if unfinished:
         print(f"note: run {', '.join(unfinished)} is unfinished: this export is partial", file=sys.stderr)
     return EXIT_OK
@@ -328,7 +335,7 @@ def _register_daemon(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
 
 PREFLIGHT_COMMANDS = ("run", "resume", "daemon")
 COMMANDS = {"run": _run, "resume": _resume, "status": _status, "export": _export}
-EXTRA_COMMANDS: list = [_register_daemon, _register_score, logtail.register, _merge_command.register, _register_report]  # registrars of commands that live in their own modules
+EXTRA_COMMANDS: list = [_register_daemon, _register_score, logtail.register, _merge_command.register, _register_report, _register_decontam]  # registrars of commands that live in their own modules
 
 
 def _describe(exc: BaseException) -> str:

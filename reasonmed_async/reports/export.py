@@ -49,6 +49,7 @@ def _line(obj: Any) -> str:
 @dataclass
 class ExportSummary:
     records: int = 0
+    excluded: int = 0
     failures: int = 0
     rejected: int = 0
     questions: int = 0
@@ -153,10 +154,11 @@ def failure_rows(question_id: str, context: list[Message], final_attempt: int) -
 
 
 async def export(store: CheckpointStore, out: Path, *, final_attempt: int = 2, parquet: bool = True,
-                 run_id: str | None = None) -> ExportSummary:
+                 run_id: str | None = None, exclude: frozenset[str] = frozenset()) -> ExportSummary:
     """Write the SFT files, ``records.jsonl`` and ``failures.jsonl`` (each question once, from the run
     ``queries.export_plan`` picks; only ``run_id``'s questions if given), their Parquet copies (if
-    pyarrow is importable and ``parquet``) and ``dataset_info.json``."""
+    pyarrow is importable and ``parquet``) and ``dataset_info.json``.  Questions whose id is in
+    ``exclude`` (``reasonmed decontam``'s flags) are left out and counted."""
     out.mkdir(parents=True, exist_ok=True)
     summary = ExportSummary()
     handles: dict[str, TextIO] = {}
@@ -164,6 +166,9 @@ async def export(store: CheckpointStore, out: Path, *, final_attempt: int = 2, p
         for name in (*SFT_FILES, "records.jsonl", "failures.jsonl"):
             handles[name] = (out / name).open("w", encoding="utf-8")
         for run, qid in await queries.export_plan(store, run_id):
+            if qid in exclude:
+                summary.excluded += 1
+                continue
             summary.questions += 1
             context = await queries.question_messages(store, run, qid, _CONTEXT_TYPES)
             records = sorted((m for m in context if isinstance(m, RecordReady)), key=lambda r: r.path.name)

@@ -82,6 +82,14 @@ CREATE TABLE IF NOT EXISTS scores (
     created_at    REAL NOT NULL,
     PRIMARY KEY (label, target_id, model)
 );
+CREATE TABLE IF NOT EXISTS contamination (
+    question_id  TEXT NOT NULL,
+    against      TEXT NOT NULL,
+    benchmark_id TEXT NOT NULL,
+    method       TEXT NOT NULL,
+    score        REAL NOT NULL,
+    PRIMARY KEY (question_id, against, benchmark_id, method)
+);
 CREATE TABLE IF NOT EXISTS calls (
     stage       TEXT NOT NULL,
     model       TEXT NOT NULL,

@@ -1,0 +1,1 @@
+"""``reasonmed decontam``: generation questions that overlap benchmark test questions."""
