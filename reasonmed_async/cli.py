@@ -33,6 +33,7 @@ from reasonmed_async.logs.setup import configure_for
 from reasonmed_async.reports.scoring import register as _register_score
 from reasonmed_async.reports.report.command import register as _register_report
 from reasonmed_async.decontam.command import register as _register_decontam
+from reasonmed_async.evaluate.command import register as _register_eval
 from reasonmed_async.pipeline import ConfigFromStore, Pipeline, RunConflict, file_digest, stored_config
 from reasonmed_async.reports.outcome import interrupted_code, settle
 from reasonmed_async.scale import merge as _merge_command
@@ -335,7 +336,7 @@ def _register_daemon(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
 
 PREFLIGHT_COMMANDS = ("run", "resume", "daemon")
 COMMANDS = {"run": _run, "resume": _resume, "status": _status, "export": _export}
-EXTRA_COMMANDS: list = [_register_daemon, _register_score, logtail.register, _merge_command.register, _register_report, _register_decontam]  # registrars of commands that live in their own modules
+EXTRA_COMMANDS: list = [_register_daemon, _register_score, logtail.register, _merge_command.register, _register_report, _register_decontam, _register_eval]  # registrars of commands that live in their own modules
 
 
 def _describe(exc: BaseException) -> str:

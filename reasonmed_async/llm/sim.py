@@ -225,7 +225,22 @@ def _score(s: SimSettings, req: ChatRequest, key: str, task: str) -> str:
     return full
 
 
-_JUDGES = {"verify": _verify, "rank": _rank, "summarize": _summarize, "score": _score}
+def _answer(s: SimSettings, req: ChatRequest, key: str, task: str) -> str:
+    """A benchmark answer (``reasonmed eval``): right with ``answer_accuracy``; it reasons, then ends
+    ``Answer: X`` (simple-evals), or with ``malformed_rate`` in a form only a lenient reader takes."""
+    gold, letters = _need(req.meta, task, "gold", "letters")
+    rng = _rng(s.seed, key, task)
+    u_ok, u_bad = rng.random(), rng.random()
+    p = s.answer_accuracy.get(req.model, s.default_accuracy)
+    others = [c for c in letters if c != gold]
+    ans = gold if u_ok < p or not others else _pick(rng, others)
+    reasoning = f"{_pick(rng, _RESTATE)} {_pick(rng, _DETAIL).format(m=_pick(rng, _MECH), n=5 + int(rng.random() * 91))}"
+    if u_bad < s.malformed_rate:
+        return f"{reasoning}\nSo the best choice is **({ans})**."
+    return f"{reasoning}\n{_pick(rng, _CONCLUDE).format(a=ans)}\nAnswer: {ans}"
+
+
+_JUDGES = {"verify": _verify, "rank": _rank, "summarize": _summarize, "score": _score, "answer": _answer}
 _COTS = frozenset({"generate", "refine", "optimize", "regenerate"})
 
 
@@ -256,7 +271,7 @@ class SimClient:
             text = _JUDGES[task](s, request, key, task)
         else:
             raise BadRequest(f"sim: unknown task {task!r} (expected generate, refine, optimize, regenerate, "
-                             "verify, rank, summarize or score in request.meta['task'])")
+                             "verify, rank, summarize, score or answer in request.meta['task'])")
         latency = 0.0
         if s.latency_ms > 0:
             latency = s.latency_ms * (0.5 + _rng(s.seed, key, "latency").random()) / 1000.0

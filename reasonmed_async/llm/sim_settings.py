@@ -27,7 +27,10 @@ class SimSettings:
 
     ``accuracy`` maps a model name to the base probability that a CoT it
     generates reaches the gold answer (``default_accuracy`` for other models);
-    per-question hardness and temperature move it from there.  The ``*_rate``
+    per-question hardness and temperature move it from there.
+    ``answer_accuracy`` is the exact probability that a model answering a
+    benchmark question (``reasonmed eval``, task ``answer``) is right
+    (``default_accuracy`` for other models): what an eval must measure.  The ``*_rate``
     fields are probabilities per call; ``latency_ms`` is a mean per call.
 
     Planted cases, for tests that must reach every branch: ``self_reference_rate`` is the chance
@@ -39,6 +42,7 @@ class SimSettings:
 
     seed: int = 0
     accuracy: Mapping[str, float] = field(default_factory=dict, hash=False)
+    answer_accuracy: Mapping[str, float] = field(default_factory=dict, hash=False)
     default_accuracy: float = 0.7
     temperature_penalty: float = 0.15
     verifier_error_rate: float = 0.03
@@ -57,8 +61,11 @@ class SimSettings:
             raise ValueError(f"sim setting seed must be an integer, got {self.seed!r}")
         if not isinstance(self.accuracy, Mapping):
             raise ValueError(f"sim setting accuracy must be a mapping of model name to rate, got {self.accuracy!r}")
-        acc = {str(k): _rate(f"accuracy[{k!r}]", v) for k, v in self.accuracy.items()}
-        object.__setattr__(self, "accuracy", acc)
+        for name in ("accuracy", "answer_accuracy"):
+            table = getattr(self, name)
+            if not isinstance(table, Mapping):
+                raise ValueError(f"sim setting {name} must be a mapping of model name to rate, got {table!r}")
+            object.__setattr__(self, name, {str(k): _rate(f"{name}[{k!r}]", v) for k, v in table.items()})
         for name in ("default_accuracy", "verifier_error_rate", "malformed_rate", "truncation_rate",
                      "failure_rate", "refine_accuracy", "self_reference_rate"):
             object.__setattr__(self, name, _rate(name, getattr(self, name)))
