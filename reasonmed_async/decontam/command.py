@@ -17,11 +17,12 @@ from pathlib import Path
 from bus import QuestionIngested
 
 from reasonmed_async.decontam.match import BenchmarkIndex, Item, Match, Thresholds, id_matches, question_text
+from reasonmed_async.exit_codes import ExitCode
 from reasonmed_async.loaders.dispatch import load_questions
 from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore
 
-EXIT_OK, EXIT_USAGE = 0, 2
+EXIT_OK, EXIT_USAGE = ExitCode.OK, ExitCode.USAGE
 
 
 class DecontamUsageError(ValueError):

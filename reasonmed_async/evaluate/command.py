@@ -19,10 +19,11 @@ from reasonmed_async.config import AppConfig, load_config
 from reasonmed_async.evaluate import benchmarks, lm_eval
 from reasonmed_async.evaluate.runner import ask_all
 from reasonmed_async.evaluate.table import render, summarise
+from reasonmed_async.exit_codes import ExitCode
 from reasonmed_async.logs.setup import configure_for
 from reasonmed_async.pipeline import Pipeline
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = ExitCode.OK, ExitCode.FAILURES, ExitCode.USAGE
 STAGES = ("verifier", "ranker", "refiner", "regenerator", "summarizer", "scorer")
 
 

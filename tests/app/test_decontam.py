@@ -36,7 +36,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, pubmedqa: Path) -> dict[str,
     db = tmp / "run.db"
     done = run_cli("run", "--config", Path(__file__).parents[2] / "examples" / "sim.toml",
                    "--input", tmp / "gen.json", "--db", db, timeout=120)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode in (0, 3), done.stderr  # 3: some questions failed (the sim's faults)
 
     def row(qid: str, stem: str) -> dict[str, Any]:
         return {"id": qid, "question": stem, "options": ["yes", "no", "maybe"], "answer": "A"}

@@ -40,7 +40,7 @@ async def test_every_figure_is_drawn_and_nothing_is_fetched(browser_ok: None, tm
     for args in (("run", "--config", ROOT / "examples" / "sim.toml", "--input", pubmedqa, "--limit", 40,
                   "--db", db), ("report", "--db", db, "--out", out)):
         done = run_cli(*args, timeout=120)
-        assert done.returncode == 0, done.stderr
+        assert done.returncode in (0, 3), done.stderr  # 3: some questions failed (the sim's faults)
     expected = {p.stem for p in out.glob("*.png")}
     assert len(expected) >= 6
     artefacts = ROOT / "out" / "test-report"

@@ -10,12 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from reasonmed_async.exit_codes import ExitCode
 from reasonmed_async.reports.report.figures import MissingPlotting, draw_all
 from reasonmed_async.reports.report.numbers import Source, collect
 from reasonmed_async.reports.report.page import render
 from reasonmed_async.reports.report.readonly import open_readonly
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = ExitCode.OK, ExitCode.INTERNAL, ExitCode.USAGE
 
 
 async def build(db: Source) -> tuple[dict[str, Any], str, list[Any]]:
