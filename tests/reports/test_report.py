@@ -167,3 +167,31 @@ def test_bad_database_is_one_line_exit_2(tmp_path: Path, make: Any, expect: str)
 def test_wilson_interval(k: int, n: int, low: float, high: float) -> None:
     p = wilson(k, n)
     assert (round(p.low, 4), round(p.high, 4)) == (low, high)
+
+
+def test_scores_paired_before_and_after_refinement(run: dict[str, Any], tmp_path: Path) -> None:
+    import shutil
+
+    db = tmp_path / "scored.db"
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{run['db']}{suffix}").exists():
+            shutil.copy(f"{run['db']}{suffix}", f"{db}{suffix}")
+    for stage in ("pre-refine", "post-refine"):
+        done = run_cli("score", "--db", db, "--stage", stage)
+        assert done.returncode == 0, done.stderr
+    done = run_cli("report", "--db", db, "--out", tmp_path / "report")
+    assert done.returncode == 0, done.stderr
+    data = json.loads((tmp_path / "report" / "report.json").read_text())
+    rows = query(db, "SELECT label, target_id, score FROM scores")
+    by = {label: {t: s for lab, t, s in rows if lab == label} for label in ("pre-refine", "post-refine")}
+    sets = {s["label"]: s for s in data["scores"]["sets"]}
+    for label, scores in by.items():
+        assert sets[label]["n"] == len(scores) > 0
+        assert sets[label]["mean"] == pytest.approx(sum(scores.values()) / len(scores), abs=1e-4)
+    common = set(by["pre-refine"]) & set(by["post-refine"])
+    paired = data["scores"]["paired"]
+    assert paired["difference"]["n"] == len(common) > 0
+    assert paired["difference"]["mean"] == pytest.approx(
+        sum(by["post-refine"][t] - by["pre-refine"][t] for t in common) / len(common), abs=1e-4)
+    assert sets["pre-refine"]["paper"] == 7.37 and paired["paper"] == {"pre": 7.37, "post": 8.17}
+    assert (tmp_path / "report" / "scores.png").is_file()

@@ -58,7 +58,7 @@ def _bars(ax: Any, labels: list[str], series: list[tuple[str, list[float], str]]
         else:
             ax.bar([x + (i - (len(series) - 1) / 2) * width for x in xs], values, width, label=name, color=color)
     ax.set_xticks(xs, labels, rotation=40, ha="right", fontsize=8)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
 
 def verdicts(data: dict[str, Any], plt: Any) -> Figure:

@@ -142,6 +142,7 @@ async def collect(db: Source) -> dict[str, Any]:
         "complementarity": {rule: tally.complementarity(rule) for rule in RULES},
         "records": tally.record_rows(),
         "reverification": tally.reverify_rows(),
+        "quality_gates": tally.gate_rows(),
         "failures": tally.failure_rows(),
         "calls": await _calls(db, config),
         "call_rate": await _rate(db),

@@ -126,6 +126,8 @@ def render(d: dict[str, Any], figures: Sequence[Figure]) -> str:
         table(["re-verification attempt", "Correct (kept)", "Error (rejected)"],
               [(r["attempt"], r["correct"], r["error"]) for r in d["reverification"]]),
         table(["stage", "rejected"], [(r["stage"], r["count"]) for r in d["failures"] if r["kind"] == "rejected"]),
+        table(["quality gate", "CoTs kept out of the export"], [(r["gate"], r["rejected"]) for r in d["quality_gates"]])
+        if d["quality_gates"] else "<p>No quality gate rejected a CoT (or none is configured).</p>",
         "<h2>Benchmark contamination</h2>", _contamination(d["contamination"]),
         "<h2>Config and templates</h2>",
         f"<p>config digest(s): {escape(', '.join(d['config_digests']))}</p>",

@@ -39,6 +39,13 @@ def path_keys(generators: tuple[GeneratorModel, ...]) -> dict[str, PathKey]:
     return {name: PathKey(g.name, s.temperature, g.model) for g in generators for name, s in g.paths()}
 
 
+def _provenances(value: Any) -> tuple[Any, ...]:
+    """A text's provenance records: a tuple of them, one, or none."""
+    if value is None:
+        return ()
+    return tuple(value) if isinstance(value, tuple | list) else (value,)
+
+
 def _kind(m: StageFailed) -> str:
     kind = getattr(m, "kind", None)  # typed since the failure vocabulary; older databases have none
     return str(kind) if kind else "unrecorded"
@@ -53,6 +60,7 @@ class Tally:
     by_question: dict[str, dict[str, list[bool]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
     failures: Counter[tuple[str, str]] = field(default_factory=Counter)
     reverify: Counter[tuple[int, str]] = field(default_factory=Counter)
+    gates: Counter[str] = field(default_factory=Counter)
     records: Counter[tuple[str, str]] = field(default_factory=Counter)
     templates: set[tuple[str, str, str]] = field(default_factory=set)
     unknown_paths: set[str] = field(default_factory=set)
@@ -63,13 +71,21 @@ class Tally:
             self.unknown_paths.add(name)
         return key
 
+    def _learn(self, m: Verdict) -> PathKey | None:
+        """A path the config does not name (no readable stored config): its key from its provenance."""
+        gen = next((p for p in _provenances(m.path.provenance) if p.role == "generate"), None)
+        if gen is None or "_" not in m.path.name:
+            return self._key(m.path.name)
+        key = self.keys[m.path.name] = PathKey(m.path.name.rsplit("_", 1)[0], gen.temperature, gen.model)
+        return key
+
     def add(self, m: Message) -> None:
         if isinstance(m, Verdict):
-            for p in m.path.provenance:
+            for p in _provenances(m.path.provenance):
                 if p.template:
                     self.templates.add((p.role, p.model, p.template))
             if m.attempt == 0:
-                key = self._key(m.path.name)
+                key = self._key(m.path.name) if m.path.name in self.keys else self._learn(m)
                 if key is not None:
                     self.verdicts[key, m.verdict] += 1
                     self.by_question[f"{m.run_id}/{m.question_id}"][key.generator].append(m.verdict == "Correct")
@@ -77,6 +93,8 @@ class Tally:
                 self.reverify[m.attempt, m.verdict] += 1
         elif isinstance(m, StageFailed):
             self.failures[str(m.stage), _kind(m)] += 1
+            if (gate := getattr(m, "gate", None)) is not None:  # a quality gate kept a CoT out of the export
+                self.gates[str(gate)] += 1
             if m.stage in ("generate", "verify") and (key := self._key(m.path)) is not None:
                 self.verdicts[key, "not generated" if m.stage == "generate" else "no verdict"] += 1
         elif isinstance(m, Ranked):
@@ -86,7 +104,7 @@ class Tally:
                     self.picks[m.tier, key] += 1
         elif isinstance(m, RecordReady):
             self.records[m.tier, m.path.origin] += 1
-            for p in (*m.path.provenance, m.response_provenance):
+            for p in (*_provenances(m.path.provenance), *_provenances(m.response_provenance)):
                 if p.template:
                     self.templates.add((p.role, p.model, p.template))
 
@@ -141,6 +159,9 @@ class Tally:
         attempts = sorted({a for a, _ in self.reverify})
         return [{"attempt": a, "correct": self.reverify[a, "Correct"], "error": self.reverify[a, "Error"]}
                 for a in attempts]
+
+    def gate_rows(self) -> list[dict[str, Any]]:
+        return [{"gate": g, "rejected": n} for g, n in sorted(self.gates.items())]
 
     def record_rows(self) -> list[dict[str, Any]]:
         return [{"tier": t, "origin": o, "records": n} for (t, o), n in sorted(self.records.items())]
