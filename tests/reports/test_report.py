@@ -1,7 +1,8 @@
 """``reasonmed report``: its numbers recounted independently from records.jsonl and the sim's call log.
 
-A sim run of 100 real PubMedQA questions with re-verification off, no malformed judge output and no
-truncated CoT, so that every question ends with records and records.jsonl describes all of the run.
+A sim run of 100 real PubMedQA questions with re-verification and the quality gates off, no malformed
+judge output and no truncated CoT, so that every question ends with records and records.jsonl
+describes all of the run.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ GENERATORS = ("qwen", "deepseek", "huatuo")
 def run(tmp_path_factory: pytest.TempPathFactory, pubmedqa: Path) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("report")
     log = tmp / "calls.tsv"
-    text = sim_config(malformed_rate="0.0", truncation_rate="0.0", call_log=json.dumps(str(log)))
+    text = sim_config(malformed_rate="0.0", truncation_rate="0.0", self_reference_rate="0.0",
+                      require_answer_agreement="false", self_contained="false", call_log=json.dumps(str(log)))
     text = re.sub(r"(?m)^reverify = true", "reverify = false", text)
     (tmp / "sim.toml").write_text(text, encoding="utf-8")
     db = tmp / "run.db"

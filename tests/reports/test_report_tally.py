@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agents.settings import GeneratorModel
 from bus import Path, Provenance, Question, StageFailed, Verdict
+from bus.gates import Gate
 
 from reasonmed_async.reports.report.tally import Tally, path_keys
 
@@ -29,7 +30,10 @@ def test_lost_paths_are_counted_per_model_and_temperature() -> None:
     assert (rows["qwen T=0.7"]["correct"], rows["qwen T=0.9"]["no_verdict"], rows["deepseek T=1"]["not_generated"]) \
         == (1, 1, 1)
     assert rows["qwen T=0.9"]["pass_rate"]["n"] == 0 and rows["qwen T=0.9"]["pass_rate"]["rate"] is None
-    assert {(r["stage"], r["count"]) for r in t.failure_rows()} == {("verify", 1), ("generate", 1)}
+    t.add(StageFailed(run_id="r", question_id=Q.id, stage="assemble", path="qwen_1", gate=Gate.ANSWER_AGREEMENT,
+                      reason="answer_agreement: the CoT states C, the gold answer is B"))
+    assert {(r["stage"], r["count"]) for r in t.failure_rows()} == {("verify", 1), ("generate", 1), ("assemble", 1)}
+    assert t.gate_rows() == [{"gate": "answer_agreement", "rejected": 1}]
 
 
 def test_without_a_config_the_keys_come_from_provenance() -> None:
