@@ -89,6 +89,11 @@ async def decontam_command(args: argparse.Namespace) -> int:
         questions = await generation_items(store)
         found = find(questions, index, official, t)
         await store.execute("DELETE FROM contamination")
+        checked = {"against": [Path(a).name for a in args.against or []], "benchmark_questions": len(index.items),
+                   "listed_ids": len(official), "questions": len(questions),
+                   "ngram_threshold": t.ngram, "fuzzy_threshold": t.fuzzy}
+        await store.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                            (queries.DECONTAM_META, json.dumps(checked, sort_keys=True)))
         for m in found:
             await store.execute("INSERT OR REPLACE INTO contamination(question_id, against, benchmark_id, method,"
                                 " score) VALUES (?,?,?,?,?)",

@@ -10,6 +10,7 @@ reader connection; none writes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -312,12 +313,19 @@ async def all_scores(db: Reader) -> list[tuple[str, str, str, int]]:
     return [(r[0], r[1], r[2], r[3]) for r in await db.query("SELECT label, target_id, model, score FROM scores")]
 
 
-async def contamination_counts(db: Reader) -> dict[str, Any]:
-    """What ``reasonmed decontam`` flagged: questions, and pairs per method."""
+DECONTAM_META = "decontam"  # meta key: what the last ``reasonmed decontam`` compared against, as JSON
+
+
+async def contamination_counts(db: Reader) -> dict[str, Any] | None:
+    """What ``reasonmed decontam`` flagged: questions, and pairs per method; None if it never ran."""
+    checked = await db.query("SELECT value FROM meta WHERE key=?", (DECONTAM_META,))
+    if not checked:
+        return None
     rows = await db.query("SELECT method, COUNT(*), COUNT(DISTINCT question_id) FROM contamination GROUP BY method"
                           " ORDER BY method")
     ((flagged,),) = await db.query("SELECT COUNT(DISTINCT question_id) FROM contamination")
-    return {"flagged_questions": flagged, "by_method": [{"method": m, "pairs": n, "questions": q} for m, n, q in rows]}
+    return {"flagged_questions": flagged, "checked": json.loads(checked[0][0]),
+            "by_method": [{"method": m, "pairs": n, "questions": q} for m, n, q in rows]}
 
 
 async def contaminated_questions(db: Reader) -> set[str]:

@@ -82,6 +82,7 @@ def test_official_ids_export_exclusion_and_report(setup: dict[str, Any]) -> None
     assert done.returncode == 0, done.stderr
     c = json.loads((tmp / "report" / "report.json").read_text())["contamination"]
     assert c["flagged_questions"] == 5
+    assert c["checked"]["against"] == ["bench.jsonl"] and c["checked"]["listed_ids"] == 3
     assert {r["method"]: r["questions"] for r in c["by_method"]} == {"exact": 1, "ngram": 1, "fuzzy": 1, "id": 2}
 
 

@@ -141,6 +141,7 @@ def test_files_and_page(run: dict[str, Any]) -> None:
     assert "8,168" in page and "27,339" in page
     assert run["report"]["config_digests"] and run["report"]["templates"]["recorded"]
     assert str(out / "report.html") in run["stdout"]
+    assert run["report"]["contamination"] is None and "Not checked" in page  # decontam never ran
 
 
 def test_report_leaves_the_database_untouched(run: dict[str, Any], tmp_path: Path) -> None:

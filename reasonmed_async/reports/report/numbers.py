@@ -109,7 +109,7 @@ async def _scores(db: Source, tables: set[str]) -> dict[str, Any]:
 
 
 async def _contamination(db: Source, tables: set[str]) -> dict[str, Any] | None:
-    if "contamination" not in tables:
+    if "contamination" not in tables or "meta" not in tables:
         return None
     return await queries.contamination_counts(db)
 

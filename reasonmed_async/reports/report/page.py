@@ -143,5 +143,8 @@ def render(d: dict[str, Any], figures: Sequence[Figure]) -> str:
 def _contamination(c: dict[str, Any] | None) -> str:
     if c is None:
         return "<p>Not checked (<code>reasonmed decontam --db DB --against FILES</code>).</p>"
-    return (f"<p>{c['flagged_questions']:,} question(s) flagged.</p>"
+    k = c["checked"]
+    return (f"<p>{c['flagged_questions']:,} of {k['questions']:,} question(s) flagged against "
+            f"{k['benchmark_questions']:,} benchmark questions ({escape(', '.join(k['against']) or 'no file')}) and "
+            f"{k['listed_ids']:,} listed ids; 8-gram threshold {k['ngram_threshold']:g}, fuzzy {k['fuzzy_threshold']:g}.</p>"
             + table(["method", "pairs", "questions"], [(r["method"], r["pairs"], r["questions"]) for r in c["by_method"]]))
