@@ -94,6 +94,31 @@ def _first_call_s(db: Path, call_log: Path) -> tuple[float, int]:
     return first, rc
 
 
+def run_resume(calls: int, questions: int, repeat: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="reasonmed-bench-resume-") as tmp:
+        t0 = time.perf_counter()
+        db, call_log = _build(Path(tmp), calls, questions)
+        size = sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
+        print(f"bench: resume: built {calls:,} completed calls ({size / 2**20:.0f} MiB) in "
+              f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        firsts, floors = [], []
+        for _ in range(repeat):  # interleaved: the start-up floor, then a resume
+            floors.append(_startup_s())
+            call_log.unlink(missing_ok=True)
+            first, rc = _first_call_s(db, call_log)
+            firsts.append(first)
+            print(f"bench: resume: first new call after {first:.2f} s; `reasonmed --help` {floors[-1]:.2f} s"
+                  f" (exit {rc} after SIGINT)", file=sys.stderr)
+    return {"completed_calls": calls, "db_bytes": size, "first_new_call_s": firsts, "help_s": floors,
+            "target_s": TARGET_S, "met": max(firsts) < TARGET_S, "loadavg_at_start": os.getloadavg()[0]}
+
+
+def resume_target(result: dict) -> tuple[str, str, bool]:
+    return (f"first new LLM call < {TARGET_S} s after `reasonmed resume`, {result['completed_calls']:,} calls done",
+            ", ".join(f"{f:.2f} s" for f in result["first_new_call_s"]) + " (`reasonmed --help` alone: "
+            + ", ".join(f"{f:.2f} s" for f in result["help_s"]) + ")", result["met"])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=1_000_000)
@@ -101,28 +126,11 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "resume.json")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="reasonmed-bench-resume-") as tmp:
-        t0 = time.perf_counter()
-        db, call_log = _build(Path(tmp), args.calls, args.questions)
-        size = sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
-        print(f"bench: resume: built {args.calls:,} completed calls ({size / 2**20:.0f} MiB) in "
-              f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-        firsts, floors = [], []
-        for _ in range(args.repeat):  # interleaved: the start-up floor, then a resume
-            floors.append(_startup_s())
-            call_log.unlink(missing_ok=True)
-            first, rc = _first_call_s(db, call_log)
-            firsts.append(first)
-            print(f"bench: resume: first new call after {first:.2f} s; `reasonmed --help` {floors[-1]:.2f} s"
-                  f" (exit {rc} after SIGINT)", file=sys.stderr)
-    result = {"completed_calls": args.calls, "db_bytes": size, "first_new_call_s": firsts,
-              "help_s": floors, "target_s": TARGET_S, "met": max(firsts) < TARGET_S,
-              "loadavg_at_start": os.getloadavg()[0]}
+    result = run_resume(args.calls, args.questions, args.repeat)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"target: first new LLM call < {TARGET_S} s after `reasonmed resume` on {args.calls:,} completed calls: "
-          f"measured {', '.join(f'{f:.2f}' for f in firsts)} s: {'met' if result['met'] else 'NOT MET'}"
-          f" (`reasonmed --help` alone: {', '.join(f'{f:.2f}' for f in floors)} s)")
+    target, measured, met = resume_target(result)
+    print(f"{target}: {measured}: {'met' if met else 'NOT MET'}")
     return 0
 
 

@@ -29,8 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_report import derive, machine_info, table, verdicts
+from bench_report import derive, machine_info, table, targets_table, verdicts
 from http_bench import http_table, run_http
+from resume_bench import resume_target, run_resume
 from synth_questions import write_questions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,6 +90,8 @@ def _command(argv: list[str] | None) -> str:
 
 def _sim(args: argparse.Namespace, argv: list[str] | None) -> bool:
     sizes = [(300, None)] if args.quick else args.sizes
+    if args.quick and args.resume_calls:
+        args.resume_calls = 20_000
     started = dt.datetime.now(dt.timezone.utc)
     with tempfile.TemporaryDirectory(prefix="reasonmed-bench-") as tmp:
         runs = [_run_size(n, t, args.config.resolve(), Path(tmp), not args.no_baseline) for n, t in sizes]
@@ -102,6 +105,9 @@ def _sim(args: argparse.Namespace, argv: list[str] | None) -> bool:
         "sizes": runs,
     }
     result["targets"] = verdicts(runs)
+    if args.resume_calls:
+        result["resume"] = run_resume(args.resume_calls, 200, 2)
+        result["targets"]["resume"] = resume_target(result["resume"])
     print(table(result))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -120,6 +126,14 @@ def _http(args: argparse.Namespace, argv: list[str] | None) -> bool:
     result = {"started_utc": started.isoformat(timespec="seconds"), "command": _command(argv),
               "machine": machine, **result}
     print(http_table(result))
+    t = result["target"]
+    if "met" in t:
+        print()
+        print("\n".join(targets_table({
+            "http": (f"`reasonmed run` calls/s >= {t['calls_per_s_vs_raw_target']} × raw aiohttp loop's",
+                     ", ".join(f"{v:.2f}" for v in t["calls_per_s_vs_raw"]), t["met"]),
+            "http_cpu": (f"`reasonmed run` CPU per call <= {t['cpu_per_call_vs_raw_target']} × raw loop's",
+                         ", ".join(f"{v:.2f}" for v in t["cpu_per_call_vs_raw"]), t["cpu_met"])})))
     args.http_out.parent.mkdir(parents=True, exist_ok=True)
     args.http_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"\nresults: {args.http_out}")
@@ -140,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--http-requests", type=int, default=3000, help="requests per raw / AsyncOpenAI loop (3000)")
     ap.add_argument("--http-questions", type=int, default=150, help="PubMedQA questions the pipeline runs (150)")
     ap.add_argument("--http-concurrency", type=int, default=64, help="requests in flight, every client (64)")
+    ap.add_argument("--resume-calls", type=int, default=1_000_000,
+                    help="completed calls in the resume benchmark's database (0: skip it; --quick: 20,000)")
     ap.add_argument("--cli-questions", type=int, default=300, help="questions `reasonmed run` runs over HTTP (300)")
     ap.add_argument("--http-rounds", type=int, default=1, help="repeat every client this many times, interleaved")
     ap.add_argument("--http-out", type=Path, default=ROOT / "bench" / "results" / "http.json")
