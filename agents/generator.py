@@ -40,7 +40,8 @@ class Generator:
             sampling,
             generator_messages(self._templates, q),
             sample=index,
-            meta={"task": "generate", "gold": q.answer_letter, "letters": LETTERS[: len(q.options)], "question_id": q.id},
+            meta={"task": "generate", "gold": q.answer_letter, "letters": LETTERS[: len(q.options)], "question_id": q.id,
+                  "path": name},
         )
         common = {"run_id": message.run_id, "question_id": q.id, "parent_id": message.id}
         try:

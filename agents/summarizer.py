@@ -37,7 +37,8 @@ class Summarizer:
 
     async def _one(self, message: Message, q: Question, path: Path, reason: str) -> Message:
         req = request(self._settings.summarizer, summarizer_messages(self._templates, q, path.cot),
-                      sample=0, meta={"task": "summarize", "stated": path.stated_answer or "", "question_id": q.id})
+                      sample=0, meta={"task": "summarize", "stated": path.stated_answer or "", "question_id": q.id,
+                            "path": path.name})
         completion = await self._client.complete(req)
         return Summarized(run_id=message.run_id, question_id=q.id, parent_id=message.id, question=q,
                           tier=message.tier, path=path, response=completion.text.strip(),  # type: ignore[attr-defined]

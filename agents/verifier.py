@@ -28,7 +28,8 @@ class Verifier:
             self._settings.verifier,
             verifier_messages(self._templates, q, path.cot),
             schema=VERDICT_SCHEMA,
-            meta={"task": "verify", "gold": q.answer_letter, "stated": path.stated_answer or "", "question_id": q.id},
+            meta={"task": "verify", "gold": q.answer_letter, "stated": path.stated_answer or "", "question_id": q.id,
+                  "path": path.name},
         )
         common = {"run_id": message.run_id, "question_id": q.id, "parent_id": message.id}
         try:

@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
                           " (default: merged into it, both ids in its records)")
     resume = sub.add_parser("resume", help="continue the unfinished run of a database after a crash or stop")
     resume.add_argument("--db", required=True)
+    retry = sub.add_parser("retry", help="make failed work pending again, re-issue its failing calls, and finish")
+    retry.add_argument("--db", required=True)
+    retry.add_argument("--stage", help="only failures of this stage (generate, verify, rank, refine, ...)")
+    retry.add_argument("--kind", help="only failures of this kind (call_failed, unparseable, truncated, ...)")
+    retry.add_argument("--question", help="only the failures of this question id")
+    retry.add_argument("--max-tokens", type=int, help="send the re-issued calls with this max_tokens (truncations)")
     status = sub.add_parser("status", help="per stage and per tier progress of a database")
     status.add_argument("--db", required=True)
     status.add_argument("--watch", action="store_true", help="redraw live until every run is finished")
@@ -87,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.choices[name].set_defaults(handler=handler)
     add_network_fs_flag(run)
     add_network_fs_flag(resume)
+    add_network_fs_flag(retry)
     add_shard_flags(run)
     for register in EXTRA_COMMANDS:
         register(sub)  # each adds its subparser with set_defaults(handler=async fn(args) -> exit code)
@@ -226,9 +233,36 @@ async def _resume(args: argparse.Namespace) -> int:
     guard_database_location(db, allow_network_fs=args.allow_network_fs)
 
     async def config_of(store: CheckpointStore) -> AppConfig:
-        return await resumed_config(store, await stored_config(store))
+        try:
+            return await resumed_config(store, await stored_config(store))
+        except RunConflict as exc:
+            if failed := await queries.failure_count(store):
+                raise RunConflict(f"{exc}; {failed} failure(s) remain: `reasonmed retry --db {db}` re-issues"
+                                  " them") from None
+            raise
 
     return await _drive(config_of, db, None, args)  # the store is opened once, by the pipeline
+
+
+async def _retry(args: argparse.Namespace) -> int:
+    """``reasonmed retry``: failed deliveries pending again (``store/reissue.py``), then driven to the end."""
+    from reasonmed_async.store.lock import OwnerLock
+    from reasonmed_async.store.reissue import reissue
+
+    db = _existing_db(args.db)
+    if args.max_tokens is not None and args.max_tokens < 1:
+        raise UsageError("--max-tokens must be >= 1")
+    if OwnerLock(db).held_elsewhere():
+        raise UsageError(f"{db} is being driven by another reasonmed process: stop it first")
+    async with await CheckpointStore.open(db):  # a database of this build (its schema checked, reissues there)
+        pass
+    done = await asyncio.to_thread(reissue, db, stage=args.stage, kind=args.kind, question=args.question,
+                                   max_tokens=args.max_tokens)
+    if not done.failures:
+        print(f"reasonmed: {db}: no failure matches; nothing to retry", file=sys.stderr)
+        return EXIT_OK
+    print(f"reasonmed: {done.describe()}", file=sys.stderr)
+    return await _resume(args)
 
 
 async def _status(args: argparse.Namespace) -> int:
@@ -334,8 +368,8 @@ def _register_daemon(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     d.set_defaults(handler=_daemon)
 
 
-PREFLIGHT_COMMANDS = ("run", "resume", "daemon")
-COMMANDS = {"run": _run, "resume": _resume, "status": _status, "export": _export}
+PREFLIGHT_COMMANDS = ("run", "resume", "retry", "daemon")
+COMMANDS = {"run": _run, "resume": _resume, "retry": _retry, "status": _status, "export": _export}
 EXTRA_COMMANDS: list = [_register_daemon, _register_score, logtail.register, _merge_command.register, _register_report, _register_decontam, _register_eval]  # registrars of commands that live in their own modules
 
 

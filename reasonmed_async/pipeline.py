@@ -105,8 +105,10 @@ class Pipeline:
                     stack.push_async_callback(backends[name].aclose)
             timeout = config.retry.get("timeout_s", 600.0)
             failures = FailedAttempts(store)
+            rounds = await queries.reissue_rounds(store)  # the calls `reasonmed retry` re-issues as new samples
             clients: dict[str, LLMClient] = {
-                model: CachedClient(RetryingClient(backends[backend], backoff, timeout_s=timeout, observer=failures), store)
+                model: CachedClient(RetryingClient(backends[backend], backoff, timeout_s=timeout, observer=failures),
+                                    store, rounds)
                 for model, backend in wanted.items()
             }
             bus = MessageBus(store)
@@ -151,7 +153,8 @@ class Pipeline:
                                   f"continue it with `reasonmed resume --db {self.store.path}`")
             if run.id == run_id:
                 raise RunConflict(f"{self.store.path} already holds the finished run {run_id} of this input: "
-                                  f"`reasonmed export --db {self.store.path} --out DIR` writes its data")
+                                  f"`reasonmed export --db {self.store.path} --out DIR` writes its data"
+                                  f" (`reasonmed retry --db {self.store.path}` re-issues its failures, if any)")
         run = {"id": run_id, "input_path": input_path, "input_digest": input_digest,
                "config_digest": self.config.digest, "config_json": self.config.text, "questions": len(questions)}
         await self._ingest(run, questions, resuming=resuming)

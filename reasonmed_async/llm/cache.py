@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -15,6 +16,8 @@ from reasonmed_async.logs.setup import per_call_logger
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Completion).decode
+#: a call re-issued by ``reasonmed retry`` in round r is sent as sample ``sample + SAMPLE_STRIDE * r``
+SAMPLE_STRIDE = 100_000
 
 
 class ResponseStore(Protocol):
@@ -51,16 +54,34 @@ class CachedClient:
     it instead of making its own (and shares its result, or its final error);
     if the call is cancelled, a waiting request makes the call itself."""
 
-    def __init__(self, inner: LLMClient, store: ResponseStore) -> None:
+    def __init__(self, inner: LLMClient, store: ResponseStore,
+                 rounds: Mapping[tuple[str, str, str], tuple[int, int]] | None = None) -> None:
         self._inner = inner
         self._store = store
+        # (question id, task, path) -> (retry round, max_tokens or 0), from `reasonmed retry`
+        self._rounds = rounds or {}
         self._in_flight: dict[str, asyncio.Future[Completion]] = {}
         self.hits = 0
         self.misses = 0
         self.shared = 0  # answered by an identical call in flight
 
+    def _reissued(self, request: ChatRequest) -> ChatRequest:
+        """A call ``reasonmed retry`` re-issues goes out as a new sample (the cache cannot replay the
+        output that failed); its path-less and any-task entries cover every path and task of the question."""
+        if not self._rounds:
+            return request
+        meta = request.meta
+        qid, task, path = meta.get("question_id", ""), meta.get("task", ""), meta.get("path", "")
+        for probe in ((qid, task, path), (qid, task, ""), (qid, "*", "")):
+            if probe in self._rounds:
+                round_, max_tokens = self._rounds[probe]
+                return replace(request, sample=request.sample + SAMPLE_STRIDE * round_,
+                               max_tokens=max_tokens or request.max_tokens)
+        return request
+
     async def complete(self, request: ChatRequest) -> Completion:
         started = time.perf_counter()
+        request = self._reissued(request)
         key = request.cache_key()
         stage = request.meta.get("task", "")
         while True:

@@ -244,6 +244,17 @@ async def stage_failures(store: CheckpointStore, run_id: str | None = None) -> l
     return [m for m in (decode(r[0]) for r in rows) if isinstance(m, StageFailed)]
 
 
+async def reissue_rounds(store: CheckpointStore) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """(question id, task, path) -> (retry round, max_tokens or 0) of the calls ``reasonmed retry`` re-issues."""
+    rows = await store.query("SELECT question_id, task, path, round, max_tokens FROM reissues")
+    return {(r[0], r[1], r[2]): (r[3], r[4]) for r in rows}
+
+
+async def failure_count(store: CheckpointStore) -> int:
+    ((n,),) = await store.query("SELECT COUNT(*) FROM messages WHERE type='StageFailed'")
+    return int(n)
+
+
 # -- scores ---------------------------------------------------------------------
 async def stored_scores(store: CheckpointStore, label: str, model: str, template: str | None = None) -> dict[str, int]:
     """Scores of a label by a model; with ``template``, only those made with that prompt."""

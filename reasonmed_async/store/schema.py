@@ -90,6 +90,14 @@ CREATE TABLE IF NOT EXISTS contamination (
     score        REAL NOT NULL,
     PRIMARY KEY (question_id, against, benchmark_id, method)
 );
+CREATE TABLE IF NOT EXISTS reissues (
+    question_id TEXT NOT NULL,
+    task        TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    round       INTEGER NOT NULL,
+    max_tokens  INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (question_id, task, path)
+);
 CREATE TABLE IF NOT EXISTS calls (
     stage       TEXT NOT NULL,
     model       TEXT NOT NULL,
