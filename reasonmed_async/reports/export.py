@@ -125,7 +125,7 @@ def record_row(rec: RecordReady, context: list[Message], *, final_attempt: int =
         "warnings": list(rec.warnings),
         "truncated_paths": sorted({m.path for m in context if _truncated(m)}),  # type: ignore[attr-defined]
         "rejected_rewrites": [{"path": v.path.name, "attempt": v.attempt, "reason": v.reason,
-                               "final": v.attempt >= final_attempt}
+                               "final": v.attempt >= final_attempt, "judge": _builtins(v.judge)}
                               for v in sorted((v for v in verdicts if v.attempt >= 1 and v.verdict == "Error"),
                                               key=lambda v: (v.path.name, v.attempt))],
         "provenance": _builtins(rec.path.provenance),
