@@ -41,6 +41,7 @@ _SELF_REFERENCE = re.compile(
         r"\s+(?:above|earlier|before|in)\b",
         r"\bas\s+(?:the\s+)?(?:reviewers?|verifiers?|feedback)\s+(?:said|noted|pointed\s+out)\b",
         r"\b(?:refined|revised|improved|corrected)\s+(?:version|reasoning|chain[- ]of[- ]thought|cot)\b",
+        r"\b(?:provided|given)\s+(?:feedback|error\s+reasons?|errors?\s+(?:list|above))\b",
     )),
     re.I,
 )

@@ -25,8 +25,10 @@ Final answer: B"""
     ("In this refined version, option C is ruled out earlier.", "refined version"),
     ("Previous attempts overlooked the time course.", "Previous attempts"),
     ("Unlike the prior responses, this one compares B and C.", "prior responses"),
+    ("**Improved Reasoning:**\n1. Restate the question ...", "Improved Reasoning"),
+    ("Taking the provided feedback into account, option C is excluded.", "provided feedback"),
 ], ids=["unlike-earlier", "flagged-earlier", "other-reasoning", "original-reasoning", "original-cot",
-        "error-reasons", "refined-version", "previous-attempts", "prior-responses"])
+        "error-reasons", "refined-version", "previous-attempts", "prior-responses", "header", "feedback"])
 def test_references_outside_the_text_are_found(text: str, phrase: str) -> None:
     assert self_reference(text) == phrase
 
@@ -38,7 +40,9 @@ def test_references_outside_the_text_are_found(text: str, phrase: str) -> None:
     "The other options each leave at least one decisive finding unexplained.",
     "Earlier studies of the drug showed a 20% reduction in events.",
     "A previous myocardial infarction raises the risk.",
-], ids=["six-steps", "original-tumour", "other-explanations", "other-options", "earlier-studies", "previous-mi"])
+    "The given history of smoking and the improved symptoms with rest point to stable angina.",
+], ids=["six-steps", "original-tumour", "other-explanations", "other-options", "earlier-studies", "previous-mi",
+        "given-history"])
 def test_ordinary_clinical_text_is_self_contained(text: str) -> None:
     assert self_reference(text) is None
 
