@@ -78,8 +78,9 @@ class Rewriter:
                        attempt: int, reasons: tuple[Judgement, ...]) -> Message:
         q = parent.question  # type: ignore[attr-defined]
         sampling, msgs = self._prompt(q, source, origin, reasons)
+        # the task is the stage's (optimize and from scratch alike: what `reasonmed retry` re-issues by stage)
         req = request(sampling, msgs, sample=attempt,
-                      meta={"task": _TEMPLATE[origin], "gold": q.answer_letter, "letters": LETTERS[: len(q.options)],
+                      meta={"task": _stage(origin), "gold": q.answer_letter, "letters": LETTERS[: len(q.options)],
                             "question_id": q.id, "path": source.name})
         common = {"run_id": parent.run_id, "question_id": q.id, "parent_id": parent.id,
                   "stage": _stage(origin), "path": source.name, "failed_type": type(parent).__name__}

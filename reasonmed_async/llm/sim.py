@@ -241,7 +241,7 @@ def _answer(s: SimSettings, req: ChatRequest, key: str, task: str) -> str:
 
 
 _JUDGES = {"verify": _verify, "rank": _rank, "summarize": _summarize, "score": _score, "answer": _answer}
-_COTS = frozenset({"generate", "refine", "optimize", "regenerate"})
+_COTS = frozenset({"generate", "refine", "regenerate"})
 
 
 class SimClient:
@@ -270,7 +270,7 @@ class SimClient:
         elif task in _JUDGES:
             text = _JUDGES[task](s, request, key, task)
         else:
-            raise BadRequest(f"sim: unknown task {task!r} (expected generate, refine, optimize, regenerate, "
+            raise BadRequest(f"sim: unknown task {task!r} (expected generate, refine, regenerate, "
                              "verify, rank, summarize, score or answer in request.meta['task'])")
         latency = 0.0
         if s.latency_ms > 0:

@@ -62,7 +62,7 @@ def test_one_correct_path_is_optimized(templates) -> None:
     (req,) = client.requests
     assert [m.role for m in req.messages] == ["user"] and source.cot in req.messages[0].content
     assert all(j.reason in req.messages[0].content for j in ERRORS)
-    assert (req.temperature, req.top_p, req.max_tokens, req.meta["task"]) == (None, None, 20000, "optimize")
+    assert (req.temperature, req.top_p, req.max_tokens, req.meta["task"]) == (None, None, 20000, "regenerate")
     (given,) = out.path.rewrites
     assert (given.origin, given.cot_before, given.reasons, given.resent) == ("optimized", source.cot, ERRORS, "")
 
