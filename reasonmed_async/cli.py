@@ -36,7 +36,7 @@ from reasonmed_async.decontam.command import register as _register_decontam
 from reasonmed_async.evaluate.command import register as _register_eval
 from reasonmed_async.pipeline import ConfigFromStore, Pipeline, RunConflict, file_digest, stored_config
 from reasonmed_async.reports.outcome import interrupted_code, settle
-from reasonmed_async.scale import merge as _merge_command
+from reasonmed_async.scale import batch_cli as _batch_command, merge as _merge_command
 from reasonmed_async.scale.fsguard import add_network_fs_flag, guard_database_location
 from reasonmed_async.scale.shard_run import add_shard_flags, prepare_shard, resumed_config
 from reasonmed_async.reports.status import read_status, render
@@ -95,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     add_network_fs_flag(resume)
     add_network_fs_flag(retry)
     add_shard_flags(run)
+    _batch_command.add_ingest_flag(run)
     for register in EXTRA_COMMANDS:
         register(sub)  # each adds its subparser with set_defaults(handler=async fn(args) -> exit code)
     for command in sub.choices.values():
@@ -224,6 +225,8 @@ async def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     configure_for(config, db)
+    if args.ingest_only:  # no call is made: no server needs to be up
+        return await _batch_command.ingest_only(config, db, questions, str(args.input), digest, args.limit)
     await _preflight(args, config)  # before the database is even opened
     return await _drive(config, db, (questions, str(args.input), digest, args.limit), args)
 
@@ -371,6 +374,7 @@ def _register_daemon(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
 PREFLIGHT_COMMANDS = ("run", "resume", "retry", "daemon")
 COMMANDS = {"run": _run, "resume": _resume, "retry": _retry, "status": _status, "export": _export}
 EXTRA_COMMANDS: list = [_register_daemon, _register_score, logtail.register, _merge_command.register, _register_report, _register_decontam, _register_eval]  # registrars of commands that live in their own modules
+EXTRA_COMMANDS.append(_batch_command.register)  # batch export / import (scale/batch_cli.py)
 
 
 def _describe(exc: BaseException) -> str:
