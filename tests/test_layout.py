@@ -47,6 +47,8 @@ def test_no_module_is_a_warehouse() -> None:
     ("reasonmed_async", {"sqlite3", "aiosqlite", "aiohttp", "openai", "vllm"}),
     ("reasonmed_async.llm.retry", {"sqlite3", "aiosqlite", "openai", "vllm"}),
     ("reasonmed_async.config", {"sqlite3", "aiosqlite", "aiohttp", "openai", "vllm"}),
+    # the CLI starts for every command (`logs -f` must be reading within a moment): no HTTP client until needed
+    ("reasonmed_async.cli", {"aiohttp", "openai", "vllm"}),
 ])
 def test_importing_a_room_loads_only_what_it_needs(module: str, heavy: set[str]) -> None:
     code = f"import sys, {module}; print(' '.join(sorted(m for m in {sorted(heavy)!r} if m in sys.modules)))"

@@ -16,19 +16,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from agents.flow import build_subscriptions
 from agents.llm import ChatRequest, Completion
-from agents.prompts import Templates
-from bus import Message
 
-from reasonmed_async.pipeline import stored_config
-from reasonmed_async.scale.batch import BatchFileError, parse_results, request_line
 from reasonmed_async.scale.fsguard import add_network_fs_flag, guard_database_location
-from reasonmed_async.store.checkpoint import CheckpointStore
 from reasonmed_async.store.sql import StoreError
+
+if TYPE_CHECKING:  # the CLI imports this module at start: what only export / import need is imported there
+    from reasonmed_async.store.checkpoint import CheckpointStore
 
 #: the subscriptions (consumers) whose calls make up each stage
 STAGE_CONSUMERS = {"generate": ("generator",), "verify": ("verifier",), "rank": ("ranker",),
@@ -69,6 +67,13 @@ def _only_deferred(exc: BaseException) -> bool:
 
 async def export_stage(db: Path, stage: str, out: Path) -> tuple[int, int]:
     """(pending deliveries read, requests written) of ``stage`` into ``out``."""
+    from agents.flow import build_subscriptions
+    from agents.prompts import Templates
+
+    from reasonmed_async.pipeline import stored_config
+    from reasonmed_async.scale.batch import request_line
+    from reasonmed_async.store.checkpoint import CheckpointStore
+
     async with await CheckpointStore.open(db) as store:
         config = await stored_config(store, unfinished=True)
         captured: dict[str, ChatRequest] = {}
@@ -92,7 +97,7 @@ async def export_stage(db: Path, stage: str, out: Path) -> tuple[int, int]:
     return read, len(lines)
 
 
-async def _replay(handler, message: Message) -> None:  # type: ignore[no-untyped-def]
+async def _replay(handler, message: object) -> None:  # type: ignore[no-untyped-def]
     try:
         await handler(message)
     except BaseException as exc:  # noqa: BLE001 - only Deferred is expected; anything else is re-raised
@@ -107,6 +112,9 @@ def _structured(config, model: str) -> str:  # type: ignore[no-untyped-def]
 
 async def import_results(db: Path, results: Path) -> tuple[int, int, int, int | None]:
     """(stored, already there, failed requests, cut-off line) of a results file."""
+    from reasonmed_async.scale.batch import BatchFileError, parse_results
+    from reasonmed_async.store.checkpoint import CheckpointStore
+
     try:
         text = results.read_text(encoding="utf-8")
     except OSError as exc:
@@ -141,6 +149,8 @@ async def _import(args: argparse.Namespace) -> int:
     if not db.is_file():
         raise StoreError(f"{db}: no such database")
     guard_database_location(db, allow_network_fs=args.allow_network_fs)
+    from reasonmed_async.scale.batch import BatchFileError
+
     try:
         stored, present, failed, cut = await import_results(db, Path(args.results))
     except BatchFileError as exc:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 
@@ -64,9 +64,24 @@ def shard_of(key: str, count: int) -> int:
     return int(key[:16], 16) % count
 
 
-def select(questions: Sequence[Question], shard: Shard) -> list[Question]:
-    """The questions of ``shard``, in input order, ordinals unchanged."""
-    return [q for q in questions if shard_of(dedup_key(q), shard.count) == shard.index]
+class ShardView:
+    """The questions of ``shard`` among ``questions`` (a list, or a ``QuestionSource`` read again on each
+    pass), in input order, ordinals unchanged; ``len()`` counts them in one pass, holding none."""
+
+    def __init__(self, questions: Iterable[Question], shard: Shard) -> None:
+        self._questions, self._shard = questions, shard
+        self._count = sum(1 for _ in self)
+
+    def __iter__(self) -> Iterator[Question]:
+        return (q for q in self._questions if shard_of(dedup_key(q), self._shard.count) == self._shard.index)
+
+    def __len__(self) -> int:
+        return self._count
+
+
+def select(questions: Iterable[Question], shard: Shard) -> ShardView:
+    """The questions of ``shard``: see ``ShardView``."""
+    return ShardView(questions, shard)
 
 
 @dataclass(frozen=True)
