@@ -5,7 +5,7 @@ INPUT  ?= examples/questions.jsonl
 CONFIG ?= examples/sim.toml
 OUT    ?= out/demo
 
-.PHONY: venv demo test test-report test-vllm bench clean
+.PHONY: venv demo test test-report test-vllm test-router bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 2; }
@@ -34,6 +34,9 @@ test-report: venv
 
 test-vllm:
 	bash mk/test-vllm.sh
+
+test-router: venv
+	bash mk/test-router.sh
 
 bench: venv
 	$(PY) bench/run.py

@@ -6,7 +6,8 @@
 every request; ``server.early_requests`` counts those that came for a model/deployment while a
 Retry-After it had sent was running: on the 429's own connection (HTTP/1.1: sent after it was read),
 or on another one ``early_grace_s`` or more after it (sooner, it may have been on the wire already);
-``await server.kill()`` drops every connection and stops listening.  Answers come from reading the
+``await server.kill()`` drops every connection and stops listening; ``server.fail_status = 503`` makes every
+chat request fail on demand (``/health`` still answers 200, as a wedged vLLM's does).  Answers come from reading the
 prompt: judge JSON, a summary, or a six-step CoT ending ``Final answer: X``.
 Standalone: ``python tests/fake_llm_server.py --port 8000 [--fault latency_s=0.5 ...]``.
 """
@@ -123,6 +124,7 @@ class FakeLLMServer:
         # the caller has read the status): only a full application can close that race.
         self.same_connection_early = same_connection_early
         self.base_url = ""
+        self.fail_status: int | None = None  # set (e.g. 503): every chat request answers it, /health stays 200
         self.requests: list[RequestRecord] = []
         self.rate_limits_sent: dict[str, list[tuple[float, float, object]]] = defaultdict(list)  # (sent, until, conn)
         self.early_by_key: dict[str, int] = defaultdict(int)
@@ -137,6 +139,7 @@ class FakeLLMServer:
     async def start(self) -> FakeLLMServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._openai)
+        app.router.add_get("/health", self._health)  # vLLM's (routers probe it)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._azure)
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=2.0, access_log=None)
@@ -164,6 +167,9 @@ class FakeLLMServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    async def _health(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(status=200)
+
     async def _openai(self, request: web.Request) -> web.StreamResponse:
         auth = request.headers.get("Authorization", "")
         return await self._handle(request, auth[7:] if auth.startswith("Bearer ") else None, None)
@@ -185,6 +191,8 @@ class FakeLLMServer:
         now = time.monotonic()
         record = RequestRecord(now, request.path, deployment or "", {}, headers=dict(request.headers))
         self.requests.append(record)
+        if self.fail_status is not None:  # failing on demand (an overloaded or broken replica behind a router)
+            return self._error(record, self.fail_status, "The server is overloaded, try again later.", None)
         if self.api_key is not None and key_given != self.api_key:
             return self._error(record, 401, f"Incorrect API key provided: {key_given}.", "invalid_api_key")
         if deployment is not None and "api-version" not in request.query:
