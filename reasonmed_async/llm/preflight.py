@@ -19,7 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: the CLI imports this module (PreflightFailed) at every start
+    import aiohttp
 
 from reasonmed_async.config import AppConfig
 
@@ -83,6 +86,8 @@ def _redact(text: str, secrets: Iterable[str | None]) -> str:
 
 async def _error_text(resp: aiohttp.ClientResponse) -> tuple[str, str]:
     """(code, message) of an OpenAI-style error body, as far as there is one."""
+    import aiohttp
+
     try:
         data = await resp.json(content_type=None)
     except (ValueError, aiohttp.ClientError):
@@ -94,6 +99,8 @@ async def _error_text(resp: aiohttp.ClientResponse) -> tuple[str, str]:
 
 
 async def _check(session: aiohttp.ClientSession, probe: Probe, listed: dict[str, set[str] | None]) -> None:
+    import aiohttp
+
     where = f"model {probe.model} at {probe.endpoint}"
     try:
         if probe.models_url is not None and probe.models_url not in listed:
@@ -131,6 +138,8 @@ async def preflight(config: AppConfig, *, timeout_s: float = _TIMEOUT_S) -> int:
     checks = probes(config)
     if not checks:
         return 0
+    import aiohttp
+
     listed: dict[str, set[str] | None] = {}
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     async with aiohttp.ClientSession(timeout=timeout) as session:
