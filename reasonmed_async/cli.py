@@ -38,7 +38,7 @@ from reasonmed_async.pipeline import ConfigFromStore, Pipeline, RunConflict, fil
 from reasonmed_async.reports.outcome import interrupted_code, settle
 from reasonmed_async.scale import batch_cli as _batch_command, merge as _merge_command
 from reasonmed_async.scale.fsguard import add_network_fs_flag, guard_database_location
-from reasonmed_async.scale.shard_run import add_shard_flags, prepare_shard, resumed_config
+from reasonmed_async.scale.shard_run import add_scale_flags, prepare_shard, resumed_config
 from reasonmed_async.reports.status import read_status, render
 from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore, StoreError
@@ -91,11 +91,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="leave out the questions `reasonmed decontam` flagged")
     for name, handler in COMMANDS.items():
         sub.choices[name].set_defaults(handler=handler)
-    add_network_fs_flag(run)
-    add_network_fs_flag(resume)
-    add_network_fs_flag(retry)
-    add_shard_flags(run)
-    _batch_command.add_ingest_flag(run)
+    add_scale_flags(run, resume, retry)  # --allow-network-fs, --shard, --quota-share, --ingest-only
     for register in EXTRA_COMMANDS:
         register(sub)  # each adds its subparser with set_defaults(handler=async fn(args) -> exit code)
     for command in sub.choices.values():

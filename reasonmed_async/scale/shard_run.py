@@ -58,3 +58,14 @@ async def resumed_config(store: CheckpointStore, config: AppConfig) -> AppConfig
         if stored is not None:
             return with_quota_share(config, Fraction(Fingerprint.from_json(stored).quota_share))
     return config
+
+
+def add_scale_flags(run: argparse.ArgumentParser, *writers: argparse.ArgumentParser) -> None:
+    """``run``'s --shard, --quota-share and --ingest-only; --allow-network-fs on ``run`` and ``writers``."""
+    from reasonmed_async.scale.batch_cli import add_ingest_flag
+    from reasonmed_async.scale.fsguard import add_network_fs_flag
+
+    for parser in (run, *writers):
+        add_network_fs_flag(parser)
+    add_shard_flags(run)
+    add_ingest_flag(run)
