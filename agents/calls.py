@@ -61,6 +61,13 @@ class JudgeFailed(Exception):
         return f"unparseable judge output after {self.attempts} attempts: {self.reason}"
 
 
+class JudgeTruncated(JudgeFailed):
+    """A judge's answer was cut at the token limit (``finish_reason=length``): never parsed, never corrected."""
+
+    def __str__(self) -> str:
+        return self.reason
+
+
 async def ask_json(
     client: LLMClient, req: ChatRequest, parse: Callable[[str], T], *, corrections: int
 ) -> tuple[T, Completion, ChatRequest]:
@@ -68,6 +75,9 @@ async def ask_json(
     current = req
     for attempt in range(corrections + 1):
         completion = await client.complete(current)
+        if completion.truncated:
+            raise JudgeTruncated(f"truncated: finish_reason=length after {completion.completion_tokens} tokens",
+                                 attempt + 1)
         try:
             return parse(completion.text), completion, current
         except ParseError as exc:

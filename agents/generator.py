@@ -9,7 +9,7 @@ from bus import LETTERS, CoTGenerated, Message, Path, QuestionIngested, StageFai
 
 from .calls import provenance, request
 from .llm import LLMClient, LLMError
-from .parsing import split_thinking, stated_answer
+from .parsing import compose_cot, split_thinking, stated_answer
 from .prompts import Templates, generator_messages
 from .settings import FlowSettings, Sampling
 
@@ -55,7 +55,7 @@ class Generator:
         thinking, visible = split_thinking(completion.text)
         path = Path(
             name=name,
-            cot=visible,
+            cot=compose_cot(thinking, visible, self._settings.thinking),  # type: ignore[arg-type]
             thinking=thinking,
             stated_answer=stated_answer(visible, q.options),
             provenance=(provenance("generate", req, completion, self._templates.hash("generate")),),

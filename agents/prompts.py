@@ -20,6 +20,8 @@ from typing import Any
 from agents.llm import ChatMessage
 from bus.messages import LETTERS, Judgement, Path, Question
 
+from .schemas import RANKING_SCHEMA, SCORE_SCHEMA, VERDICT_SCHEMA, ranking_schema  # noqa: F401  (re-exported)
+
 _QUESTION = frozenset({"stem", "options", "context"})
 _JUDGED = _QUESTION | {"answer"}
 
@@ -39,35 +41,6 @@ TEMPLATE_NAMES: tuple[str, ...] = tuple(ALLOWED)
 
 SYSTEM_HEADER, USER_HEADER = "[system]", "[user]"
 NO_ERROR_REASONS = "(none recorded)"
-
-VERDICT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "verdict": {"type": "string", "enum": ["Correct", "Error"]},
-        "reason": {"type": "string", "maxLength": 600},
-    },
-    "required": ["verdict", "reason"],
-    "additionalProperties": False,
-}
-RANKING_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "top2": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2},
-        "reasons": {"type": "object", "additionalProperties": {"type": "string"}},
-    },
-    "required": ["top2", "reasons"],
-    "additionalProperties": False,
-}
-SCORE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "score": {"type": "integer", "minimum": 1, "maximum": 10},
-        "justification": {"type": "string", "maxLength": 600},
-    },
-    "required": ["score", "justification"],
-    "additionalProperties": False,
-}
-
 
 def _check(name: str, text: str, where: str) -> None:
     """Raise ValueError, naming ``where``, if ``text`` is not a valid template for stage ``name``."""

@@ -52,7 +52,7 @@ class Scorer:
         req = request(self._sampling, scorer_messages(self._templates, q, text, show_answer=shown),
                       schema=SCORE_SCHEMA, meta={"task": "score", "question_id": q.id})
         (score, justification), completion, sent = await ask_json(
-            self._client, req, parse_score, corrections=self._settings.judge_corrections
+            self._client, req, lambda text: parse_score(text, self._templates.text("score")), corrections=self._settings.judge_corrections
         )
         return [Scored(run_id=message.run_id, question_id=q.id, parent_id=message.id, target_id=message.record_id,
                        score=score, justification=justification,

@@ -78,6 +78,7 @@ class FlowSettings:
     score_rate: float = 0.0
     score_show_answer: bool = False
     gates: GateSettings = field(default_factory=GateSettings)
+    thinking: str = "keep"  # a reasoning model's CoT: "keep" its thinking before the conclusion, or "drop" it
 
     def __post_init__(self) -> None:
         if not self.generators:
@@ -89,6 +90,8 @@ class FlowSettings:
             raise ValueError("regenerations and refine_attempts must be >= 1, judge_corrections >= 0")
         if not 0.0 <= self.score_rate <= 1.0:
             raise ValueError("score_rate must be within 0..1")
+        if self.thinking not in ("keep", "drop"):
+            raise ValueError(f'thinking must be "keep" or "drop", got {self.thinking!r}')
 
     @property
     def path_count(self) -> int:

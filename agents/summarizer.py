@@ -40,6 +40,10 @@ class Summarizer:
                       sample=0, meta={"task": "summarize", "stated": path.stated_answer or "", "question_id": q.id,
                             "path": path.name})
         completion = await self._client.complete(req)
+        if completion.truncated:  # a summary cut at the token limit is not a response
+            return StageFailed(run_id=message.run_id, question_id=q.id, parent_id=message.id, stage="summarize",
+                               path=path.name, failed_type=type(message).__name__,
+                               reason=f"truncated: finish_reason=length after {completion.completion_tokens} tokens")
         return Summarized(run_id=message.run_id, question_id=q.id, parent_id=message.id, question=q,
                           tier=message.tier, path=path, response=completion.text.strip(),  # type: ignore[attr-defined]
                           provenance=provenance("summarize", req, completion, self._templates.hash("summarize")),

@@ -34,7 +34,8 @@ class Verifier:
         common = {"run_id": message.run_id, "question_id": q.id, "parent_id": message.id}
         try:
             (label, reason), completion, sent = await ask_json(
-                self._client, req, parse_verdict, corrections=self._settings.judge_corrections
+                self._client, req, lambda text: parse_verdict(text, self._templates.text("verify")),
+                corrections=self._settings.judge_corrections
             )
         except (LLMError, JudgeFailed) as exc:
             return [StageFailed(**common, stage="verify" if attempt == 0 else "reverify", path=path.name,

@@ -226,6 +226,8 @@ class Ranked(Message, frozen=True, kw_only=True):
     error_reasons: tuple[Judgement, ...] = ()
     called: bool = True
     provenance: Provenance | None = None
+    ranker: str = "model"  # "model": the ranker chose; "fallback": its answers never parsed (see ``raw``)
+    raw: tuple[str, ...] = ()  # with "fallback": the ranker's unparseable answers, as written
 
 
 class Refined(Message, frozen=True, kw_only=True):

@@ -79,6 +79,7 @@ class Flow(Section):
     reverify: bool = True
     refine_attempts: Positive = 2
     judge_corrections: Count = 2
+    thinking: Literal["keep", "drop"] = "keep"
 
 
 class Gates(Section):

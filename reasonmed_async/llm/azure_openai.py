@@ -100,13 +100,12 @@ def o1_messages(messages: tuple[ChatMessage, ...]) -> list[dict[str, str]]:
 def request_kwargs(request: ChatRequest, o1: bool) -> dict[str, Any]:
     """The ``chat.completions.create`` arguments for ``request`` on a deployment (o1-class or not):
     the common chat body, with o1-class models' own rules applied."""
-    kwargs = build_body(request, model=request.model)
+    kwargs = build_body(request, model=request.model, schema_target="strict",
+                        token_field="max_completion_tokens" if o1 else "max_tokens")
     if o1:  # no sampling parameters, user messages only
         kwargs.pop("temperature", None)
         kwargs.pop("top_p", None)
         kwargs["messages"] = o1_messages(request.messages)
-    else:
-        kwargs["max_tokens"] = kwargs.pop("max_completion_tokens")
     return kwargs
 
 

@@ -13,7 +13,15 @@ Options of ``[backends.NAME]`` (``type = "openai"``):
 - ``max_num_seqs``, ``replicas`` (1): the servers' ``--max-num-seqs`` and how many servers one URL fronts
   (a router's URL: its replica count); they size ``max_concurrency`` when it is not given
 - ``timeout_s`` (600): per HTTP exchange; also how long a request waits while every replica is ejected
-- ``structured_output`` ("json_schema" | "none"): send ``response_format`` json_schema when a request has a schema
+- ``structured_output`` ("auto" | "json_schema" | "json_object" | "none", default "auto"): how a request with a
+  schema asks for JSON.  ``auto`` starts with ``json_schema``; where an endpoint answers that it cannot take
+  that ``response_format`` (400 / 422 / 500 naming it), it falls back to ``json_object`` with the schema in
+  its ``schema`` field (llama.cpp's servers), then to ``none`` (the prompt asks for JSON; the parsers and
+  their corrections do the rest).  Decided once per endpoint and model, logged (``llm.structured_output``),
+  and the refused attempt is not a failure of the call.
+- ``structured_output_models`` (table): the same, per model name, overriding ``structured_output``
+- ``max_tokens`` goes as ``max_tokens`` (what every compatible server reads), as ``max_completion_tokens``
+  only to OpenAI's own API for o-series / gpt-5 models; schemas sent to OpenAI's API are its strict subset
 - ``adaptive`` (true): adapt each replica's cap to its latency (AIMD); false keeps ``max_concurrency``
 - ``initial_concurrency`` (8), ``eject_after`` (3), ``cooloff_s`` (10): see ``replicas.PoolPolicy``
 """
@@ -35,11 +43,14 @@ from agents.llm import ChatRequest, Completion, ConnectionLost, LLMError, LLMTim
 from reasonmed_async.config import BackendConfig, ConfigError
 from reasonmed_async.llm.identity import default_concurrency, identity_headers
 from reasonmed_async.llm.replicas import PoolPolicy, ReplicaPool, Ticket
-from reasonmed_async.llm.wire import STRUCTURED_OUTPUT, build_body, post_chat
+from reasonmed_async.llm.schema_targets import is_openai_service, needs_max_completion_tokens
+from reasonmed_async.llm.wire import STRUCTURED_OUTPUT, build_body, post_chat, refuses_format
+
+_FALLBACK = {"json_schema": "json_object", "json_object": "none"}
 
 OPTIONS = frozenset({"base_url", "base_urls", "api_key_env", "max_concurrency", "timeout_s", "structured_output",
-                     "adaptive", "initial_concurrency", "eject_after", "cooloff_s", "eject_last",
-                     "max_num_seqs", "replicas"})
+                     "structured_output_models", "adaptive", "initial_concurrency", "eject_after", "cooloff_s",
+                     "eject_last", "max_num_seqs", "replicas"})
 _FAILURES = (ConnectionLost, ServerError, LLMTimeout)  # the replica itself did not answer: counts toward ejection
 
 log = structlog.get_logger("llm")
@@ -50,8 +61,12 @@ class OpenAISettings:
     base_urls: tuple[str, ...]
     api_key_env: str | None = None
     timeout_s: float = 600.0
-    structured_output: str = "json_schema"
+    structured_output: str = "auto"
     policy: PoolPolicy = field(default_factory=PoolPolicy)
+    structured_output_models: tuple[tuple[str, str], ...] = ()
+
+    def structured_output_for(self, model: str) -> str:
+        return dict(self.structured_output_models).get(model, self.structured_output)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> OpenAISettings:
@@ -70,9 +85,16 @@ class OpenAISettings:
         env = options.get("api_key_env")
         if env is not None and (not isinstance(env, str) or not env):
             raise ValueError("api_key_env must name an environment variable")
-        structured = options.get("structured_output", "json_schema")
+        structured = options.get("structured_output", "auto")
         if structured not in STRUCTURED_OUTPUT:
             raise ValueError(f"structured_output must be one of {', '.join(STRUCTURED_OUTPUT)}, got {structured!r}")
+        per_model = options.get("structured_output_models", {})
+        if not isinstance(per_model, Mapping):
+            raise ValueError("structured_output_models must be a table of model name = mode")
+        for name, mode in per_model.items():
+            if mode not in STRUCTURED_OUTPUT:
+                raise ValueError(f"structured_output_models.{name} must be one of {', '.join(STRUCTURED_OUTPUT)},"
+                                 f" got {mode!r}")
         policy = PoolPolicy(
             max_concurrency=default_concurrency(options),
             adaptive=_bool(options, "adaptive", True),
@@ -84,7 +106,8 @@ class OpenAISettings:
         timeout = _number(options, "timeout_s", 600.0)
         if timeout <= 0:
             raise ValueError("timeout_s must be > 0")
-        return cls(tuple(u.rstrip("/") for u in urls), env, timeout, structured, policy)
+        return cls(tuple(u.rstrip("/") for u in urls), env, timeout, structured, policy,
+                   tuple(sorted((str(k), str(v)) for k, v in per_model.items())))
 
 
 def _int(options: Mapping[str, Any], key: str, default: int) -> int:
@@ -122,6 +145,7 @@ class OpenAICompatBackend:
         self._clock = clock
         self._changed = asyncio.Event()
         self._closed = False
+        self._modes: dict[tuple[str, str], str] = {}  # (endpoint, model) -> the mode "auto" settled on
         connect_s = min(30.0, settings.timeout_s)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0),  # the pool caps concurrency, per replica
@@ -135,26 +159,61 @@ class OpenAICompatBackend:
         """Per replica: url, outstanding, cap, sent, ejected, ejections."""
         return self._pool.snapshot()
 
+    def structured_output_modes(self) -> dict[str, str]:
+        """``"endpoint model" -> mode`` for every endpoint and model where ``auto`` has settled (or started)."""
+        return {f"{url} {model}": mode for (url, model), mode in sorted(self._modes.items())}
+
+    def _mode(self, url: str, model: str) -> str:
+        configured = self._settings.structured_output_for(model)
+        if configured != "auto":
+            return configured
+        return self._modes.setdefault((url, model), "json_schema")
+
+    def _fall_back(self, url: str, model: str, mode: str, exc: LLMError) -> bool:
+        """After a refused ``response_format``: move ``auto`` on to the next mode; True to send the request again."""
+        if self._settings.structured_output_for(model) != "auto" or mode not in _FALLBACK:
+            return False
+        if not refuses_format(getattr(exc, "status", 0), str(exc)):
+            return False
+        key = (url, model)
+        if self._modes.get(key) == mode:  # not yet moved on by a concurrent request
+            self._modes[key] = _FALLBACK[mode]
+            log.warning("llm.structured_output", endpoint=url, model=model, refused=mode, now=_FALLBACK[mode],
+                        error=str(exc))
+        return True
+
+    def _body(self, request: ChatRequest, url: str) -> tuple[dict[str, Any], str]:
+        mode = self._mode(url, request.model) if request.json_schema is not None else "none"
+        official = is_openai_service(url)
+        token_field = "max_completion_tokens" if official and needs_max_completion_tokens(request.model) else "max_tokens"
+        body = build_body(request, model=request.model, structured_output=mode, token_field=token_field,
+                          schema_target="strict" if official else "grammar")
+        return body, mode
+
     async def complete(self, request: ChatRequest) -> Completion:
-        body = build_body(request, model=request.model, structured_output=self._settings.structured_output)
-        ticket = await self._admit(request.model)
-        try:
-            completion = await post_chat(
-                self._session, f"{ticket.url}/chat/completions", body,
-                headers={**self._headers, **identity_headers(request)},
-                timeout_s=self._settings.timeout_s, endpoint=ticket.url, backend=self.backend_name,
-                secrets=self._secrets)
-        except LLMError as exc:
-            self._settle(ticket, exc)
-            raise
-        except BaseException:  # cancelled (or a bug): nothing learnt about the replica; CancelledError propagates
-            self._pool.abandoned(ticket)
-            raise
-        else:
-            self._settle(ticket, completion)
-            return completion
-        finally:
-            self._notify()
+        while True:
+            ticket = await self._admit(request.model)
+            body, mode = self._body(request, ticket.url)
+            try:
+                completion = await post_chat(
+                    self._session, f"{ticket.url}/chat/completions", body,
+                    headers={**self._headers, **identity_headers(request)},
+                    timeout_s=self._settings.timeout_s, endpoint=ticket.url, backend=self.backend_name,
+                    secrets=self._secrets)
+            except LLMError as exc:
+                if request.json_schema is not None and self._fall_back(ticket.url, request.model, mode, exc):
+                    self._pool.answered(ticket, self._clock())  # the endpoint answered: it is alive
+                    continue
+                self._settle(ticket, exc)
+                raise
+            except BaseException:  # cancelled (or a bug): nothing learnt about the replica; CancelledError propagates
+                self._pool.abandoned(ticket)
+                raise
+            else:
+                self._settle(ticket, completion)
+                return completion
+            finally:
+                self._notify()
 
     def _settle(self, ticket: Ticket, outcome: Completion | LLMError) -> None:
         """Tell the pool how the request ended; log an ejection or a re-admission."""

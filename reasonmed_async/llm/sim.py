@@ -166,7 +166,8 @@ def _cot(s: SimSettings, req: ChatRequest, key: str, task: str) -> tuple[str, st
 
 
 def _malformed(rng: random.Random, full: str, prose: str) -> str:
-    return full[: len(full) * 2 // 3] if rng.random() < 0.5 else prose
+    """Unusable output: the JSON broken off after its first key (no tolerant reader can mend that), or prose."""
+    return full[: full.index(":") + 1] if rng.random() < 0.5 else prose
 
 
 def _verify(s: SimSettings, req: ChatRequest, key: str, task: str) -> str:

@@ -33,25 +33,36 @@ from agents.llm import (
 )
 
 from reasonmed_async.llm.ratelimit import parse_retry_after
+from reasonmed_async.llm.schema_targets import SchemaTarget, for_target
 
-STRUCTURED_OUTPUT = ("json_schema", "none")
+#: How a request with a schema asks for JSON: ``json_schema`` (OpenAI's structured outputs, vLLM),
+#: ``json_object`` with the schema in its ``schema`` field (llama.cpp's and llama-cpp-python's servers),
+#: ``none`` (the prompt alone asks for it).  ``auto`` is resolved per endpoint by the backend.
+STRUCTURED_OUTPUT = ("auto", "json_schema", "json_object", "none")
+TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
 _MAX_MESSAGE = 300
 
 
 # --------------------------------------------------------------------------- request
 
 
-def build_body(request: ChatRequest, *, model: str | None, structured_output: str = "json_schema") -> dict[str, Any]:
+def build_body(request: ChatRequest, *, model: str | None, structured_output: str = "json_schema",
+               token_field: str = "max_tokens", schema_target: SchemaTarget = "grammar") -> dict[str, Any]:
     """The JSON body of a chat completion.  ``model=None`` leaves it out (Azure names the deployment in the URL).
 
-    Unset sampling parameters are omitted, so the server's defaults apply; ``meta`` is never sent."""
-    if structured_output not in STRUCTURED_OUTPUT:
-        raise ValueError(f"structured_output must be one of {', '.join(STRUCTURED_OUTPUT)}, got {structured_output!r}")
+    ``token_field``: ``max_tokens``, which every OpenAI-compatible server reads, or ``max_completion_tokens``,
+    which OpenAI's and Azure's o-series require.  ``schema_target``: the form of the schema (``strict`` for
+    OpenAI and Azure).  Unset sampling parameters are omitted, so the server's defaults apply; ``meta`` is
+    never sent."""
+    if structured_output not in STRUCTURED_OUTPUT[1:]:
+        raise ValueError(f"structured_output must be one of {', '.join(STRUCTURED_OUTPUT[1:])}, got {structured_output!r}")
+    if token_field not in TOKEN_FIELDS:
+        raise ValueError(f"token_field must be one of {', '.join(TOKEN_FIELDS)}, got {token_field!r}")
     body: dict[str, Any] = {}
     if model is not None:
         body["model"] = model
     body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
-    body["max_completion_tokens"] = request.max_tokens
+    body[token_field] = request.max_tokens
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.top_p is not None:
@@ -64,9 +75,20 @@ def build_body(request: ChatRequest, *, model: str | None, structured_output: st
     if request.json_schema is not None and structured_output == "json_schema":
         body["response_format"] = {
             "type": "json_schema",
-            "json_schema": {"name": "answer", "schema": dict(request.json_schema), "strict": True},
+            "json_schema": {"name": "answer", "schema": for_target(request.json_schema, schema_target), "strict": True},
         }
+    elif request.json_schema is not None and structured_output == "json_object":
+        body["response_format"] = {"type": "json_object", "schema": for_target(request.json_schema, schema_target)}
     return body
+
+
+_FORMAT_WORDS = ("response_format", "json_schema", "json schema", "structured output", "guided_json")
+
+
+def refuses_format(status: int, message: str) -> bool:
+    """True where an error answer says the request's ``response_format`` is what the server cannot take
+    (400 / 422 / 500 naming it): the cue to fall back to a simpler structured-output mode."""
+    return status in (400, 422, 500, 501) and any(w in message.lower() for w in _FORMAT_WORDS)
 
 
 # --------------------------------------------------------------------------- response

@@ -36,6 +36,7 @@ class StatusReport:
     tiers: dict[str, int] = field(default_factory=dict)
     question_failures: int = 0
     gates: dict[str, int] = field(default_factory=dict)
+    ranker_fallbacks: int = 0
     records: int = 0
     calls: list[tuple[str, str, str, int, int, int]] = field(default_factory=list)
     costs: dict[tuple[str, str, str], float] = field(default_factory=dict)
@@ -111,6 +112,7 @@ async def read_status(store: CheckpointStore, config: AppConfig | None = None) -
     report.tiers = {t: 0 for t in TIERS} | await queries.tier_counts(store)
     report.question_failures = await queries.failed_questions(store)
     report.gates = await queries.gate_counts(store)
+    report.ranker_fallbacks = await queries.ranker_fallbacks(store)
     report.records = await queries.record_count(store)
     report.calls = await queries.call_totals(store)
     if config is not None:
@@ -139,6 +141,8 @@ def render(report: StatusReport) -> str:
     lines.append(f"{'failed':<14}{report.question_failures:>9}")
     for gate, n in report.gates.items():
         lines.append(f"{'rejected by gate ' + gate:<30}{n:>9}")
+    if report.ranker_fallbacks:  # the ranker's answers never parsed: the first two correct paths were kept
+        lines.append(f"{'ranker fallbk':<14}{report.ranker_fallbacks:>9}")
     lines.append("")
     lines.append(f"final records: {report.records}")
     if report.calls:

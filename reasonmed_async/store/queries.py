@@ -124,6 +124,14 @@ async def failed_deliveries(store: CheckpointStore) -> dict[str, int]:
     return counts
 
 
+async def ranker_fallbacks(store: CheckpointStore, run_id: str | None = None) -> int:
+    """Questions whose ranker answers never parsed: they kept the first two correct paths (``Ranked.ranker``)."""
+    where, params = ("AND run_id=?", (run_id,)) if run_id else ("", ())
+    ((n,),) = await store.query(f"SELECT COUNT(*) FROM messages WHERE type='Ranked' AND label='fallback' {where}",
+                                params)
+    return int(n)
+
+
 async def failed_questions(store: CheckpointStore, run_id: str | None = None) -> int:
     """Questions a stage failed for good (path-stage failures lose a path, not the question)."""
     where, params = ("AND run_id=?", (run_id,)) if run_id else ("", ())

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from bus import Ack, Message, RecordReady, Routed, StageFailed, TierAssigned, Verdict, encode
+from bus import Ack, Message, Ranked, RecordReady, Routed, StageFailed, TierAssigned, Verdict, encode
 from bus.messages import SCHEMA_VERSION
 
 from reasonmed_async.store.writer import Op
@@ -36,6 +36,8 @@ def _label(message: Message) -> str:
         return f"{message.verdict}:{message.attempt}"
     if isinstance(message, StageFailed):  # a quality gate's rejection is not a stage failure
         return f"gate:{message.gate}" if message.gate is not None else message.stage
+    if isinstance(message, Ranked):
+        return message.ranker
     return ""
 
 

@@ -14,6 +14,7 @@ from agents.prompts import (
     SCORE_SCHEMA,
     TEMPLATE_NAMES,
     VERDICT_SCHEMA,
+    ranking_schema,
     Templates,
     format_options,
     check_score_template,
@@ -258,7 +259,10 @@ def test_schema_details() -> None:
     assert VERDICT_SCHEMA["properties"]["reason"]["maxLength"] == 600
     top2 = RANKING_SCHEMA["properties"]["top2"]
     assert (top2["minItems"], top2["maxItems"], top2["items"]) == (2, 2, {"type": "string"})
-    assert RANKING_SCHEMA["properties"]["reasons"]["additionalProperties"] == {"type": "string"}
+    assert RANKING_SCHEMA["properties"]["reasons"]["items"]["required"] == ["path", "reason"]
+    named = ranking_schema(["qwen_1", "qwen_2", "qwen_3"])["properties"]
+    assert named["top2"]["items"] == {"type": "string", "enum": ["qwen_1", "qwen_2", "qwen_3"]}
+    assert named["reasons"]["items"]["properties"]["path"]["enum"] == ["qwen_1", "qwen_2", "qwen_3"]
     score = SCORE_SCHEMA["properties"]["score"]
     assert (score["type"], score["minimum"], score["maximum"]) == ("integer", 1, 10)
     assert SCORE_SCHEMA["properties"]["justification"]["maxLength"] == 600

@@ -50,7 +50,7 @@ async def test_body_headers_and_parsed_completion() -> None:
         assert record.path == "/v1/chat/completions" and record.headers["Authorization"] == f"Bearer {KEY}"
         assert record.body == {
             "model": "med-7b", "messages": [{"role": "user", "content": req.messages[0].content}],
-            "max_completion_tokens": 300, "top_p": 0.9, "seed": 7,
+            "max_tokens": 300, "top_p": 0.9, "seed": 7,
             "response_format": {"type": "json_schema",
                                 "json_schema": {"name": "answer", "schema": VERDICT_SCHEMA, "strict": True}},
         }  # no temperature (None), no meta, no n
