@@ -29,7 +29,9 @@ def request(
         temperature=sampling.temperature,
         top_p=sampling.top_p,
         max_tokens=sampling.max_tokens,
-        seed=sampling.seed,
+        # A seeded server gives the same answer to the same body: paths of one model and temperature
+        # (sample 1, 2, ...) would be copies of each other, so each gets its own seed.
+        seed=None if sampling.seed is None else sampling.seed + sample,
         json_schema=schema,
         sample=sample,
         meta=dict(meta or {}),
