@@ -114,7 +114,7 @@ def record_row(rec: RecordReady, context: list[Message], *, final_attempt: int =
         "response": rec.response,
         "verdicts": [judged(j) for j in tier.judgements] if tier else [],
         "ranker": {"chosen": [p.name for p in ranked.chosen], "reasons": ranked.reasons, "called": ranked.called,
-                   "judge": _builtins(ranked.provenance)}
+                   "judge": _builtins(ranked.provenance), "by": ranked.ranker}
         if ranked else None,
         "rewrites": [_rewrite_row(r) for r in rec.path.rewrites],
         "reverification": [{"attempt": v.attempt, "verdict": v.verdict, "reason": v.reason,
