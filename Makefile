@@ -5,7 +5,7 @@ INPUT  ?= examples/questions.jsonl
 CONFIG ?= examples/sim.toml
 OUT    ?= out/demo
 
-.PHONY: venv demo test test-report test-vllm test-router bench clean
+.PHONY: venv demo test test-report test-vllm test-router test-real bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 2; }
@@ -37,6 +37,9 @@ test-vllm:
 
 test-router: venv
 	bash mk/test-router.sh
+
+test-real:
+	bash mk/test-real.sh
 
 bench: venv
 	$(PY) bench/run.py

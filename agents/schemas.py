@@ -47,7 +47,7 @@ def ranking_schema(names: Sequence[str] = ()) -> dict[str, Any]:
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "properties": {"path": name, "reason": {"type": "string", "maxLength": REASON_MAX}},
+                    "properties": {"path": name, "reason": {"type": "string", "maxLength": REASON_MAX // 2}},
                     "required": ["path", "reason"],
                     "additionalProperties": False,
                 },
