@@ -62,7 +62,7 @@ export REASONMED_REQUIRE_REAL=1    # anything missing (server, model, PubMedQA) 
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 started=$(date +%s)
 set +e
-timeout --signal=TERM --kill-after=60 "${REAL_TIMEOUT_S:-1500}" "$PY" -m pytest -q -s tests/real "$@"
+timeout --signal=TERM --kill-after=60 "${REAL_TIMEOUT_S:-1500}" "$PY" -m pytest -q -s --timeout "${REAL_TIMEOUT_S:-1500}" tests/real "$@"
 rc=$?
 set -e
 echo "tests/real: $(( $(date +%s) - started )) s" >&2

@@ -75,7 +75,8 @@ def llama_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                     ready.set()
         ready.set()  # exited: the wait below then sees it
 
-    threading.Thread(target=drain, name="llama-server-log", daemon=True).start()
+    drainer = threading.Thread(target=drain, name="llama-server-log", daemon=True)
+    drainer.start()
     try:
         if not ready.wait(300) or proc.poll() is not None:
             raise RuntimeError(f"llama_cpp.server did not start: {log.read_text()[-3000:]}")
@@ -87,3 +88,5 @@ def llama_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        drainer.join(30)
+        proc.stdout.close()  # type: ignore[union-attr]
