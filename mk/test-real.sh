@@ -62,9 +62,9 @@ export REASONMED_REQUIRE_REAL=1    # anything missing (server, model, PubMedQA) 
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 started=$(date +%s)
 set +e
-timeout --signal=TERM --kill-after=60 "${REAL_TIMEOUT_S:-1500}" "$PY" -m pytest -q -s --timeout "${REAL_TIMEOUT_S:-1500}" tests/real "$@"
+timeout --signal=TERM --kill-after=60 "${REAL_TIMEOUT_S:-2400}" "$PY" -m pytest -q -s --timeout "${REAL_TIMEOUT_S:-2400}" tests/real "$@"
 rc=$?
 set -e
 echo "tests/real: $(( $(date +%s) - started )) s" >&2
-[ "$rc" -eq 124 ] && echo "tests/real ran past ${REAL_TIMEOUT_S:-1500} s" >&2
+[ "$rc" -eq 124 ] && echo "tests/real ran past ${REAL_TIMEOUT_S:-2400} s" >&2
 exit "$rc"

@@ -62,7 +62,9 @@ def llama_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(N_CTX),
            # one thread: ggml's threads spin while they wait, and on a busy 2-core machine two of them
            # ran ten times slower than one (the pipeline needs the other core)
-           "--n_threads", "1", "--n_threads_batch", "1"]
+           "--n_threads", "1", "--n_threads_batch", "1",
+           # a RAM cache of prompt states: the paths of one question share the prompt up to their CoT
+           "--cache", "true"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     ready = threading.Event()
 

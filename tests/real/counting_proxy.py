@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import threading
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ class Seen:
     status: int
     digest: str
     error: str = ""
+    preflight: bool = False  # the one-token probe run/resume send before they start
 
 
 @dataclass
@@ -59,17 +61,21 @@ class CountingProxy:
 
     def answered(self, phase: str | None = None) -> list[Seen]:
         with self._lock:
-            return [s for s in self.seen if s.status == 200 and (phase is None or s.phase == phase)]
+            return [s for s in self.seen if s.status == 200 and not s.preflight and (phase is None or s.phase == phase)]
+
+    def probes(self) -> list[Seen]:
+        with self._lock:
+            return [s for s in self.seen if s.preflight]
 
     def refused(self, phase: str | None = None) -> list[Seen]:
         with self._lock:
-            return [s for s in self.seen if s.status != 200 and (phase is None or s.phase == phase)]
+            return [s for s in self.seen if s.status != 200 and not s.preflight and (phase is None or s.phase == phase)]
 
     def event_after(self, answered: int) -> threading.Event:
         """An event set once the server has answered ``answered`` requests (200) in all."""
         event = threading.Event()
         with self._lock:
-            if len([s for s in self.seen if s.status == 200]) >= answered:
+            if len([s for s in self.seen if s.status == 200 and not s.preflight]) >= answered:
                 event.set()
             else:
                 self._waiters.append((answered, event))
@@ -107,11 +113,15 @@ class CountingProxy:
             payload, status = await up.read(), up.status
             content_type = up.headers.get("Content-Type", "application/json")
         if request.method == "POST" and request.path.endswith("/chat/completions"):
+            try:
+                probe = json.loads(body).get("max_tokens") == 1
+            except ValueError:
+                probe = False
             seen = Seen(phase, status, hashlib.sha256(body).hexdigest(),
-                        "" if status == 200 else payload.decode("utf-8", "replace")[:500])
+                        "" if status == 200 else payload.decode("utf-8", "replace")[:500], probe)
             with self._lock:
                 self.seen.append(seen)
-                count = len([s for s in self.seen if s.status == 200])
+                count = len([s for s in self.seen if s.status == 200 and not s.preflight])
                 for wanted, event in [w for w in self._waiters if w[0] <= count]:
                     event.set()
                     self._waiters.remove((wanted, event))

@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PUBMEDQA = ROOT.parent / "shared" / "data" / "pubmedqa_ori_pqal.json"
 DEMO = ROOT / "examples" / "questions.jsonl"
 PER_SOURCE = 5
-KILL_AFTER = 40          # answered calls before the SIGKILL: mid-generation / verification
-RUN_TIMEOUT_S = 1200
+KILL_AFTER = 30          # answered calls before the SIGKILL: mid-generation / verification
+RUN_TIMEOUT_S = 2400
 CONCURRENCY_CAP = 4      # examples/llamacpp.toml: max_concurrency = 4 (at most that many in flight)
 
 
@@ -70,7 +70,7 @@ def _cli(*args: object) -> list[str]:
 def _env(proxy: CountingProxy) -> dict[str, str]:
     env = dict(os.environ)
     env.update(REASONMED_LLAMACPP_BASE_URL=proxy.url, REASONMED_LLAMACPP_MODEL=SERVED,
-               REASONMED_LLAMACPP_GEN_TOKENS="320", REASONMED_LLAMACPP_JUDGE_TOKENS="300",
+               REASONMED_LLAMACPP_GEN_TOKENS="256", REASONMED_LLAMACPP_JUDGE_TOKENS="240",
                REASONMED_LLAMACPP_SEED="20250611",
                # three paths a question (three generator names, one temperature) and tiers scaled to
                # three, so ten questions fit the tier's time on two cores: the flow is the same
@@ -172,6 +172,8 @@ def test_resume_repays_no_completed_call(outcome: Outcome) -> None:
     assert 0 <= completed_not_recorded <= CONCURRENCY_CAP
     assert repaid <= completed_not_recorded, f"{repaid} calls re-paid; only {completed_not_recorded} were in flight"
     assert outcome.proxy.answered("killed") == [] and outcome.proxy.answered("after") == []
+    # run and resume each probed the one model on the one endpoint before starting (preflight), and nothing else
+    assert [(s.phase, s.status) for s in outcome.proxy.probes()] == [("run", 200), ("resume", 200)]
 
 
 def test_status_accounting_matches_the_servers_count(outcome: Outcome) -> None:
