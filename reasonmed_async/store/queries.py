@@ -101,7 +101,8 @@ async def tier_counts(store: CheckpointStore) -> dict[str, int]:
     """Questions per tier, a question that failed a stage after tiering counted in the failed row instead."""
     rows = await store.query(
         "SELECT label, COUNT(*) FROM messages WHERE type='TierAssigned' AND (run_id, question_id) NOT IN"
-        f" (SELECT run_id, question_id FROM messages WHERE type='StageFailed' AND {_NOT_PATH_STAGE})"
+        f" (SELECT run_id, question_id FROM messages WHERE type='StageFailed' AND {_NOT_PATH_STAGE}"
+        " AND label NOT LIKE 'gate:%')"  # a gate keeps a CoT out of the export; the question stays tiered
         " GROUP BY label", _PATH_STAGES)
     return {r[0]: r[1] for r in rows}
 
