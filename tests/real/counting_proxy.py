@@ -37,6 +37,9 @@ class CountingProxy:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._waiters: list[tuple[int, threading.Event]] = []
+        self._in_flight = 0
+        self._idle = threading.Event()
+        self._idle.set()
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -70,6 +73,10 @@ class CountingProxy:
     def refused(self, phase: str | None = None) -> list[Seen]:
         with self._lock:
             return [s for s in self.seen if s.status != 200 and not s.preflight and (phase is None or s.phase == phase)]
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no request is in flight: a killed client's requests still run to the end on the server."""
+        return self._idle.wait(timeout_s)
 
     def event_after(self, answered: int) -> threading.Event:
         """An event set once the server has answered ``answered`` requests (200) in all."""
@@ -107,6 +114,18 @@ class CountingProxy:
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         phase = self.phase
+        with self._lock:
+            self._in_flight += 1
+            self._idle.clear()
+        try:
+            return await self._relay(request, body, phase)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                if self._in_flight == 0:
+                    self._idle.set()
+
+    async def _relay(self, request: web.Request, body: bytes, phase: str) -> web.StreamResponse:
         async with self._session.request(request.method, f"{self.upstream}{request.path_qs}", data=body,
                                          headers={"Content-Type": request.headers.get("Content-Type",
                                                                                       "application/json")}) as up:
