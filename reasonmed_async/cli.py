@@ -19,9 +19,11 @@ from pathlib import Path
 
 import structlog
 
+from bus import first_stop
 from reasonmed_async.config import AppConfig, ConfigError, load_config
 from reasonmed_async.exit_codes import HELP as EXIT_CODES_HELP
 from reasonmed_async.exit_codes import ExitCode
+from reasonmed_async.outcome import RunStopped
 from reasonmed_async.reports.export import export
 from reasonmed_async.loaders.errors import InputError
 from reasonmed_async.loaders.dedup import describe_duplicates
@@ -389,6 +391,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # a Ctrl-C before the handlers were installed (or after they were removed)
         return ExitCode.SIGINT
     except Exception as exc:  # noqa: BLE001 - the last line of defence: say what failed, exit 1
+        stopped = first_stop(exc)  # a typed stop (outage, open circuit, disk full), maybe inside a TaskGroup's group
+        if isinstance(stopped, RunStopped):
+            db = getattr(args, "db", None)
+            print(f"reasonmed: stopped: {stopped}", file=sys.stderr)
+            print(f"reasonmed: nothing was marked failed; once fixed, continue with `reasonmed resume --db {db}`",
+                  file=sys.stderr)
+            return int(stopped.exit_code)
         structlog.get_logger("cli").error("command.failed", command=args.command, exc_info=exc)
         print(f"reasonmed: failed: {_describe(exc)}", file=sys.stderr)
         if os.environ.get("REASONMED_DEBUG"):

@@ -113,7 +113,7 @@ def request_kwargs(request: ChatRequest, o1: bool) -> dict[str, Any]:
 def translate_error(exc: openai.OpenAIError, deployment: str, retry_after_s: float | None, *,
                     secret: str = "") -> LLMError:
     """The one mapping of SDK errors to ``LLMError``; ``secret`` (the key) is redacted should a server echo it."""
-    error = _translate(exc, f"azure:{deployment}", retry_after_s)
+    error = _translate(exc, f"azure:{deployment}", retry_after_s).at(f"azure:{deployment}")
     if secret and secret in str(error.args[0]):
         error.args = (str(error.args[0]).replace(secret, "***"),)
     return error
@@ -140,6 +140,9 @@ def _translate(exc: openai.OpenAIError, where: str, retry_after_s: float | None)
 
 class AzureBackend:
     """``complete`` / ``aclose`` over one Azure OpenAI resource with several deployments."""
+
+    #: the longest a 429's Retry-After pauses a deployment (the pipeline sets it from ``[retry] max_wait_s``)
+    max_wait_s: float = 300.0
 
     def __init__(self, settings: AzureSettings, client: openai.AsyncAzureOpenAI, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -184,7 +187,7 @@ class AzureBackend:
             raw = await self._client.chat.completions.with_raw_response.create(**kwargs)
         except openai.RateLimitError as exc:
             retry_after = parse_retry_after(exc.response.headers, time.time())
-            limiter.on_429(retry_after)
+            limiter.on_429(None if retry_after is None else min(retry_after, self.max_wait_s))
             limiter.observe(exc.response.headers)
             raise translate_error(exc, name, retry_after, secret=self._client.api_key) from exc
         except openai.OpenAIError as exc:

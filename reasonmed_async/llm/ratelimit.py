@@ -56,10 +56,6 @@ class TokenBucket:
         return self._capacity
 
     @property
-    def rate_per_s(self) -> float:
-        return self._rate_per_s
-
-    @property
     def burst_s(self) -> float:
         return self._burst_s
 
