@@ -29,7 +29,7 @@ class CheckpointStore:
         self.path = path
         self._db = writer
         self._ro = reader
-        self._committer = Batcher(writer, apply_batch, transaction=True, name="store-writer")
+        self._committer = Batcher(writer, apply_batch, transaction=True, name="store-writer", path=str(path))
         self._reader = Batcher(reader, read_batch, transaction=False, name="store-reader")
 
     # -- lifecycle ------------------------------------------------------------

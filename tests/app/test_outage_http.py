@@ -6,13 +6,14 @@ with those of an uninterrupted run of the same input and configuration (the same
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 import pytest
 
 from e2e_support import PUBMEDQA
 from fake_llm_server import FakeLLMServer
-from retry_support import KEY, QUESTIONS, cli, config, db_rows, env, export_files, start_cli
+from retry_support import KEY, QUESTIONS, ROOT, cli, config, db_rows, env, export_files, start_cli
 
 pytestmark = pytest.mark.slow
 
@@ -83,6 +84,31 @@ async def test_wrong_key_opens_the_circuit_then_resume_with_the_right_key_finish
         _nothing_failed(db)
         assert db_rows(db, "SELECT model FROM calls WHERE outcome='circuit_open'")
         assert db_rows(db, "SELECT status FROM runs") == [("running",)]
+        rc, _, err = await cli("resume", "--db", str(db), environ=env(server))
+        assert rc == 0, err
+        rc, _, err = await cli("export", "--db", str(db), "--out", str(out), environ=env(server))
+        assert rc == 0, err
+    _nothing_failed(db)
+    assert export_files(out) == clean
+
+
+async def test_a_full_database_stops_the_run_resumably_and_resume_finishes_identical(tmp_path):
+    """Commits fail with SQLITE_FULL (a database that may grow by 60 pages only): the run stops by itself,
+    exit 4, within a 60 s hang guard; a resume on a healthy disk finishes with the uninterrupted export."""
+    cfg = config(tmp_path)
+    async with FakeLLMServer(api_key=KEY) as server:
+        clean = await _clean_export(tmp_path, server, cfg, QUESTIONS, 12)
+        db, out = tmp_path / "full.db", tmp_path / "full"
+        small = Path(__file__).with_name("small_disk.py")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(small), "60", "run", "--config", str(cfg), "--input", str(QUESTIONS), "--db",
+            str(db), "--limit", "12", cwd=ROOT, env=env(server), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        text = err.decode()
+        assert proc.returncode == 4, text
+        assert "cannot grow" in text and "full.db" in text and "resume" in text and "Traceback" not in text, text
+        assert db_rows(db, "SELECT COUNT(*) FROM deliveries WHERE state='failed'") == [(0,)]
         rc, _, err = await cli("resume", "--db", str(db), environ=env(server))
         assert rc == 0, err
         rc, _, err = await cli("export", "--db", str(db), "--out", str(out), environ=env(server))
