@@ -56,6 +56,7 @@ class RequestRecord:
     model_or_deployment: str
     body: dict[str, Any]
     status: int = 0  # 0: the connection was dropped without an answer
+    retry_after_s: float = 0.0  # what a 429 told the client to wait
     prompt_tokens: int = 0
     completion_tokens: int = 0
     headers: dict[str, str] = field(default_factory=dict)
@@ -236,6 +237,7 @@ class FakeLLMServer:
         if wait is not None or roll("rate_429"):
             wait = self.faults.retry_after_s if wait is None else wait
             self.rate_limits_sent[key].append((now, now + wait, request.protocol))
+            record.retry_after_s = wait
             headers = {"Retry-After": str(max(1, -int(-wait // 1))), "retry-after-ms": str(int(wait * 1000))}
             return self._error(record, 429, f"Rate limit exceeded. Retry after {wait:.3f} seconds.", "429", headers)
         if self.faults.rate_400 > 0 and _pick(self.faults.seed, body_key, "rate_400") % 1_000_000 < (

@@ -28,14 +28,38 @@ def config(tmp_path: Path, *, attempts: int = 3, grace_s: float = 5.0, **retry: 
     text = (ROOT / "examples" / "openai.toml").read_text(encoding="utf-8")
     start, end = text.index("[retry]"), text.index("[store]")
     text = text[:start] + retry_section(attempts, **retry) + "\n" + text[end:]
-    text = text.replace("grace_s = 30", f"grace_s = {grace_s}")
-    for alias in ("qwen", "deepseek", "huatuo", "gpt-4o-mini", "o1-mini", "gpt-4o"):  # one served name each, so
-        head = f"[models.{alias}]\nbackend = \"local\"\nmodel = "                       # bodies tell paths apart
-        at = text.index(head) + len(head)
-        text = text[:at] + f'"fake-{alias}"' + text[text.index("\n", at):]
+    text = distinct_models(text.replace("grace_s = 30", f"grace_s = {grace_s}"))
     path = tmp_path / "openai.toml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def distinct_models(text: str) -> str:
+    """examples/openai.toml with one served name per model alias (``fake-qwen``, ...), so that request
+    bodies tell the paths apart (with one name for all, two paths at one temperature send the same body)."""
+    for alias in ("qwen", "deepseek", "huatuo", "gpt-4o-mini", "o1-mini", "gpt-4o"):
+        head = f"[models.{alias}]\nbackend = \"local\"\nmodel = "
+        at = text.index(head) + len(head)
+        text = text[:at] + f'"fake-{alias}"' + text[text.index("\n", at):]
+    return text
+
+
+def resent_early(server: FakeLLMServer) -> list[tuple[str, float]]:
+    """Requests sent again before the Retry-After of the 429 they got had run out, by the server's clock.
+
+    Only the same body counts: a client can only resend after it has read the 429, so load can only
+    make a resend later, never earlier, and this holds however loaded the machine is."""
+    early, limited = [], {}
+    for r in server.requests:
+        if not r.body:
+            continue
+        key = body_key(r.body)
+        until = limited.get(key)
+        if until is not None and r.t_monotonic < until:
+            early.append((r.model_or_deployment, until - r.t_monotonic))
+        if r.status == 429:
+            limited[key] = r.t_monotonic + float(r.retry_after_s)
+    return early
 
 
 def env(server: FakeLLMServer, key: str = KEY) -> dict[str, str]:

@@ -6,13 +6,14 @@ with those of an uninterrupted run of the same input and configuration (the same
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 
 from e2e_support import PUBMEDQA
-from fake_llm_server import FakeLLMServer
+from fake_llm_server import FakeLLMServer, Faults
 from retry_support import KEY, QUESTIONS, ROOT, cli, config, db_rows, env, export_files, start_cli
 
 pytestmark = pytest.mark.slow
@@ -115,3 +116,19 @@ async def test_a_full_database_stops_the_run_resumably_and_resume_finishes_ident
         assert rc == 0, err
     _nothing_failed(db)
     assert export_files(out) == clean
+
+
+async def test_sigterm_while_fan_outs_are_in_flight_exits_within_the_grace_period(tmp_path):
+    """The generator's TaskGroup is waiting on nine slow calls when SIGTERM comes: the run stops after the
+    grace period (2 s here; the guard below is a hang guard, not a timing assertion), nothing is failed."""
+    cfg = config(tmp_path, grace_s=2)
+    async with FakeLLMServer(Faults(latency_s=120.0), api_key=KEY) as server:
+        db = tmp_path / "slow.db"
+        proc = await start_cli("run", "--config", str(cfg), "--input", str(QUESTIONS), "--db", str(db),
+                               "--limit", "4", environ=env(server))
+        await _until(lambda: len(server.requests) >= 8)  # the replica's first 8 slots: fan-outs are waiting
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 143, err.decode()
+    _nothing_failed(db)
+    assert db_rows(db, "SELECT COUNT(*) FROM deliveries WHERE consumer='generator' AND state='pending'") == [(4,)]
