@@ -112,6 +112,8 @@ class OpenAICompatBackend:
     """``complete`` / ``aclose`` over replicas of one OpenAI-compatible server.  Build it inside a running loop."""
 
     backend_name = "openai"
+    #: each exchange has this backend's ``timeout_s``: ``RetryingClient`` adds no second timeout
+    owns_timeout = True
     #: the longest a 429's Retry-After pauses a replica (the pipeline sets it from ``[retry] max_wait_s``)
     max_wait_s: float = 300.0
 

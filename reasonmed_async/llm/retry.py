@@ -1,7 +1,8 @@
 """The one retry layer of an LLM call: transport and server errors, outages, 429s and open circuits.
 
 ``RetryingClient`` wraps a backend for one model.  Each attempt has exactly one
-timeout (``[retry] timeout_s``; backends set none of their own).  After a failed
+timeout: the backend's own where it has one (``owns_timeout``: the HTTP backends'
+``timeout_s`` per exchange), else ``[retry] timeout_s`` (sim, in-process vLLM).  After a failed
 attempt ``ModelHealth`` (``health.py``) decides: fail the request, retry it
 (a strike: ``[retry] attempts`` in all), wait for the model to come back (no
 strike, while ``outage_budget_s`` lasts), stop the run (``OutageBudgetSpent``)
@@ -56,6 +57,8 @@ class RetryingClient:
         self._backoff = backoff
         self._policy = policy or RetryPolicy(attempts=backoff.attempts, timeout_s=timeout_s)
         self._timeout_s = timeout_s if policy is None else policy.timeout_s
+        if getattr(inner, "owns_timeout", False):
+            self._timeout_s = None  # one timeout per attempt: the backend's
         self._observer = observer
         self._health = health
         self._on_circuit = on_circuit

@@ -45,6 +45,9 @@ async def _run_with(tmp_path: Path, chosen: Chosen, *, attempts: int = 3, limit:
 async def test_one_http_500_costs_exactly_two_calls(tmp_path):
     server, db = await _run_with(tmp_path, Chosen(500, "The server had an error.", times=1))
     assert sent(server, server.script.key) == 2
+    # the failed attempt is accounted to the endpoint that failed it (LLMError carries its endpoint)
+    assert db_rows(db, "SELECT endpoint, SUM(calls) FROM calls WHERE outcome='error:ServerError'"
+                       " GROUP BY endpoint") == [(server.openai_url, 1)]
     assert db_rows(db, "SELECT COUNT(*) FROM messages WHERE type='StageFailed'") == [(0,)]
     others = repeats(server)
     del others[server.script.key]

@@ -402,3 +402,12 @@ async def test_cache_over_retries_with_failed_attempt_accounting(tmp_path):
         calls = await store.query("SELECT outcome, calls FROM calls ORDER BY outcome")
         assert calls == [("error:RateLimited", 1), ("error:ServerError", 1), ("ok", 1)]
         assert first.text.endswith("#3")
+
+
+async def test_a_backend_with_its_own_timeout_gets_no_second_one():
+    class TimedBackend(FakeLLM):
+        owns_timeout = True
+
+    inner = TimedBackend(0.05)
+    client = RetryingClient(inner, Backoff(attempts=1, **NO_WAIT), timeout_s=0.01)
+    assert await client.complete(request()) == OK  # the backend's timeout rules, not [retry] timeout_s
