@@ -75,7 +75,8 @@ async def test_wrong_key_opens_the_circuit_then_resume_with_the_right_key_finish
         db, out = tmp_path / "wrong.db", tmp_path / "wrong"
         before = len(server.requests)
         rc, _, err = await cli("run", "--config", str(cfg), "--input", str(QUESTIONS), "--db", str(db),
-                               "--limit", "4", environ=env(server, key="sk-wrong-key-000"), guard_s=60)
+                               "--limit", "4", "--no-preflight", environ=env(server, key="sk-wrong-key-000"),
+                               guard_s=60)
         assert rc == 4, err
         assert "circuit open" in err and "fake-" in err and server.openai_url in err and "HTTP 401" in err, err
         assert "resume" in err and "Traceback" not in err
@@ -125,7 +126,7 @@ async def test_sigterm_while_fan_outs_are_in_flight_exits_within_the_grace_perio
     async with FakeLLMServer(Faults(latency_s=120.0), api_key=KEY) as server:
         db = tmp_path / "slow.db"
         proc = await start_cli("run", "--config", str(cfg), "--input", str(QUESTIONS), "--db", str(db),
-                               "--limit", "4", environ=env(server))
+                               "--limit", "4", "--no-preflight", environ=env(server))
         await _until(lambda: len(server.requests) >= 8)  # the replica's first 8 slots: fan-outs are waiting
         proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(proc.communicate(), 30)
