@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -28,6 +29,7 @@ from reasonmed_async.loaders.errors import InputError
 from reasonmed_async.loaders.dedup import describe_duplicates
 from reasonmed_async.loaders.dispatch import SOURCE_FORMATS
 from reasonmed_async.loaders.stream import QuestionSource
+from reasonmed_async.llm.budget import SpendCap
 from reasonmed_async.llm.preflight import PreflightFailed
 from reasonmed_async.logs import tail as logtail
 from reasonmed_async.logs.setup import configure_for
@@ -73,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
                           " (default: merged into it, both ids in its records)")
     resume = sub.add_parser("resume", help="continue the unfinished run of a database after a crash or stop")
     resume.add_argument("--db", required=True)
+    resume.add_argument("--max-cost-usd", type=float, help="raise (or set) the run's [budget] max_cost_usd")
+    resume.add_argument("--max-tokens", type=int, help="raise (or set) the run's [budget] max_tokens")
     retry = sub.add_parser("retry", help="make failed work pending again, re-issue its failing calls, and finish")
     retry.add_argument("--db", required=True)
     retry.add_argument("--stage", help="only failures of this stage (generate, verify, rank, refine, ...)")
@@ -158,13 +162,31 @@ async def _drive(config: AppConfig | ConfigFromStore, db: Path,
                 ticker = tg.create_task(watch(pipeline.store, pipeline.config, console=Console(stderr=True)))
             else:
                 ticker = tg.create_task(_progress(pipeline))
+            cap = pipeline.spend_cap
+            if cap is not None and cap.reached:
+                stop.set()  # already spent when it started: deliver nothing
+            capper = tg.create_task(_stop_at_cap(cap, stop)) if cap is not None else None
             done = await pipeline.drive(stop)
             ticker.cancel()
+            if capper is not None:
+                capper.cancel()
         report = await read_status(pipeline.store, config)
-        outcome = await settle(pipeline.store, db, driven, done=done, signum=received[0] if received else None)
+        capped = cap is not None and cap.tripped.is_set() and not done
+        outcome = await settle(pipeline.store, db, driven, done=done, signum=received[0] if received else None,
+                               stop_reason=cap.describe() if capped else None)
+        if capped:
+            outcome = dataclasses.replace(outcome, message=outcome.message.replace("reasonmed resume --db", "reasonmed resume"
+                                                                       " --max-cost-usd N --db"))
     print(render(report))
     print(f"\nreasonmed: {outcome.message}")
     return outcome.code
+
+
+async def _stop_at_cap(cap: SpendCap, stop: asyncio.Event) -> None:
+    """Stop intake and drain once the spend cap trips (the messages left stay pending: resumable)."""
+    await cap.tripped.wait()
+    print(f"reasonmed: {cap.describe()}: stopping", file=sys.stderr)
+    stop.set()
 
 
 async def _progress(pipeline: Pipeline, every_s: float = 5.0) -> None:
@@ -216,7 +238,7 @@ async def _resume(args: argparse.Namespace) -> int:
 
     async def config_of(store: CheckpointStore) -> AppConfig:
         try:
-            return await resumed_config(store, await stored_config(store))
+            return _with_budget(args, await resumed_config(store, await stored_config(store)))
         except RunConflict as exc:
             if failed := await queries.failure_count(store):
                 raise RunConflict(f"{exc}; {failed} failure(s) remain: `reasonmed retry --db {db}` re-issues"
@@ -224,6 +246,21 @@ async def _resume(args: argparse.Namespace) -> int:
             raise
 
     return await _drive(config_of, db, None, args)  # the store is opened once, by the pipeline
+
+
+def _with_budget(args: argparse.Namespace, config: AppConfig) -> AppConfig:
+    """``resume --max-cost-usd / --max-tokens``: the stored config with its spend cap changed."""
+    import msgspec
+
+    cost, tokens = getattr(args, "max_cost_usd", None), getattr(args, "max_tokens", None)
+    if cost is None and tokens is None or getattr(args, "command", "") != "resume":
+        return config
+    if (cost is not None and cost <= 0) or (tokens is not None and tokens < 1):
+        raise UsageError("--max-cost-usd must be > 0 and --max-tokens >= 1")
+    budget = config.file.budget
+    budget = msgspec.structs.replace(budget, **({"max_cost_usd": cost} if cost is not None else {}),
+                                     **({"max_tokens": tokens} if tokens is not None else {}))
+    return dataclasses.replace(config, file=msgspec.structs.replace(config.file, budget=budget))
 
 
 async def _retry(args: argparse.Namespace) -> int:

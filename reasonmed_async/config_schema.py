@@ -123,6 +123,11 @@ class Store(Section):
     grace_s: Seconds = 30.0
 
 
+class Budget(Section):
+    max_cost_usd: Annotated[float, Meta(gt=0.0)] | None = None  # stop (resumably) once spent reaches it
+    max_tokens: Positive | None = None  # likewise for prompt + completion tokens
+
+
 class Logging(Section):
     max_bytes: Count = 50_000_000
     backups: Count = 5
@@ -148,6 +153,7 @@ class ConfigFile(Section):
     retry: Retry = msgspec.field(default_factory=Retry)
     store: Store = msgspec.field(default_factory=Store)
     logging: Logging = msgspec.field(default_factory=Logging)
+    budget: Budget = msgspec.field(default_factory=Budget)
     templates_dir: Name | None = None
 
 
