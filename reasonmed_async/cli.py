@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import os
 import sys
@@ -29,7 +28,7 @@ from reasonmed_async.loaders.errors import InputError
 from reasonmed_async.loaders.dedup import describe_duplicates
 from reasonmed_async.loaders.dispatch import SOURCE_FORMATS
 from reasonmed_async.loaders.stream import QuestionSource
-from reasonmed_async.llm.budget import SpendCap
+from reasonmed_async.run_guards import cap_stop_reason, preflight_for, stop_at_cap, with_budget
 from reasonmed_async.llm.preflight import PreflightFailed
 from reasonmed_async.logs import tail as logtail
 from reasonmed_async.logs.setup import configure_for
@@ -124,15 +123,6 @@ def _existing_db(path: str) -> Path:
     return db
 
 
-async def _preflight(args: argparse.Namespace, config: AppConfig) -> None:
-    """One cheap request per configured model and endpoint (``llm/preflight.py``); exit 2 on a bad one."""
-    if getattr(args, "no_preflight", False):
-        return
-    from reasonmed_async.llm.preflight import preflight
-
-    checked = await preflight(config)
-    if checked:
-        print(f"reasonmed: preflight: {checked} model endpoint(s) answer", file=sys.stderr)
 
 
 async def _drive(config: AppConfig | ConfigFromStore, db: Path,
@@ -144,7 +134,7 @@ async def _drive(config: AppConfig | ConfigFromStore, db: Path,
         if not isinstance(config, AppConfig):  # resume: the run's own, read from the store
             config = pipeline.config
             configure_for(config, db)
-            await _preflight(args, config)  # before anything more is delivered
+            await preflight_for(args, config)  # before anything more is delivered
         driven = [r.id for r in await queries.runs(pipeline.store) if r.status == "running"]
         if "sim" in pipeline.backend_types:
             print("reasonmed: using the SIMULATED LLM backend (sim): the data is synthetic", file=sys.stderr)
@@ -165,28 +155,17 @@ async def _drive(config: AppConfig | ConfigFromStore, db: Path,
             cap = pipeline.spend_cap
             if cap is not None and cap.reached:
                 stop.set()  # already spent when it started: deliver nothing
-            capper = tg.create_task(_stop_at_cap(cap, stop)) if cap is not None else None
+            capper = tg.create_task(stop_at_cap(cap, stop)) if cap is not None else None
             done = await pipeline.drive(stop)
             ticker.cancel()
             if capper is not None:
                 capper.cancel()
         report = await read_status(pipeline.store, config)
-        capped = cap is not None and cap.tripped.is_set() and not done
         outcome = await settle(pipeline.store, db, driven, done=done, signum=received[0] if received else None,
-                               stop_reason=cap.describe() if capped else None)
-        if capped:
-            outcome = dataclasses.replace(outcome, message=outcome.message.replace("reasonmed resume --db", "reasonmed resume"
-                                                                       " --max-cost-usd N --db"))
+                               stop_reason=cap_stop_reason(cap, done, db))
     print(render(report))
     print(f"\nreasonmed: {outcome.message}")
     return outcome.code
-
-
-async def _stop_at_cap(cap: SpendCap, stop: asyncio.Event) -> None:
-    """Stop intake and drain once the spend cap trips (the messages left stay pending: resumable)."""
-    await cap.tripped.wait()
-    print(f"reasonmed: {cap.describe()}: stopping", file=sys.stderr)
-    stop.set()
 
 
 async def _progress(pipeline: Pipeline, every_s: float = 5.0) -> None:
@@ -228,7 +207,7 @@ async def _run(args: argparse.Namespace) -> int:
     configure_for(config, db)
     if args.ingest_only:  # no call is made: no server needs to be up
         return await _batch_command.ingest_only(config, db, questions, str(args.input), digest, args.limit)
-    await _preflight(args, config)  # before the database is even opened
+    await preflight_for(args, config)  # before the database is even opened
     return await _drive(config, db, (questions, str(args.input), digest, args.limit), args)
 
 
@@ -238,7 +217,7 @@ async def _resume(args: argparse.Namespace) -> int:
 
     async def config_of(store: CheckpointStore) -> AppConfig:
         try:
-            return _with_budget(args, await resumed_config(store, await stored_config(store)))
+            return with_budget(args, await resumed_config(store, await stored_config(store)))
         except RunConflict as exc:
             if failed := await queries.failure_count(store):
                 raise RunConflict(f"{exc}; {failed} failure(s) remain: `reasonmed retry --db {db}` re-issues"
@@ -246,21 +225,6 @@ async def _resume(args: argparse.Namespace) -> int:
             raise
 
     return await _drive(config_of, db, None, args)  # the store is opened once, by the pipeline
-
-
-def _with_budget(args: argparse.Namespace, config: AppConfig) -> AppConfig:
-    """``resume --max-cost-usd / --max-tokens``: the stored config with its spend cap changed."""
-    import msgspec
-
-    cost, tokens = getattr(args, "max_cost_usd", None), getattr(args, "max_tokens", None)
-    if cost is None and tokens is None or getattr(args, "command", "") != "resume":
-        return config
-    if (cost is not None and cost <= 0) or (tokens is not None and tokens < 1):
-        raise UsageError("--max-cost-usd must be > 0 and --max-tokens >= 1")
-    budget = config.file.budget
-    budget = msgspec.structs.replace(budget, **({"max_cost_usd": cost} if cost is not None else {}),
-                                     **({"max_tokens": tokens} if tokens is not None else {}))
-    return dataclasses.replace(config, file=msgspec.structs.replace(config.file, budget=budget))
 
 
 async def _retry(args: argparse.Namespace) -> int:
@@ -370,7 +334,7 @@ async def _daemon(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configure_for(config, db, secrets=[token] if token else [])
     options = DaemonOptions(Path(args.config), db, Path(args.inbox) if args.inbox else None, listen, token)
-    await _preflight(args, config)
+    await preflight_for(args, config)
     return await Daemon(options).run()
 
 

@@ -16,7 +16,7 @@ def test_spend_cap_stops_the_run_resumably_and_a_raised_cap_finishes_it(tmp_path
     full_cost = json.loads(run_cli("status", "--db", clean, "--json").stdout)["cost_usd"]
     assert full_cost > 0
     config = tmp_path / "capped.toml"
-    text = sim_config().replace("[store]", f"[budget]\nmax_cost_usd = {full_cost / 3:.6f}\n\n[store]", 1)
+    text = sim_config().replace("\n[budget]", f"\n[budget]\nmax_cost_usd = {full_cost / 3:.6f}", 1)
     config.write_text(text.replace("grace_s = 30", "grace_s = 2"), encoding="utf-8")
     db = tmp_path / "capped.db"
     r = run_cli("run", "--config", config, "--input", QUESTIONS, "--db", db, "--limit", 12, timeout=120)
