@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from bus import Gate, Message, Path, Question, Ranked, RecordReady, Refined, StageFailed, Summarized, Verdict
+from bus import (FailureKind, Gate, Message, Path, Question, Ranked, RecordReady, Refined, Stage, StageFailed,
+                 Summarized, Verdict)
 
-from .calls import provenance, request
+from .calls import provenance, request, truncated
 from .gates import GateSettings, cot_warnings
 from .llm import LLMClient
 from .prompts import Templates, summarizer_messages
@@ -41,9 +42,7 @@ class Summarizer:
                             "path": path.name})
         completion = await self._client.complete(req)
         if completion.truncated:  # a summary cut at the token limit is not a response
-            return StageFailed(run_id=message.run_id, question_id=q.id, parent_id=message.id, stage="summarize",
-                               path=path.name, failed_type=type(message).__name__,
-                               reason=f"truncated: finish_reason=length after {completion.completion_tokens} tokens")
+            return truncated(message, Stage.SUMMARIZE, completion, path=path.name)
         return Summarized(run_id=message.run_id, question_id=q.id, parent_id=message.id, question=q,
                           tier=message.tier, path=path, response=completion.text.strip(),  # type: ignore[attr-defined]
                           provenance=provenance("summarize", req, completion, self._templates.hash("summarize")),
@@ -65,9 +64,9 @@ class Assembler:
         q, path = message.question, message.path
         if self._gates.require_answer_agreement and path.stated_answer != q.answer_letter:
             said = f"states {path.stated_answer}" if path.stated_answer else "states no answer"
-            return [StageFailed(**common, stage="assemble", path=path.name, failed_type="Summarized",
-                                gate=Gate.ANSWER_AGREEMENT,
-                                reason=f"answer_agreement: the CoT {said}, the gold answer is {q.answer_letter}")]
+            return [StageFailed(**common, stage=Stage.ASSEMBLE, path=path.name, failed_type="Summarized",
+                                gate=Gate.ANSWER_AGREEMENT, kind=FailureKind.REJECTED,
+                                message=f"answer_agreement: the CoT {said}, the gold answer is {q.answer_letter}")]
         steps, warnings = cot_warnings(path.cot, self._gates)
         return [RecordReady(**common, question=q, tier=message.tier, path=path, response=message.response,
                             response_provenance=message.provenance, record_id=f"{message.question_id}/{path.name}",

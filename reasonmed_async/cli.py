@@ -12,21 +12,23 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
 
+from bus import first_stop
 from reasonmed_async.config import AppConfig, ConfigError, load_config
 from reasonmed_async.exit_codes import HELP as EXIT_CODES_HELP
 from reasonmed_async.exit_codes import ExitCode
+from reasonmed_async.outcome import RunStopped
 from reasonmed_async.reports.export import export
 from reasonmed_async.loaders.errors import InputError
 from reasonmed_async.loaders.dedup import describe_duplicates
 from reasonmed_async.loaders.dispatch import SOURCE_FORMATS
 from reasonmed_async.loaders.stream import QuestionSource
+from reasonmed_async.run_guards import cap_stop_reason, preflight_for, stop_at_cap, with_budget
 from reasonmed_async.llm.preflight import PreflightFailed
 from reasonmed_async.logs import tail as logtail
 from reasonmed_async.logs.setup import configure_for
@@ -35,7 +37,8 @@ from reasonmed_async.reports.report.command import register as _register_report
 from reasonmed_async.decontam.command import register as _register_decontam
 from reasonmed_async.evaluate.command import register as _register_eval
 from reasonmed_async.pipeline import ConfigFromStore, Pipeline, RunConflict, file_digest, stored_config
-from reasonmed_async.reports.outcome import interrupted_code, settle
+from reasonmed_async import signals
+from reasonmed_async.reports.outcome import settle
 from reasonmed_async.scale import batch_cli as _batch_command, merge as _merge_command
 from reasonmed_async.scale.fsguard import add_network_fs_flag, guard_database_location
 from reasonmed_async.scale.shard_run import add_scale_flags, prepare_shard, resumed_config
@@ -71,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
                           " (default: merged into it, both ids in its records)")
     resume = sub.add_parser("resume", help="continue the unfinished run of a database after a crash or stop")
     resume.add_argument("--db", required=True)
+    resume.add_argument("--max-cost-usd", type=float, help="raise (or set) the run's [budget] max_cost_usd")
+    resume.add_argument("--max-tokens", type=int, help="raise (or set) the run's [budget] max_tokens")
     retry = sub.add_parser("retry", help="make failed work pending again, re-issue its failing calls, and finish")
     retry.add_argument("--db", required=True)
     retry.add_argument("--stage", help="only failures of this stage (generate, verify, rank, refine, ...)")
@@ -118,46 +123,18 @@ def _existing_db(path: str) -> Path:
     return db
 
 
-def _install_signals(stop: asyncio.Event) -> list[int]:
-    """SIGINT / SIGTERM set ``stop``; the list returned receives the first signal's number."""
-    loop = asyncio.get_running_loop()
-    received: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        if stop.is_set():
-            print(f"reasonmed: second {signal.Signals(signum).name}: exiting now", file=sys.stderr)
-            os._exit(interrupted_code(received[0] if received else signum))
-        print(f"reasonmed: {signal.Signals(signum).name}: stopping intake, finishing calls in flight",
-              file=sys.stderr)
-        received.append(signum)
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig)
-    return received
-
-
-async def _preflight(args: argparse.Namespace, config: AppConfig) -> None:
-    """One cheap request per configured model and endpoint (``llm/preflight.py``); exit 2 on a bad one."""
-    if getattr(args, "no_preflight", False):
-        return
-    from reasonmed_async.llm.preflight import preflight
-
-    checked = await preflight(config)
-    if checked:
-        print(f"reasonmed: preflight: {checked} model endpoint(s) answer", file=sys.stderr)
 
 
 async def _drive(config: AppConfig | ConfigFromStore, db: Path,
                  start: tuple[QuestionSource, str, str, int | None] | None, args: argparse.Namespace) -> int:
     """``config`` may be read from the store the pipeline opens (resume)."""
     stop = asyncio.Event()
-    received = _install_signals(stop)
+    received = signals.install(stop)
     async with Pipeline.open(config, db) as pipeline:
         if not isinstance(config, AppConfig):  # resume: the run's own, read from the store
             config = pipeline.config
             configure_for(config, db)
-            await _preflight(args, config)  # before anything more is delivered
+            await preflight_for(args, config)  # before anything more is delivered
         driven = [r.id for r in await queries.runs(pipeline.store) if r.status == "running"]
         if "sim" in pipeline.backend_types:
             print("reasonmed: using the SIMULATED LLM backend (sim): the data is synthetic", file=sys.stderr)
@@ -175,10 +152,17 @@ async def _drive(config: AppConfig | ConfigFromStore, db: Path,
                 ticker = tg.create_task(watch(pipeline.store, pipeline.config, console=Console(stderr=True)))
             else:
                 ticker = tg.create_task(_progress(pipeline))
+            cap = pipeline.spend_cap
+            if cap is not None and cap.reached:
+                stop.set()  # already spent when it started: deliver nothing
+            capper = tg.create_task(stop_at_cap(cap, stop)) if cap is not None else None
             done = await pipeline.drive(stop)
             ticker.cancel()
+            if capper is not None:
+                capper.cancel()
         report = await read_status(pipeline.store, config)
-        outcome = await settle(pipeline.store, db, driven, done=done, signum=received[0] if received else None)
+        outcome = await settle(pipeline.store, db, driven, done=done, signum=received[0] if received else None,
+                               stop_reason=cap_stop_reason(cap, done, db))
     print(render(report))
     print(f"\nreasonmed: {outcome.message}")
     return outcome.code
@@ -223,7 +207,7 @@ async def _run(args: argparse.Namespace) -> int:
     configure_for(config, db)
     if args.ingest_only:  # no call is made: no server needs to be up
         return await _batch_command.ingest_only(config, db, questions, str(args.input), digest, args.limit)
-    await _preflight(args, config)  # before the database is even opened
+    await preflight_for(args, config)  # before the database is even opened
     return await _drive(config, db, (questions, str(args.input), digest, args.limit), args)
 
 
@@ -233,7 +217,7 @@ async def _resume(args: argparse.Namespace) -> int:
 
     async def config_of(store: CheckpointStore) -> AppConfig:
         try:
-            return await resumed_config(store, await stored_config(store))
+            return with_budget(args, await resumed_config(store, await stored_config(store)))
         except RunConflict as exc:
             if failed := await queries.failure_count(store):
                 raise RunConflict(f"{exc}; {failed} failure(s) remain: `reasonmed retry --db {db}` re-issues"
@@ -350,7 +334,7 @@ async def _daemon(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configure_for(config, db, secrets=[token] if token else [])
     options = DaemonOptions(Path(args.config), db, Path(args.inbox) if args.inbox else None, listen, token)
-    await _preflight(args, config)
+    await preflight_for(args, config)
     return await Daemon(options).run()
 
 
@@ -389,6 +373,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # a Ctrl-C before the handlers were installed (or after they were removed)
         return ExitCode.SIGINT
     except Exception as exc:  # noqa: BLE001 - the last line of defence: say what failed, exit 1
+        stopped = first_stop(exc)  # a typed stop (outage, open circuit, disk full), maybe inside a TaskGroup's group
+        if isinstance(stopped, RunStopped):
+            db = getattr(args, "db", None)
+            print(f"reasonmed: stopped: {stopped}", file=sys.stderr)
+            print(f"reasonmed: nothing was marked failed; once fixed, continue with `reasonmed resume --db {db}`",
+                  file=sys.stderr)
+            return int(stopped.exit_code)
         structlog.get_logger("cli").error("command.failed", command=args.command, exc_info=exc)
         print(f"reasonmed: failed: {_describe(exc)}", file=sys.stderr)
         if os.environ.get("REASONMED_DEBUG"):

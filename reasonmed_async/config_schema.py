@@ -113,12 +113,20 @@ class Retry(Section):
     cap_s: Seconds = 30.0
     timeout_s: PositiveSeconds = 600.0
     handler_attempts: Positive = 3
+    max_wait_s: Seconds = 300.0
+    outage_budget_s: Seconds = 1800.0
+    circuit_after: Positive = 5
 
 
 class Store(Section):
     synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
     queue_size: Positive = 64
     grace_s: Seconds = 30.0
+
+
+class Budget(Section):
+    max_cost_usd: Annotated[float, Meta(gt=0.0)] | None = None  # stop (resumably) once spent reaches it
+    max_tokens: Positive | None = None  # likewise for prompt + completion tokens
 
 
 class Logging(Section):
@@ -146,6 +154,7 @@ class ConfigFile(Section):
     retry: Retry = msgspec.field(default_factory=Retry)
     store: Store = msgspec.field(default_factory=Store)
     logging: Logging = msgspec.field(default_factory=Logging)
+    budget: Budget = msgspec.field(default_factory=Budget)
     templates_dir: Name | None = None
 
 

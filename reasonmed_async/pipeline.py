@@ -23,9 +23,10 @@ from bus import Backoff, MessageBus, Question, QuestionIngested
 
 from reasonmed_async.llm.registry import Backend, open_backend
 from reasonmed_async.llm.cache import CachedClient, FailedAttempts
-from reasonmed_async.config import AppConfig, parse_config
+from reasonmed_async.config import AppConfig, ConfigError, parse_config
 from reasonmed_async.store.lock import OwnerLock
-from reasonmed_async.llm.retry import RetryingClient
+from reasonmed_async.llm.budget import CappedClient, SpendCap
+from reasonmed_async.llm.retry import RetryingClient, RetryPolicy
 from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore
 
@@ -73,6 +74,7 @@ class Pipeline:
         self.bus = bus
         self.clients = clients
         self.backends = backends
+        self.spend_cap: SpendCap | None = None
 
     @classmethod
     @asynccontextmanager
@@ -92,23 +94,34 @@ class Pipeline:
                 config = await config(store)
                 if config.synchronous.upper() != "NORMAL":
                     await store.set_synchronous(config.synchronous)
-            backoff = Backoff(
-                attempts=int(config.retry.get("attempts", 3)),
-                base_s=config.retry.get("base_s", 0.5),
-                cap_s=config.retry.get("cap_s", 30.0),
-            )
+            try:
+                policy = RetryPolicy.from_mapping(config.retry)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{config.source}: {exc}") from None
+            backoff = Backoff(attempts=policy.attempts, base_s=policy.base_s, cap_s=policy.cap_s)
             wanted = {m: b for m, b in config.model_backends.items() if models is None or m in models}
             backends: dict[str, Backend] = {}
             for name, backend in config.backends.items():
                 if name in wanted.values():
                     backends[name] = await open_backend(backend)
+                    if hasattr(backends[name], "max_wait_s"):  # a backend that pauses on a 429 itself
+                        backends[name].max_wait_s = policy.max_wait_s  # type: ignore[attr-defined]
                     stack.push_async_callback(backends[name].aclose)
-            timeout = config.retry.get("timeout_s", 600.0)
             failures = FailedAttempts(store)
             rounds = await queries.reissue_rounds(store)  # the calls `reasonmed retry` re-issues as new samples
+            budget = config.file.budget
+            cap = SpendCap(budget.max_cost_usd, budget.max_tokens)
+            for _, model, outcome, _, p, c in await queries.call_totals(store):  # what earlier runs spent
+                if outcome == "ok":
+                    cap.add(config.cost(model, p, c), p + c)
+
+            def capped(inner: LLMClient) -> LLMClient:
+                return inner if cap.max_cost_usd is None and cap.max_tokens is None else \
+                    CappedClient(inner, cap, config.cost)
+
             clients: dict[str, LLMClient] = {
-                model: CachedClient(RetryingClient(backends[backend], backoff, timeout_s=timeout, observer=failures),
-                                    store, rounds)
+                model: CachedClient(capped(RetryingClient(backends[backend], backoff, policy=policy, observer=failures,
+                                                          on_circuit=failures)), store, rounds)
                 for model, backend in wanted.items()
             }
             bus = MessageBus(store)
@@ -119,7 +132,9 @@ class Pipeline:
                 backoff=Backoff(attempts=int(config.retry.get("handler_attempts", 3)), base_s=0.05, cap_s=2.0),
             ):
                 bus.subscribe(sub)
-            yield cls(config, store, bus, clients, backends)
+            pipeline = cls(config, store, bus, clients, backends)
+            pipeline.spend_cap = cap
+            yield pipeline
 
     @property
     def backend_types(self) -> set[str]:

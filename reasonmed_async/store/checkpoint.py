@@ -13,7 +13,7 @@ from typing import Any
 
 import aiosqlite
 
-from bus import Ack, Backlog, Message, Routed, decode
+from bus import SCHEMA_VERSION, Ack, Backlog, Message, Routed, decode
 
 from reasonmed_async.store.schema import DDL, STORE_SCHEMA_VERSION
 from reasonmed_async.store.sql import StoreError, apply_batch, read_batch
@@ -29,7 +29,7 @@ class CheckpointStore:
         self.path = path
         self._db = writer
         self._ro = reader
-        self._committer = Batcher(writer, apply_batch, transaction=True, name="store-writer")
+        self._committer = Batcher(writer, apply_batch, transaction=True, name="store-writer", path=str(path))
         self._reader = Batcher(reader, read_batch, transaction=False, name="store-reader")
 
     # -- lifecycle ------------------------------------------------------------
@@ -65,6 +65,16 @@ class CheckpointStore:
             await db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(STORE_SCHEMA_VERSION),))
         elif int(row[0]) != STORE_SCHEMA_VERSION:
             raise StoreError(f"{path}: store schema v{row[0]}, this build reads v{STORE_SCHEMA_VERSION}")
+        # The message format of the oldest and the newest message (cheap: by rowid).  v1 wrote failures as a
+        # reason text that v2 cannot decode into typed fields, and guessing the kind from the text is what
+        # v2 is there to stop, so a v1 database is refused, naming both versions, never half-read.
+        async with db.execute("SELECT schema_version FROM messages WHERE seq IN"
+                              " ((SELECT MIN(seq) FROM messages), (SELECT MAX(seq) FROM messages))") as cur:
+            versions = sorted({int(r[0]) for r in await cur.fetchall()})
+        other = [v for v in versions if v != SCHEMA_VERSION]
+        if other:
+            raise StoreError(f"{path}: holds messages of schema v{other[0]}, this build reads v{SCHEMA_VERSION}:"
+                             f" export or finish it with the release that wrote it")
 
     async def set_synchronous(self, mode: str) -> None:
         """``PRAGMA synchronous`` of the writer, for a store opened before its run's config was read."""
