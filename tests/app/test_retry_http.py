@@ -75,7 +75,7 @@ async def test_a_request_that_always_fails_alone_costs_exactly_attempts_calls(tm
 GARBAGE = "Both paths look reasonable to me; I would keep the clearer ones."
 
 
-async def test_a_judge_answering_garbage_gets_new_correction_requests_then_an_unparseable_failure(tmp_path):
+async def test_a_judge_answering_garbage_gets_new_correction_requests_then_the_ranker_falls_back(tmp_path):
     def garbage_ranker(record: RequestRecord, body: dict, seen: int):
         return (200, GARBAGE, {}) if is_ranking(body) else None
 
@@ -91,11 +91,12 @@ async def test_a_judge_answering_garbage_gets_new_correction_requests_then_an_un
     ranking = [r for r in server.requests if r.body and is_ranking(r.body)]
     assert ranking, "the ranker was called (else the test is vacuous)"
     assert max(Counter(body_key(r.body) for r in ranking).values()) == 1, "never the same judge request twice"
-    failures = [f for f in read_jsonl(out / "failures.jsonl") if f["stage"] == "rank"]
-    assert failures and len(ranking) == 3 * len(failures)  # the original and two corrections each
-    for f in failures:
-        assert (f["kind"], f["error_class"], f["raw"], f["attempts"]) == ("unparseable", "JudgeFailed", GARBAGE, 3)
+    # The ranker's answers never parse: after the original and two corrections it falls back (issue 9: the
+    # ranker cannot lose a question), so the outcome is a record that says so, not a failure.
+    failed = read_jsonl(out / "failures.jsonl") if (out / "failures.jsonl").exists() else []
+    assert not [f for f in failed if f["stage"] == "rank"]
+    fallbacks = {r["question_id"] for r in read_jsonl(out / "records.jsonl") if (r.get("ranker") or {}).get("by") == "fallback"}
     firsts = [r for r in ranking if len(r.body["messages"]) <= 2]
-    assert len(firsts) == len(failures)
+    assert fallbacks and len(firsts) == len(fallbacks) and len(ranking) == 3 * len(firsts)  # original + 2 corrections
     corrections = [r for r in ranking if len(r.body["messages"]) > 2]
     assert all(r.body["messages"][-2]["content"] == GARBAGE for r in corrections)
