@@ -17,13 +17,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import structlog
-
-from reasonmed_async.config import AppConfig, ConfigError, load_config
+from reasonmed_async.cli_errors import classify, quiet_broken_pipe, report_internal
+from reasonmed_async.config import AppConfig, load_config
 from reasonmed_async.exit_codes import HELP as EXIT_CODES_HELP
 from reasonmed_async.exit_codes import ExitCode
-from reasonmed_async.reports.export import export
-from reasonmed_async.loaders.errors import InputError
+from reasonmed_async.reports.atomic import export_atomically
 from reasonmed_async.loaders.dedup import describe_duplicates
 from reasonmed_async.loaders.dispatch import SOURCE_FORMATS
 from reasonmed_async.loaders.stream import QuestionSource
@@ -34,14 +32,15 @@ from reasonmed_async.reports.scoring import register as _register_score
 from reasonmed_async.reports.report.command import register as _register_report
 from reasonmed_async.decontam.command import register as _register_decontam
 from reasonmed_async.evaluate.command import register as _register_eval
-from reasonmed_async.pipeline import ConfigFromStore, Pipeline, RunConflict, file_digest, stored_config
+from reasonmed_async.pipeline import ConfigFromStore, Pipeline, file_digest, stored_config
 from reasonmed_async.reports.outcome import interrupted_code, settle
 from reasonmed_async.scale import batch_cli as _batch_command, merge as _merge_command
 from reasonmed_async.scale.fsguard import add_network_fs_flag, guard_database_location
 from reasonmed_async.scale.shard_run import add_scale_flags, prepare_shard, resumed_config
 from reasonmed_async.reports.status import read_status, render
 from reasonmed_async.store import queries
-from reasonmed_async.store.checkpoint import CheckpointStore, StoreError
+from reasonmed_async.store.check_command import register as _register_check
+from reasonmed_async.store.checkpoint import CheckpointStore
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = ExitCode.OK, ExitCode.INTERNAL, ExitCode.USAGE
 
@@ -84,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     exp = sub.add_parser("export", help="write the ReasonMed / CoTMed / ResponseMed files and records.jsonl")
     exp.add_argument("--db", required=True)
-    exp.add_argument("--out", required=True)
+    exp.add_argument("--out", required=True, help="a new or empty directory (written whole, then swapped in)")
+    exp.add_argument("--force", action="store_true", help="replace the contents of a non-empty --out")
     exp.add_argument("--run", dest="run_id", default=None,
                      help="export this run only (default: every question once, from the latest run that settled it)")
     exp.add_argument("--exclude-contaminated", action="store_true",
@@ -269,7 +269,7 @@ async def _status(args: argparse.Namespace) -> int:
 
     from reasonmed_async.reports.progress import Reading, estimate, read, run_ended, run_started, watch
 
-    async with await CheckpointStore.open(_existing_db(args.db)) as store:
+    async with await CheckpointStore.open(_existing_db(args.db), read_only=True) as store:
         runs = await queries.runs(store)
         config = await stored_config(store, unfinished=False) if runs else None
         if args.watch:
@@ -304,7 +304,7 @@ async def _status(args: argparse.Namespace) -> int:
 
 async def _export(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    async with await CheckpointStore.open(_existing_db(args.db)) as store:
+    async with await CheckpointStore.open(_existing_db(args.db), read_only=True) as store:
         runs = await queries.runs(store)
         if not runs:
             raise UsageError(f"{args.db}: holds no run")
@@ -312,13 +312,16 @@ async def _export(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.db}: no run {args.run_id} (runs: {', '.join(r.id for r in runs)})")
         config = await stored_config(store, unfinished=False)
         exclude = frozenset(await queries.contaminated_questions(store)) if args.exclude_contaminated else frozenset()
-        summary = await export(store, out, final_attempt=config.flow.refine_attempts, run_id=args.run_id,
-                               exclude=exclude)
+        exported = [r.id for r in runs if args.run_id in (None, r.id)]
+        summary, dropped = await export_atomically(store, out, config, exported, force=args.force, run_id=args.run_id,
+                                                   exclude=exclude)
     unfinished = [r.id for r in runs if r.status != "finished" and args.run_id in (None, r.id)]
     also = ", the same as .parquet" if summary.parquet else ""
     print(f"exported {summary.records} records of {summary.questions} questions to {out}/ "
-          f"(reasonmed.jsonl, cotmed.jsonl, responsemed.jsonl, records.jsonl{also}, dataset_info.json; "
-          f"{summary.failures} failures and {summary.rejected} rejected CoTs in failures.jsonl)")
+          f"(reasonmed.jsonl, cotmed.jsonl, responsemed.jsonl, records.jsonl{also}, dataset_info.json, manifest.json;"
+          f" {summary.failures} failures and {summary.rejected} rejected CoTs in failures.jsonl)")
+    if dropped:
+        print(f"note: not written, having no rows: {', '.join(dropped)}", file=sys.stderr)
     if args.exclude_contaminated:
         print(f"left out {summary.excluded} question(s) flagged by `reasonmed decontam`", file=sys.stderr)
     if unfinished:
@@ -369,31 +372,29 @@ def _register_daemon(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
 
 PREFLIGHT_COMMANDS = ("run", "resume", "retry", "daemon")
 COMMANDS = {"run": _run, "resume": _resume, "retry": _retry, "status": _status, "export": _export}
-EXTRA_COMMANDS: list = [_register_daemon, _register_score, logtail.register, _merge_command.register, _register_report, _register_decontam, _register_eval]  # registrars of commands that live in their own modules
+EXTRA_COMMANDS: list = [_register_daemon, _register_score, logtail.register, _merge_command.register, _register_report,
+                        _register_decontam, _register_eval, _register_check]  # registrars of commands in their own modules
 EXTRA_COMMANDS.append(_batch_command.register)  # batch export / import (scale/batch_cli.py)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe(e) for e in exc.exceptions)
-    return f"{type(exc).__name__}: {exc}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return asyncio.run(args.handler(args))
-    except (UsageError, InputError, ConfigError, RunConflict, StoreError, PreflightFailed) as exc:
-        print(f"reasonmed: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        code = asyncio.run(args.handler(args))
+        sys.stdout.flush()  # here, not at exit: a reader gone (`status | head`) is a quiet end, not a traceback
+        return code
     except KeyboardInterrupt:  # a Ctrl-C before the handlers were installed (or after they were removed)
         return ExitCode.SIGINT
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: say what failed, exit 1
-        structlog.get_logger("cli").error("command.failed", command=args.command, exc_info=exc)
-        print(f"reasonmed: failed: {_describe(exc)}", file=sys.stderr)
+    except BrokenPipeError:
+        return quiet_broken_pipe()
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, the right exit code
+        known = classify(exc, (UsageError, PreflightFailed))
+        if known is not None:
+            print(known[1], file=sys.stderr)
+            return known[0]
         if os.environ.get("REASONMED_DEBUG"):
             raise
-        return EXIT_FAILURE
+        return report_internal(exc, args.command, getattr(args, "db", None))
 
 
 if __name__ == "__main__":
