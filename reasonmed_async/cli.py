@@ -209,7 +209,7 @@ async def _run(args: argparse.Namespace) -> int:
     # validated whole now, read again while it is ingested: the questions are never all in memory
     questions = QuestionSource(args.input, limit=args.limit, source_format=args.source_format,
                                allow_test_split=args.allow_test_split, cop_base=args.cop_base,
-                               merge_duplicates=not args.keep_duplicates)
+                               merge_duplicates=not args.keep_duplicates, limits=config.input_limits())
     if questions.duplicates:
         print(f"reasonmed: {args.input}: {describe_duplicates(questions.duplicates)} (--keep-duplicates keeps them)",
               file=sys.stderr)
@@ -331,6 +331,7 @@ async def _export(args: argparse.Namespace) -> int:
 
 async def _daemon(args: argparse.Namespace) -> int:
     from reasonmed_async.daemon.service import Daemon, DaemonOptions, parse_listen
+    from reasonmed_async.daemon.token import log_no_auth, resolve_token
 
     token = None
     if args.token_file:
@@ -351,7 +352,15 @@ async def _daemon(args: argparse.Namespace) -> int:
     db = Path(args.db)
     guard_database_location(db, allow_network_fs=args.allow_network_fs)
     config = load_config(args.config)
+    written = None
+    if listen is not None:
+        token, written = resolve_token(token, host=listen[0], db=db, no_auth=args.no_auth)
     configure_for(config, db, secrets=[token] if token else [])
+    if listen is not None and args.no_auth:
+        log_no_auth(listen[0])
+    if written is not None:
+        print(f"reasonmed daemon: API token generated in {written} (mode 0600): send Authorization: Bearer <it>",
+              flush=True)
     options = DaemonOptions(Path(args.config), db, Path(args.inbox) if args.inbox else None, listen, token)
     await _preflight(args, config)
     return await Daemon(options).run()
@@ -365,7 +374,9 @@ def _register_daemon(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     d.add_argument("--listen", help="HOST:PORT of the control API (127.0.0.1 unless you mean otherwise)")
     d.add_argument("--token-env", help="environment variable holding the API's bearer token"
                                        " (default: REASONMED_DAEMON_TOKEN if set)")
-    d.add_argument("--token-file", help="file holding the API's bearer token")
+    d.add_argument("--token-file", help="file holding the API's bearer token"
+                                        " (none given: one is generated into <db>.token, mode 0600)")
+    d.add_argument("--no-auth", action="store_true", help="an API without a token (loopback only; logged)")
     add_network_fs_flag(d)
     d.set_defaults(handler=_daemon)
 

@@ -36,17 +36,21 @@ def leaves(exc: BaseException) -> Iterator[BaseException]:
 def _usage_types() -> tuple[type[BaseException], ...]:
     from reasonmed_async.config import ConfigError
     from reasonmed_async.daemon.api import InsecureListen
+    from reasonmed_async.daemon.token import TokenError
     from reasonmed_async.loaders.errors import InputError
     from reasonmed_async.pipeline import RunConflict
     from reasonmed_async.reports.atomic import ExportTargetError
     from reasonmed_async.store.errors import StoreError
 
-    return ConfigError, InputError, RunConflict, StoreError, InsecureListen, ExportTargetError
+    return ConfigError, InputError, RunConflict, StoreError, InsecureListen, ExportTargetError, TokenError
 
 
 def _one(exc: BaseException, usage: tuple[type[BaseException], ...]) -> tuple[ExitCode, str] | None:
     from reasonmed_async.store.errors import DamageError
+    from reasonmed_async.store.space import LowDiskSpace
 
+    if isinstance(exc, LowDiskSpace):
+        return ExitCode.RESUMABLE, f"reasonmed: stopped: {exc}"
     if isinstance(exc, DamageError):
         return ExitCode.DAMAGED, f"reasonmed: damaged: {exc}"
     if isinstance(exc, sqlite3.DatabaseError):
@@ -83,17 +87,21 @@ def environment_secrets() -> list[str]:
 
 
 def report_internal(exc: BaseException, command: str, db: str | None) -> int:
-    """One line on stderr; the traceback (redacted, no locals) in ``<db>.log``, or the log set up already."""
+    """One line on stderr; the traceback (redacted, no locals) in ``<db>.log`` (or the log file set up)."""
+    import logging
+
     from reasonmed_async.logs.setup import Redactor, configure, log_path_for
 
-    root = __import__("logging").getLogger()
-    has_file = any(getattr(h, "baseFilename", None) for h in root.handlers)
-    log_file = log_path_for(db) if db and not has_file and Path(db).parent.is_dir() else None
-    if log_file is not None:
-        configure(log_file=log_file, secrets=environment_secrets(), console_level=100)
+    files = [Path(h.baseFilename) for h in logging.getLogger().handlers if getattr(h, "baseFilename", None)]
+    target = log_path_for(db).absolute() if db and Path(db).parent.is_dir() else None
+    if target is not None and target not in files:
+        configure(log_file=target, secrets=environment_secrets(), console_level=logging.CRITICAL + 1)
+        files = [target]
     structlog.get_logger("cli").error("command.failed", command=command, exc_info=exc)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
     first = next(leaves(exc))
-    where = f"; the traceback is in {log_file or 'the log'}" if (log_file or has_file) else ""
+    where = f"; the traceback is in {files[0]}" if files else ""
     text = Redactor(environment_secrets()).scrub(f"{type(first).__name__}: {first}")
     print(f"reasonmed: internal error: {text[:300]}{where}", file=sys.stderr)
     return ExitCode.INTERNAL

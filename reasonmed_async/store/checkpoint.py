@@ -18,6 +18,7 @@ from bus import Ack, Backlog, Message, Routed, decode
 
 from reasonmed_async.store.errors import DamageError, StoreError
 from reasonmed_async.store.integrity import verified
+from reasonmed_async.store.space import SpaceWatch
 from reasonmed_async.store.opening import WalGuard, check_schema, connect, database_error
 from reasonmed_async.store.sql import apply_batch, read_batch
 from reasonmed_async.store.writer import Batcher
@@ -37,6 +38,7 @@ class CheckpointStore:
         self._reader = Batcher(reader, read_batch, transaction=False, name="store-reader")
         self._guard: WalGuard | None = None
         self.damage: DamageError | None = None  # once a damaged row is read, nothing more is written
+        self.space: SpaceWatch | None = None  # free space, measured after each commit of the bus's
 
     # -- lifecycle ------------------------------------------------------------
     @classmethod
@@ -126,7 +128,10 @@ class CheckpointStore:
 
     # -- journal (the bus's seam) ----------------------------------------------
     async def commit(self, outputs: Sequence[Routed], ack: Ack | None = None, *, intake: bool = False) -> list[Routed]:
-        return await self._write("commit", tuple(outputs), ack, intake)
+        new = await self._write("commit", tuple(outputs), ack, intake)
+        if self.space is not None:
+            self.space.after_commit()
+        return new
 
     async def backlog(self) -> Backlog:
         async with self._ro.execute(
