@@ -32,7 +32,7 @@ from reasonmed_async.reports.scoring import register as _register_score
 from reasonmed_async.reports.report.command import register as _register_report
 from reasonmed_async.decontam.command import register as _register_decontam
 from reasonmed_async.evaluate.command import register as _register_eval
-from reasonmed_async.pipeline import ConfigFromStore, Pipeline, file_digest, stored_config
+from reasonmed_async.pipeline import ConfigFromStore, Pipeline, RunConflict, file_digest, stored_config
 from reasonmed_async.reports.outcome import interrupted_code, settle
 from reasonmed_async.scale import batch_cli as _batch_command, merge as _merge_command
 from reasonmed_async.scale.fsguard import add_network_fs_flag, guard_database_location
@@ -154,9 +154,13 @@ async def _drive(config: AppConfig | ConfigFromStore, db: Path,
     stop = asyncio.Event()
     received = _install_signals(stop)
     async with Pipeline.open(config, db) as pipeline:
-        if not isinstance(config, AppConfig):  # resume: the run's own, read from the store
+        from_store = not isinstance(config, AppConfig)
+        if from_store:  # resume: the run's own, read from the store
             config = pipeline.config
             configure_for(config, db)
+        for notice in pipeline.store.notices:
+            print(f"reasonmed: warning: {notice}", file=sys.stderr)
+        if from_store:
             await _preflight(args, config)  # before anything more is delivered
         driven = [r.id for r in await queries.runs(pipeline.store) if r.status == "running"]
         if "sim" in pipeline.backend_types:
@@ -234,7 +238,9 @@ async def _resume(args: argparse.Namespace) -> int:
     async def config_of(store: CheckpointStore) -> AppConfig:
         try:
             return await resumed_config(store, await stored_config(store))
-        except RunConflict as exc:
+        except RunConflict as exc:  # nothing to resume: say why (a WAL gone missing; failures left to retry)
+            if store.notices:
+                raise RunConflict(f"{exc}; {'; '.join(store.notices)}") from None
             if failed := await queries.failure_count(store):
                 raise RunConflict(f"{exc}; {failed} failure(s) remain: `reasonmed retry --db {db}` re-issues"
                                   " them") from None

@@ -38,6 +38,7 @@ class CheckpointStore:
         self._reader = Batcher(reader, read_batch, transaction=False, name="store-reader")
         self._guard: WalGuard | None = None
         self.damage: DamageError | None = None  # once a damaged row is read, nothing more is written
+        self.notices: list[str] = []  # what the opener should tell the user (a write-ahead log gone missing)
         self.space: SpaceWatch | None = None  # free space, measured after each commit of the bus's
 
     # -- lifecycle ------------------------------------------------------------
@@ -70,6 +71,8 @@ class CheckpointStore:
                 raise error from None
             raise
         if store._guard is not None:
+            if (lost := store._guard.lost_wal_line()) is not None:
+                store.notices.append(lost)
             store._guard.opened()
         if store._committer is not None:
             store._committer.start()

@@ -112,8 +112,6 @@ class WalGuard:
                 " what it committed since its last checkpoint is lost (a resume redoes that work)")
 
     def opened(self) -> None:
-        if self.lost_wal:
-            log.warning("store.wal_missing", db=str(self.db), message=self.lost_wal_line())
         self.marker.write_text(f"{os.getpid()}\n", encoding="ascii")
 
     def closed(self) -> None:
