@@ -85,9 +85,10 @@ def reissue(db: Path, *, stage: str | None = None, kind: str | None = None, ques
 def _reissue(con: sqlite3.Connection, stage: str | None, kind: str | None, question: str | None,
              max_tokens: int | None) -> Reissued:
     by_question: dict[tuple[str, str], list[StageFailed]] = defaultdict(list)
+    name = db_name(con)
     rows = con.execute("SELECT id, payload, checksum, question_id FROM messages WHERE type='StageFailed' ORDER BY seq")
     for mid, payload, checksum, qid in rows:
-        f = decode(verified(db_name(con), "messages", mid, payload, checksum, qid))  # damage: DamageError, exit 5
+        f = decode(verified(name, "messages", mid, payload, checksum, qid))  # damage: DamageError, exit 5
         if isinstance(f, StageFailed):
             by_question[(f.run_id, f.question_id)].append(f)
     done = Reissued()
