@@ -337,20 +337,8 @@ async def _export(args: argparse.Namespace) -> int:
 
 async def _daemon(args: argparse.Namespace) -> int:
     from reasonmed_async.daemon.service import Daemon, DaemonOptions, parse_listen
-    from reasonmed_async.daemon.token import log_no_auth, resolve_token
+    from reasonmed_async.daemon.token import announce_token, daemon_token
 
-    token = None
-    if args.token_file:
-        try:
-            token = Path(args.token_file).read_text(encoding="utf-8").strip() or None
-        except OSError as exc:
-            raise UsageError(f"--token-file {args.token_file}: {exc.strerror}") from None
-    elif args.token_env:
-        token = os.environ.get(args.token_env) or None
-        if token is None:
-            raise UsageError(f"--token-env {args.token_env}: that environment variable is not set")
-    else:
-        token = os.environ.get("REASONMED_DAEMON_TOKEN") or None
     try:
         listen = parse_listen(args.listen) if args.listen else None
     except ValueError as exc:
@@ -358,15 +346,9 @@ async def _daemon(args: argparse.Namespace) -> int:
     db = Path(args.db)
     guard_database_location(db, allow_network_fs=args.allow_network_fs)
     config = load_config(args.config)
-    written = None
-    if listen is not None:
-        token, written = resolve_token(token, host=listen[0], db=db, no_auth=args.no_auth)
+    token, written = daemon_token(args, listen, db)
     configure_for(config, db, secrets=[token] if token else [])
-    if listen is not None and args.no_auth:
-        log_no_auth(listen[0])
-    if written is not None:
-        print(f"reasonmed daemon: API token generated in {written} (mode 0600): send Authorization: Bearer <it>",
-              flush=True)
+    announce_token(args, listen, written)
     options = DaemonOptions(Path(args.config), db, Path(args.inbox) if args.inbox else None, listen, token)
     await _preflight(args, config)
     return await Daemon(options).run()

@@ -14,6 +14,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -75,3 +76,35 @@ def resolve_token(given: str | None, *, host: str, db: Path, no_auth: bool) -> t
         raise TokenError(f"refusing to listen on {host} without a token given explicitly (--token-env or --token-file)")
     token, path = generated_token(db)
     return token, path
+
+
+def given_token(token_file: str | None, token_env: str | None) -> str | None:
+    """The token the user gave: ``--token-file``, ``--token-env`` or ``$REASONMED_DAEMON_TOKEN``."""
+    if token_file:
+        try:
+            return Path(token_file).read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            raise TokenError(f"--token-file {token_file}: {exc.strerror}") from None
+    if token_env:
+        token = os.environ.get(token_env) or None
+        if token is None:
+            raise TokenError(f"--token-env {token_env}: that environment variable is not set")
+        return token
+    return os.environ.get("REASONMED_DAEMON_TOKEN") or None
+
+
+def daemon_token(args: Any, listen: tuple[str, int] | None, db: Path) -> tuple[str | None, Path | None]:
+    """The daemon's token from its arguments (generated when none is given and it listens)."""
+    token = given_token(args.token_file, args.token_env)
+    if listen is None:
+        return token, None
+    return resolve_token(token, host=listen[0], db=db, no_auth=args.no_auth)
+
+
+def announce_token(args: Any, listen: tuple[str, int] | None, written: Path | None) -> None:
+    """After logging is set up: ``--no-auth`` logged, a generated token's file said."""
+    if listen is not None and args.no_auth:
+        log_no_auth(listen[0])
+    if written is not None:
+        print(f"reasonmed daemon: API token generated in {written} (mode 0600): send Authorization: Bearer <it>",
+              flush=True)
