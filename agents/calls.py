@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, TypeVar
 
-from bus import Provenance
+from bus import FailureKind, Message, Provenance, Stage, StageFailed
 
 from .llm import ChatMessage, ChatRequest, Completion, LLMClient
 from .parsing import ParseError
@@ -50,12 +50,32 @@ def provenance(role: str, req: ChatRequest, completion: Completion, template: st
     )
 
 
-@dataclass(frozen=True)
-class JudgeFailed(Exception):
-    """A judge's answer still did not parse after its correction retries."""
+def failed(parent: Message, stage: Stage, error: Exception, *, path: str = "") -> StageFailed:
+    """The ``StageFailed`` for an error that ended a call (an ``LLMError``, a ``JudgeFailed``)."""
+    kind = getattr(error, "failure_kind", FailureKind.INTERNAL)
+    return StageFailed(run_id=parent.run_id, question_id=parent.question_id, parent_id=parent.id, stage=stage,
+                       kind=kind, error_class=type(error).__name__, message=str(error) or type(error).__name__,
+                       attempts=int(getattr(error, "attempts", 1) or 1), path=path,
+                       raw=str(getattr(error, "raw", "") or ""), failed_type=type(parent).__name__)
 
-    reason: str
-    attempts: int
+
+def truncated(parent: Message, stage: Stage, completion: Completion, *, path: str = "") -> StageFailed:
+    """The ``StageFailed`` for an output cut at the token limit (``finish_reason=length``)."""
+    return StageFailed(run_id=parent.run_id, question_id=parent.question_id, parent_id=parent.id, stage=stage,
+                       kind=FailureKind.TRUNCATED, message=f"finish_reason=length after {completion.completion_tokens}"
+                       " tokens", path=path, failed_type=type(parent).__name__)
+
+
+class JudgeFailed(Exception):
+    """A judge's answer still did not parse after its correction prompts: an ``unparseable`` failure.
+
+    ``raw`` is the last answer as the model wrote it, kept for the failure record."""
+
+    failure_kind = FailureKind.UNPARSEABLE
+
+    def __init__(self, reason: str, attempts: int, raw: str) -> None:
+        super().__init__(reason, attempts, raw)
+        self.reason, self.attempts, self.raw = reason, attempts, raw
 
     def __str__(self) -> str:
         return f"unparseable judge output after {self.attempts} attempts: {self.reason}"
@@ -64,7 +84,10 @@ class JudgeFailed(Exception):
 async def ask_json(
     client: LLMClient, req: ChatRequest, parse: Callable[[str], T], *, corrections: int
 ) -> tuple[T, Completion, ChatRequest]:
-    """Call a judge; on a parse failure tell it what was wrong and ask again, at most ``corrections`` times."""
+    """Call a judge; on a parse failure tell it what was wrong and ask again, at most ``corrections`` times.
+
+    Each correction is a new request (the previous answer and the correction appended), so its cache
+    key differs: a cached unparseable answer is never replayed as if it were a new try."""
     current = req
     for attempt in range(corrections + 1):
         completion = await client.complete(current)
@@ -72,7 +95,7 @@ async def ask_json(
             return parse(completion.text), completion, current
         except ParseError as exc:
             if attempt == corrections:
-                raise JudgeFailed(str(exc), attempt + 1) from exc
+                raise JudgeFailed(str(exc), attempt + 1, completion.text) from exc
             current = replace(
                 current,
                 messages=current.messages

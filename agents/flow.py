@@ -21,6 +21,7 @@ from bus import (
     QuestionIngested,
     Ranked,
     RecordReady,
+    Stage,
     Refined,
     StageFailed,
     Subscription,
@@ -62,6 +63,11 @@ def _final(settings: FlowSettings) -> Callable[[Message], bool]:
     return accepts
 
 
+_STAGES = {"generator": Stage.GENERATE, "verifier": Stage.VERIFY, "tierer": Stage.TIER, "ranker": Stage.RANK,
+           "refiner": Stage.REFINE, "regenerator": Stage.REGENERATE, "summarizer": Stage.SUMMARIZE,
+           "assembler": Stage.ASSEMBLE, "reverify": Stage.REVERIFY, "retry": Stage.REFINE, "scorer": Stage.SCORE}
+
+
 def build_subscriptions(
     clients: dict[str, LLMClient],
     join: JoinState,
@@ -80,7 +86,7 @@ def build_subscriptions(
     def sub(name: str, topics: tuple[type[Message], ...], handler, accepts=None, default: int = 8) -> Subscription:
         extra = {"accepts": accepts} if accepts is not None else {}
         return Subscription(name=name, topics=topics, handler=handler, concurrency=conc.get(name.split("-")[0], default),
-                            queue_size=queue_size, backoff=backoff, **extra)
+                            queue_size=queue_size, backoff=backoff, stage=_STAGES[name.split("-")[0]], **extra)
 
     subs = [
         sub("generator", (QuestionIngested,), Generator(clients, settings, templates).handle, default=4),
@@ -99,6 +105,6 @@ def build_subscriptions(
                 subs.append(sub(f"retry-{k}", (Verdict,), rewriter.retry, _attempt(k, "Error")))
     if settings.scorer is not None and settings.score_rate > 0:
         scorer = Scorer(clients, settings, templates)
-        subs.append(sub("scorer", (RecordReady,), scorer.handle, scorer.wants))
+        subs.append(sub("scorer", (RecordReady,), scorer.handle, scorer.accepts))
     return subs
 

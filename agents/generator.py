@@ -5,17 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from bus import LETTERS, CoTGenerated, Message, Path, QuestionIngested, StageFailed
+from bus import LETTERS, CoTGenerated, Message, Path, QuestionIngested, Stage
 
-from .calls import provenance, request
+from .calls import failed, provenance, request, truncated
 from .llm import LLMClient, LLMError
 from .parsing import split_thinking, stated_answer
 from .prompts import Templates, generator_messages
 from .settings import FlowSettings, Sampling
-
-
-def failure_reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 class Generator:
@@ -46,12 +42,10 @@ class Generator:
         common = {"run_id": message.run_id, "question_id": q.id, "parent_id": message.id}
         try:
             completion = await self._clients[sampling.model].complete(req)
-        except LLMError as exc:
-            return StageFailed(**common, stage="generate", path=name, reason=failure_reason(exc),
-                               attempts=getattr(exc, "attempts", 1), failed_type="QuestionIngested")
+        except LLMError as exc:  # retried already by the LLM client: this path is lost, the question goes on
+            return failed(message, Stage.GENERATE, exc, path=name)
         if completion.truncated:
-            return StageFailed(**common, stage="generate", path=name, failed_type="QuestionIngested",
-                               reason=f"truncated: finish_reason=length after {completion.completion_tokens} tokens")
+            return truncated(message, Stage.GENERATE, completion, path=name)
         thinking, visible = split_thinking(completion.text)
         path = Path(
             name=name,

@@ -14,6 +14,8 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
+from bus import FailureKind
+
 _key_encoder = msgspec.json.Encoder(order="sorted")
 
 Role = Literal["system", "user", "assistant"]
@@ -114,9 +116,21 @@ class LLMClient(Protocol):
 
 
 class LLMError(Exception):
-    """Base of every failure of an LLM call, whichever backend made it."""
+    """Base of every failure of an LLM call, whichever backend made it.
+
+    ``endpoint`` is where the call went (a replica's base URL, an Azure
+    deployment), set by the backend that raised it, so failures are counted per
+    endpoint; ``attempts`` is set by the retry layer when it gives up."""
 
     retryable = True
+    failure_kind = FailureKind.CALL_FAILED
+    endpoint = ""
+    attempts = 1
+
+    def at(self, endpoint: str) -> LLMError:
+        """This error, marked as coming from ``endpoint`` (chainable: ``raise err.at(url)``)."""
+        self.endpoint = endpoint
+        return self
 
 
 class LLMTimeout(LLMError):

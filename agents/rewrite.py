@@ -17,11 +17,11 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 
-from bus import (LETTERS, Gate, Judgement, Message, Path, Question, Ranked, Refined, RewriteInput, StageFailed,
-                 TierAssigned, Verdict)
+from bus import (LETTERS, FailureKind, Gate, Judgement, Message, Path, Question, Ranked, Refined, RewriteInput,
+                 Stage, StageFailed, TierAssigned, Verdict)
 from bus.messages import Origin, Tier
 
-from .calls import provenance, request
+from .calls import provenance, request, truncated
 from .gates import SELF_CONTAINED_INSTRUCTION, self_reference
 from .llm import ChatMessage, ChatRequest, Completion, LLMClient
 from .parsing import split_thinking, stated_answer
@@ -31,8 +31,8 @@ from .settings import FlowSettings, Sampling
 _TEMPLATE: dict[str, str] = {"refined": "refine", "optimized": "optimize", "regenerated": "regenerate"}
 
 
-def _stage(origin: Origin) -> str:
-    return "refine" if origin == "refined" else "regenerate"
+def _stage(origin: Origin) -> Stage:
+    return Stage.REFINE if origin == "refined" else Stage.REGENERATE
 
 
 class Rewriter:
@@ -96,12 +96,11 @@ class Rewriter:
                 req, completion = await self._resend(client, req, completion, phrase)
                 calls.append(provenance(origin, req, completion, template))
                 if not completion.truncated and (still := self_reference(split_thinking(completion.text)[1])):
-                    return StageFailed(**common, gate=Gate.SELF_CONTAINED,
-                                       reason=f"self_contained: the rewrite refers to {still!r} even after being"
-                                              f" sent back once for referring to {phrase!r}")
+                    return StageFailed(**common, gate=Gate.SELF_CONTAINED, kind=FailureKind.REJECTED,
+                                       message=f"self_contained: the rewrite refers to {still!r} even after being"
+                                               f" sent back once for referring to {phrase!r}")
         if completion.truncated:
-            return StageFailed(**common,
-                               reason=f"truncated: finish_reason=length after {completion.completion_tokens} tokens")
+            return truncated(parent, _stage(origin), completion, path=source.name)
         thinking, visible = split_thinking(completion.text)
         given = RewriteInput(attempt=attempt, origin=origin, source_path=source.name,
                              cot_before=source.cot if origin != "regenerated" else "", reasons=reasons, resent=resent)

@@ -41,7 +41,7 @@ class Scorer:
         self._templates = templates
         check_score_template(templates, settings.score_show_answer)
 
-    def wants(self, message: Message) -> bool:
+    def accepts(self, message: Message) -> bool:
         return isinstance(message, RecordReady) and sampled(message.record_id, self._settings.score_rate)
 
     async def handle(self, message: Message) -> Sequence[Message]:

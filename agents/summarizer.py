@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from bus import Gate, Message, Path, Question, Ranked, RecordReady, Refined, StageFailed, Summarized, Verdict
+from bus import (FailureKind, Gate, Message, Path, Question, Ranked, RecordReady, Refined, Stage, StageFailed,
+                 Summarized, Verdict)
 
 from .calls import provenance, request
 from .gates import GateSettings, cot_warnings
@@ -61,9 +62,9 @@ class Assembler:
         q, path = message.question, message.path
         if self._gates.require_answer_agreement and path.stated_answer != q.answer_letter:
             said = f"states {path.stated_answer}" if path.stated_answer else "states no answer"
-            return [StageFailed(**common, stage="assemble", path=path.name, failed_type="Summarized",
-                                gate=Gate.ANSWER_AGREEMENT,
-                                reason=f"answer_agreement: the CoT {said}, the gold answer is {q.answer_letter}")]
+            return [StageFailed(**common, stage=Stage.ASSEMBLE, path=path.name, failed_type="Summarized",
+                                gate=Gate.ANSWER_AGREEMENT, kind=FailureKind.REJECTED,
+                                message=f"answer_agreement: the CoT {said}, the gold answer is {q.answer_letter}")]
         steps, warnings = cot_warnings(path.cot, self._gates)
         return [RecordReady(**common, question=q, tier=message.tier, path=path, response=message.response,
                             response_provenance=message.provenance, record_id=f"{message.question_id}/{path.name}",

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bus import Judgement, Message, StageFailed, TierAssigned, Verdict
+from bus import FailureKind, Judgement, Message, Stage, StageFailed, TierAssigned, Verdict
 
 from .ports import JoinState
 from .settings import FlowSettings
 from .tiering import assign_tier
 
-FIRST_PASS_STAGES = frozenset({"generate", "verify", "verifier"})
-
-
 def is_first_pass(message: Message) -> bool:
     """A path's first-pass outcome: its verdict, or the failure that left it without one."""
     if isinstance(message, Verdict):
         return message.attempt == 0
-    return isinstance(message, StageFailed) and message.stage in FIRST_PASS_STAGES and bool(message.path)
+    return isinstance(message, StageFailed) and message.stage.per_path and bool(message.path)
 
 
 def _path_of(message: Message) -> str:
@@ -38,7 +35,7 @@ class Tierer:
 
     def _failed(self, f: StageFailed) -> Judgement:
         made = self._samplings.get(f.path)
-        return Judgement(path=f.path, verdict=None, reason=f.reason, stage=f.stage,
+        return Judgement(path=f.path, verdict=None, reason=f.reason, stage=f.stage, kind=f.kind,
                          model=made.model if made else "", temperature=made.temperature if made else None)
 
     async def handle(self, message: Message) -> Sequence[Message]:
@@ -58,9 +55,9 @@ class Tierer:
         policy = self._settings.tiers
         if len(verdicts) < policy.min_usable:
             reasons = "; ".join(f"{j.path}: {j.reason}" for j in judgements if j.verdict is None)
-            return [StageFailed(**common, stage="tier", attempts=1, failed_type="Verdict",
-                                reason=f"only {len(verdicts)} of {len(items)} paths have a usable verdict"
-                                       f" (at least {policy.min_usable} needed): {reasons}")]
+            return [StageFailed(**common, stage=Stage.TIER, kind=FailureKind.INSUFFICIENT, failed_type="Verdict",
+                                message=f"only {len(verdicts)} of {len(items)} paths have a usable verdict"
+                                        f" (at least {policy.min_usable} needed): {reasons}")]
         errors = sum(v.verdict == "Error" for v in verdicts)
         correct = tuple(v.path for v in verdicts if v.verdict == "Correct")
         return [TierAssigned(**common, question=verdicts[0].question, tier=assign_tier(errors, len(correct), policy),

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bus import CoTGenerated, Message, Refined, StageFailed, Verdict
+from bus import CoTGenerated, Message, Refined, Stage, Verdict
 
-from .calls import JudgeFailed, ask_json, provenance, request
-from .generator import failure_reason
+from .calls import JudgeFailed, ask_json, failed, provenance, request
 from .llm import LLMClient, LLMError
 from .parsing import parse_verdict
 from .prompts import VERDICT_SCHEMA, Templates, verifier_messages
@@ -37,9 +36,7 @@ class Verifier:
                 self._client, req, parse_verdict, corrections=self._settings.judge_corrections
             )
         except (LLMError, JudgeFailed) as exc:
-            return [StageFailed(**common, stage="verify" if attempt == 0 else "reverify", path=path.name,
-                                reason=failure_reason(exc), attempts=getattr(exc, "attempts", 1),
-                                failed_type=type(message).__name__)]
+            return [failed(message, Stage.VERIFY if attempt == 0 else Stage.REVERIFY, exc, path=path.name)]
         extra = {"tier": message.tier, "error_reasons": message.error_reasons} if isinstance(message, Refined) else {}
         judge = provenance("verify", sent, completion, self._templates.hash("verify"))
         return [Verdict(**common, question=q, path=path, verdict=label, reason=reason, attempt=attempt, judge=judge,

@@ -9,6 +9,7 @@ from .bus import ConsumerStats, Handler, MessageBus, Subscription
 from .codec import SchemaMismatch, decode, encode
 from .journal import Ack, Backlog, Journal, Routed
 from .gates import Gate
+from .stop import StopRun, first_stop, root_cause
 from .vocabulary import FailureKind, Stage
 from .messages import (
     ALL_MESSAGES,
@@ -33,7 +34,7 @@ from .messages import (
 )
 
 __all__ = [
-    "FailureKind", "Gate", "Stage",
+    "FailureKind", "Gate", "Stage", "StopRun", "first_stop", "root_cause",
     "ALL_MESSAGES", "LETTERS", "SCHEMA_VERSION", "Ack", "Backlog", "Backoff", "CoTGenerated",
     "ConsumerStats", "Handler", "Journal", "Judgement", "Message", "MessageBus", "Path",
     "Provenance", "Question", "QuestionIngested", "Ranked", "RecordReady", "Refined", "RewriteInput", "Routed",

@@ -1,8 +1,9 @@
 """The in-process message bus: typed topics, bounded queues, durable hand-offs.
 
 Each subscription owns a bounded ``asyncio.Queue`` and ``concurrency`` worker
-tasks.  A worker takes a message, runs the handler (retrying a failure with
-bounded backoff, then turning it into a ``StageFailed``), commits the outputs
+tasks.  A worker takes a message, runs the handler (a failure becomes a
+``StageFailed``; see ``subscription.py`` for the one case the bus retries),
+commits the outputs
 together with the acknowledgement of its input, and only then puts the outputs
 on their consumers' queues — blocking while a queue is full, so a slow stage
 slows its producers instead of growing memory.  The graph of queues must be
@@ -22,6 +23,7 @@ import structlog
 
 from .journal import Ack, Journal, Routed
 from .messages import Message
+from .stop import StopRun
 from .subscription import ConsumerStats, Handler, Subscription, handle_with_retries
 
 log = structlog.get_logger("bus")
@@ -49,6 +51,10 @@ class MessageBus:
         self._tg: asyncio.TaskGroup | None = None
         self._workers: dict[str, set[asyncio.Task[None]]] = {}
         self._retire: dict[str, int] = {}
+        self._halt = asyncio.Event()
+        self._cancelling = False  # set before the bus cancels its workers: what they raise then is not a failure
+        #: the first ``StopRun`` a handler or the journal raised; ``run`` re-raises it after the drain
+        self.stopped_by: StopRun | None = None
 
     # -- wiring ---------------------------------------------------------------
     def subscribe(self, sub: Subscription) -> None:
@@ -131,6 +137,9 @@ class MessageBus:
             raise RuntimeError("bus is already running")
         self._running = True
         self._stopping = False
+        self._halt.clear()
+        self.stopped_by = None
+        self._cancelling = False
         async with self._intake:  # a publish lands wholly before (backlog) or after (in memory)
             backlog = await self._journal.backlog()
             self._live = True
@@ -147,17 +156,20 @@ class MessageBus:
                 for name, sub in self._subs.items():
                     self._workers[name] = {tg.create_task(self._worker(sub), name=f"{name}-{i}")
                                            for i in range(sub.concurrency)}
-                waits = [asyncio.ensure_future(stop.wait())]
+                waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._halt.wait())]
                 if until_idle:
                     waits.append(asyncio.ensure_future(self._idle.wait()))
                 try:
                     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                    await self._drain(grace_s)
                 finally:
                     for w in waits:
                         w.cancel()
-                await self._drain(grace_s)
+                    self._cancelling = True  # also when run() itself is cancelled: the TaskGroup cancels them
                 for task in [*tasks, *(t for ws in self._workers.values() for t in ws)]:
                     task.cancel()
+            if self.stopped_by is not None:
+                raise self.stopped_by
         finally:
             self._running = False
             self._live = False
@@ -181,6 +193,14 @@ class MessageBus:
         self._retire[name] = max(0, len(live) - workers)
         for i in range(len(live), workers):
             live.add(self._tg.create_task(self._worker(self._subs[name]), name=f"{name}-{i}"))
+
+    def halt(self, reason: StopRun) -> None:
+        """Stop the run because of ``reason`` (the first one wins); ``run`` re-raises it after the drain."""
+        if self.stopped_by is None:
+            self.stopped_by = reason
+            log.error("bus.halt", reason=str(reason), error=type(reason).__name__)
+        self._stopping = True
+        self._halt.set()
 
     async def _drain(self, grace_s: float) -> None:
         self._stopping = True
@@ -230,9 +250,12 @@ class MessageBus:
             context = structlog.contextvars.bind_contextvars(run=message.run_id, question=message.question_id,
                                                              agent=sub.name)
             try:
-                outputs, ok = await handle_with_retries(sub, message, stats)
+                outputs, ok = await handle_with_retries(sub, message, stats, cancelled=lambda: self._cancelling)
                 new = await self._journal.commit([self.route(m) for m in outputs], Ack(message.id, sub.name, ok))
                 log.debug("handler.done", ok=ok, outputs=len(outputs), latency_s=round(time.perf_counter() - started, 4))
+            except StopRun as exc:  # the message stays pending: the run stops, a resume delivers it again
+                self.halt(exc)
+                return
             finally:
                 structlog.contextvars.reset_contextvars(**context)
                 self._in_flight -= 1

@@ -15,8 +15,10 @@ from typing import ClassVar, Literal
 import msgspec
 
 from .gates import Gate
+from .vocabulary import FailureKind, Stage
 
-SCHEMA_VERSION = 1
+#: v2: ``StageFailed`` carries typed fields (stage, kind, error class, message, raw) instead of a reason text
+SCHEMA_VERSION = 2
 
 Tier = Literal["easy", "medium", "difficult"]
 VerdictLabel = Literal["Correct", "Error"]
@@ -79,12 +81,13 @@ class Judgement(msgspec.Struct, frozen=True, kw_only=True):
     """The verifier's view of one path: a verdict, or why there is none.
 
     ``model`` / ``temperature`` / ``stated_answer`` describe the path judged (its generator), ``judge``
-    the call that judged it; all default to empty, so messages stored before they existed still decode."""
+    the call that judged it; ``stage`` and ``kind`` say where and why a path has no verdict."""
 
     path: str
     verdict: VerdictLabel | None
     reason: str
-    stage: str = "verify"
+    stage: Stage = Stage.VERIFY
+    kind: FailureKind | None = None  # why there is no verdict (None when there is one)
     model: str = ""
     temperature: float | None = None
     stated_answer: str | None = None
@@ -184,12 +187,19 @@ class Verdict(Message, frozen=True, kw_only=True):
 
 
 class StageFailed(Message, frozen=True, kw_only=True):
-    """A stage gave up on its input: the reason and how many attempts it made."""
+    """A stage gave up on its input, with typed fields: nothing downstream reads a reason text.
 
-    stage: str
-    reason: str
+    ``error_class`` is the class of the error that ended it (``ServerError``,
+    ``JudgeFailed``; empty for the method's own verdicts), ``message`` what it
+    said, ``raw`` the model's output when it did not parse (kept to audit and retry)."""
+
+    stage: Stage
+    kind: FailureKind
+    message: str
+    error_class: str = ""
     attempts: int = 1
     path: str = ""
+    raw: str = ""
     failed_type: str = ""
     gate: Gate | None = None
 
@@ -197,8 +207,15 @@ class StageFailed(Message, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not self.stage or not self.reason:
-            raise ValueError("StageFailed: stage and reason are required")
+        if not isinstance(self.stage, Stage) or not isinstance(self.kind, FailureKind):
+            raise ValueError("StageFailed: stage must be a Stage and kind a FailureKind")
+        if not self.message:
+            raise ValueError("StageFailed: message is required")
+
+    @property
+    def reason(self) -> str:
+        """One line for people: ``ErrorClass: message``."""
+        return f"{self.error_class}: {self.message}" if self.error_class else self.message
 
 
 class TierAssigned(Message, frozen=True, kw_only=True):

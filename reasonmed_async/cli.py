@@ -12,15 +12,16 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bus import first_stop
 from reasonmed_async.cli_errors import classify, quiet_broken_pipe, report_internal
 from reasonmed_async.config import AppConfig, load_config
 from reasonmed_async.exit_codes import HELP as EXIT_CODES_HELP
 from reasonmed_async.exit_codes import ExitCode
+from reasonmed_async.outcome import RunStopped
 from reasonmed_async.reports.atomic import export_atomically
 from reasonmed_async.loaders.dedup import describe_duplicates
 from reasonmed_async.loaders.dispatch import SOURCE_FORMATS
@@ -33,7 +34,8 @@ from reasonmed_async.reports.report.command import register as _register_report
 from reasonmed_async.decontam.command import register as _register_decontam
 from reasonmed_async.evaluate.command import register as _register_eval
 from reasonmed_async.pipeline import ConfigFromStore, Pipeline, RunConflict, file_digest, stored_config
-from reasonmed_async.reports.outcome import interrupted_code, settle
+from reasonmed_async import signals
+from reasonmed_async.reports.outcome import settle
 from reasonmed_async.scale import batch_cli as _batch_command, merge as _merge_command
 from reasonmed_async.scale.fsguard import add_network_fs_flag, guard_database_location
 from reasonmed_async.scale.shard_run import add_scale_flags, prepare_shard, resumed_config
@@ -118,25 +120,6 @@ def _existing_db(path: str) -> Path:
     return db
 
 
-def _install_signals(stop: asyncio.Event) -> list[int]:
-    """SIGINT / SIGTERM set ``stop``; the list returned receives the first signal's number."""
-    loop = asyncio.get_running_loop()
-    received: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        if stop.is_set():
-            print(f"reasonmed: second {signal.Signals(signum).name}: exiting now", file=sys.stderr)
-            os._exit(interrupted_code(received[0] if received else signum))
-        print(f"reasonmed: {signal.Signals(signum).name}: stopping intake, finishing calls in flight",
-              file=sys.stderr)
-        received.append(signum)
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig)
-    return received
-
-
 async def _preflight(args: argparse.Namespace, config: AppConfig) -> None:
     """One cheap request per configured model and endpoint (``llm/preflight.py``); exit 2 on a bad one."""
     if getattr(args, "no_preflight", False):
@@ -152,7 +135,7 @@ async def _drive(config: AppConfig | ConfigFromStore, db: Path,
                  start: tuple[QuestionSource, str, str, int | None] | None, args: argparse.Namespace) -> int:
     """``config`` may be read from the store the pipeline opens (resume)."""
     stop = asyncio.Event()
-    received = _install_signals(stop)
+    received = signals.install(stop)
     async with Pipeline.open(config, db) as pipeline:
         from_store = not isinstance(config, AppConfig)
         if from_store:  # resume: the run's own, read from the store
@@ -387,6 +370,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return quiet_broken_pipe()
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, the right exit code
+        stopped = first_stop(exc)  # a typed stop (outage, open circuit, disk full), maybe inside a TaskGroup's group
+        if isinstance(stopped, RunStopped):
+            db = getattr(args, "db", None)
+            print(f"reasonmed: stopped: {stopped}", file=sys.stderr)
+            print(f"reasonmed: nothing was marked failed; once fixed, continue with `reasonmed resume --db {db}`",
+                  file=sys.stderr)
+            return int(stopped.exit_code)
         known = classify(exc, (UsageError, PreflightFailed))
         if known is not None:
             print(known[1], file=sys.stderr)

@@ -112,6 +112,9 @@ class Retry(Section):
     cap_s: Seconds = 30.0
     timeout_s: PositiveSeconds = 600.0
     handler_attempts: Positive = 3
+    max_wait_s: Seconds = 300.0
+    outage_budget_s: Seconds = 1800.0
+    circuit_after: Positive = 5
 
 
 class Store(Section):

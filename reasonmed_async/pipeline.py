@@ -23,10 +23,10 @@ from bus import Backoff, MessageBus, Question, QuestionIngested
 
 from reasonmed_async.llm.registry import Backend, open_backend
 from reasonmed_async.llm.cache import CachedClient, FailedAttempts
-from reasonmed_async.config import AppConfig, parse_config
+from reasonmed_async.config import AppConfig, ConfigError, parse_config
 from reasonmed_async.store.lock import OwnerLock
 from reasonmed_async.store.space import SpaceWatch, check_free
-from reasonmed_async.llm.retry import RetryingClient
+from reasonmed_async.llm.retry import RetryingClient, RetryPolicy
 from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore
 
@@ -100,23 +100,24 @@ class Pipeline:
             if agents:
                 store.space = SpaceWatch(Path(db), warn_mb=config.file.store.warn_free_mb,
                                          floor_mb=config.file.store.min_free_mb)
-            backoff = Backoff(
-                attempts=int(config.retry.get("attempts", 3)),
-                base_s=config.retry.get("base_s", 0.5),
-                cap_s=config.retry.get("cap_s", 30.0),
-            )
+            try:
+                policy = RetryPolicy.from_mapping(config.retry)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{config.source}: {exc}") from None
+            backoff = Backoff(attempts=policy.attempts, base_s=policy.base_s, cap_s=policy.cap_s)
             wanted = {m: b for m, b in config.model_backends.items() if models is None or m in models}
             backends: dict[str, Backend] = {}
             for name, backend in config.backends.items():
                 if name in wanted.values():
                     backends[name] = await open_backend(backend)
+                    if hasattr(backends[name], "max_wait_s"):  # a backend that pauses on a 429 itself
+                        backends[name].max_wait_s = policy.max_wait_s  # type: ignore[attr-defined]
                     stack.push_async_callback(backends[name].aclose)
-            timeout = config.retry.get("timeout_s", 600.0)
             failures = FailedAttempts(store)
             rounds = await queries.reissue_rounds(store)  # the calls `reasonmed retry` re-issues as new samples
             clients: dict[str, LLMClient] = {
-                model: CachedClient(RetryingClient(backends[backend], backoff, timeout_s=timeout, observer=failures),
-                                    store, rounds)
+                model: CachedClient(RetryingClient(backends[backend], backoff, policy=policy, observer=failures,
+                                                   on_circuit=failures), store, rounds)
                 for model, backend in wanted.items()
             }
             bus = MessageBus(store)

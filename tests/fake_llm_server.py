@@ -7,7 +7,9 @@ every request; ``server.early_requests`` counts those that came for a model/depl
 Retry-After it had sent was running: on the 429's own connection (HTTP/1.1: sent after it was read),
 or on another one ``early_grace_s`` or more after it (sooner, it may have been on the wire already);
 ``await server.kill()`` drops every connection and stops listening; ``server.fail_status = 503`` makes every
-chat request fail on demand (``/health`` still answers 200, as a wedged vLLM's does).  Answers come from reading the
+chat request fail on demand (``/health`` still answers 200, as a wedged vLLM's does).  ``server.script``, if set,
+is asked first about every valid request: ``script(record, body, seen)`` returns None (answer normally) or
+``(status, text, headers)``: an error with that message, or for 200 an answer whose content is ``text``.  Answers come from reading the
 prompt: judge JSON, a summary, or a six-step CoT ending ``Final answer: X``.
 Standalone: ``python tests/fake_llm_server.py --port 8000 [--fault latency_s=0.5 ...]``.
 """
@@ -22,6 +24,7 @@ import json
 import re
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -53,6 +56,7 @@ class RequestRecord:
     model_or_deployment: str
     body: dict[str, Any]
     status: int = 0  # 0: the connection was dropped without an answer
+    retry_after_s: float = 0.0  # what a 429 told the client to wait
     prompt_tokens: int = 0
     completion_tokens: int = 0
     headers: dict[str, str] = field(default_factory=dict)
@@ -131,6 +135,7 @@ class FakeLLMServer:
         self._seen: dict[str, int] = defaultdict(int)
         self._window: dict[str, deque[tuple[float, int]]] = defaultdict(deque)
         self._runner: web.AppRunner | None = None
+        self.script: Callable[[RequestRecord, dict[str, Any], int], tuple[int, str, dict[str, str]] | None] | None = None
 
     early_requests = property(lambda self: sum(self.early_by_key.values()))
     openai_url = property(lambda self: self.base_url + "/v1")
@@ -218,6 +223,13 @@ class FakeLLMServer:
         body_key = json.dumps(body, sort_keys=True)
         seen, self._seen[body_key] = self._seen[body_key], self._seen[body_key] + 1
 
+        scripted = self.script(record, body, seen) if self.script is not None else None
+        if scripted is not None:
+            status, text, headers = scripted
+            if status != 200:
+                return self._error(record, status, text, None, headers)
+            return self._answer(record, body, malformed=False, cut=False, text=text)
+
         def roll(name: str) -> bool:
             rate = getattr(self.faults, name)
             return rate > 0 and _pick(self.faults.seed, body_key, seen, name) % 1_000_000 < rate * 1_000_000
@@ -225,6 +237,7 @@ class FakeLLMServer:
         if wait is not None or roll("rate_429"):
             wait = self.faults.retry_after_s if wait is None else wait
             self.rate_limits_sent[key].append((now, now + wait, request.protocol))
+            record.retry_after_s = wait
             headers = {"Retry-After": str(max(1, -int(-wait // 1))), "retry-after-ms": str(int(wait * 1000))}
             return self._error(record, 429, f"Rate limit exceeded. Retry after {wait:.3f} seconds.", "429", headers)
         if self.faults.rate_400 > 0 and _pick(self.faults.seed, body_key, "rate_400") % 1_000_000 < (
@@ -242,16 +255,17 @@ class FakeLLMServer:
             await asyncio.sleep(delay)
         return self._answer(record, body, malformed=roll("malformed_rate"), cut=roll("length_rate"))
 
-    def _answer(self, record: RequestRecord, body: dict[str, Any], *, malformed: bool, cut: bool) -> web.Response:
+    def _answer(self, record: RequestRecord, body: dict[str, Any], *, malformed: bool, cut: bool,
+                text: str | None = None) -> web.Response:
         users = [str(m.get("content", "")) for m in body["messages"] if isinstance(m, dict) and m.get("role") == "user"]
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         choices = []
         for i in range(int(body.get("n") or 1)):
-            kind, text = answer(users[-1] if users else "", index=i, seed=body.get("seed"))
-            text = _MALFORMED if malformed and kind == "judge" else text
-            keep = min(len(text) * 2 // 5 if cut else len(text), int(limit) * 4 if limit else len(text))
-            message = {"role": "assistant", "content": text[: max(1, keep)]}
-            choices.append({"index": i, "message": message, "finish_reason": "length" if keep < len(text) else "stop"})
+            kind, said = answer(users[-1] if users else "", index=i, seed=body.get("seed"))
+            said = _MALFORMED if malformed and kind == "judge" else said if text is None else text
+            keep = min(len(said) * 2 // 5 if cut else len(said), int(limit) * 4 if limit else len(said))
+            message = {"role": "assistant", "content": said[: max(1, keep)]}
+            choices.append({"index": i, "message": message, "finish_reason": "length" if keep < len(said) else "stop"})
         record.completion_tokens = sum(tokens(c["message"]["content"]) for c in choices)
         record.status = 200
         usage = {"prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens, "total_tokens":

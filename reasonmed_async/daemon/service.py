@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import structlog
 from aiohttp import web
 
 from reasonmed_async.config import ConfigError, load_config
+from reasonmed_async import signals
 from reasonmed_async.daemon.api import ControlAPI, check_listen
 from reasonmed_async.daemon.inbox import Inbox
 from reasonmed_async.daemon.jobs import submit_file
@@ -68,7 +67,8 @@ class Daemon:
         config = load_config(opts.config)
         if opts.listen is not None:
             check_listen(opts.listen[0], opts.token)
-        self._install_signals()
+        signals.install(self.stop, who="reasonmed daemon", on_hup=self.reload,
+                        on_signal=lambda signum: log.info("daemon.stopping", signal=signal.Signals(signum).name))
         async with Pipeline.open(config, opts.db) as pipeline:
             self._pipeline = pipeline
             if pipeline.store.space is not None:
@@ -132,20 +132,6 @@ class Daemon:
             if run.status == "running":
                 await pipeline.store.finish_run(run.id)
         self.stop.set()
-
-    def _install_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-
-        def on_stop(signum: int) -> None:
-            if self.stop.is_set():
-                print("reasonmed daemon: second signal: exiting now", file=sys.stderr, flush=True)
-                os._exit(1)
-            log.info("daemon.stopping", signal=signal.Signals(signum).name)
-            self.stop.set()
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_stop, sig)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
 
     def reload(self) -> None:
         """SIGHUP: rate limits (backends) and concurrency (agents) from the config file, no restart."""

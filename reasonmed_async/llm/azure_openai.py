@@ -8,10 +8,11 @@ shares, o1-class request shaping, and translating SDK errors into ``LLMError``.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,7 @@ class Deployment:
     name: str
     rpm: float
     tpm: float
-    burst_s: float = 10.0
+    burst_s: float = 1.0  # seconds of quota saved up (see ratelimit.window_safe_rate); at most window_s / 6
     o1: bool = False
     window_s: float = 60.0  # the quota period: rpm / tpm are per window_s seconds
 
@@ -74,13 +75,13 @@ def _deployment(name: str, spec: Any) -> Deployment:
         raise ValueError(f"unknown key(s) in azure deployments.{name}: {', '.join(unknown)}"
                          f" (known: {', '.join(sorted(_DEPLOYMENT_KEYS))})")
     for key in ("rpm", "tpm", "burst_s", "window_s"):
-        value = spec.get(key, {"burst_s": 10.0, "window_s": 60.0}.get(key))
+        value = spec.get(key, {"burst_s": 1.0, "window_s": 60.0}.get(key))
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
             raise ValueError(f"azure deployments.{name}.{key} must be a number > 0, got {value!r}")
     o1 = is_o1(name, spec)
     if not isinstance(o1, bool):
         raise ValueError(f"azure deployments.{name}.o1 must be true or false, got {o1!r}")
-    return Deployment(name, float(spec["rpm"]), float(spec["tpm"]), float(spec.get("burst_s", 10.0)), o1,
+    return Deployment(name, float(spec["rpm"]), float(spec["tpm"]), float(spec.get("burst_s", 1.0)), o1,
                       float(spec.get("window_s", 60.0)))
 
 
@@ -113,7 +114,7 @@ def request_kwargs(request: ChatRequest, o1: bool) -> dict[str, Any]:
 def translate_error(exc: openai.OpenAIError, deployment: str, retry_after_s: float | None, *,
                     secret: str = "") -> LLMError:
     """The one mapping of SDK errors to ``LLMError``; ``secret`` (the key) is redacted should a server echo it."""
-    error = _translate(exc, f"azure:{deployment}", retry_after_s)
+    error = _translate(exc, f"azure:{deployment}", retry_after_s).at(f"azure:{deployment}")
     if secret and secret in str(error.args[0]):
         error.args = (str(error.args[0]).replace(secret, "***"),)
     return error
@@ -141,14 +142,20 @@ def _translate(exc: openai.OpenAIError, where: str, retry_after_s: float | None)
 class AzureBackend:
     """``complete`` / ``aclose`` over one Azure OpenAI resource with several deployments."""
 
+    #: each exchange has this backend's ``timeout_s``: ``RetryingClient`` adds no second timeout
+    owns_timeout = True
+    #: the longest a 429's Retry-After pauses a deployment (the pipeline sets it from ``[retry] max_wait_s``)
+    max_wait_s: float = 300.0
+
     def __init__(self, settings: AzureSettings, client: openai.AsyncAzureOpenAI, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.settings = settings
         self._client = client
         self._clock = clock
         self._limiters = {name: DeploymentLimiter(
             window_safe_rate(d.rpm, d.burst_s, d.window_s), window_safe_rate(d.tpm, d.burst_s, d.window_s),
-            d.burst_s, clock=clock, window_s=d.window_s)
+            d.burst_s, clock=clock, sleep=sleep, window_s=d.window_s)
                           for name, d in settings.deployments.items()}
 
     def __repr__(self) -> str:
@@ -184,7 +191,7 @@ class AzureBackend:
             raw = await self._client.chat.completions.with_raw_response.create(**kwargs)
         except openai.RateLimitError as exc:
             retry_after = parse_retry_after(exc.response.headers, time.time())
-            limiter.on_429(retry_after)
+            limiter.on_429(None if retry_after is None else min(retry_after, self.max_wait_s))
             limiter.observe(exc.response.headers)
             raise translate_error(exc, name, retry_after, secret=self._client.api_key) from exc
         except openai.OpenAIError as exc:
@@ -227,8 +234,11 @@ class AzureBackend:
         await self._client.close()
 
 
-async def open_azure_backend(config: BackendConfig, *, env: Mapping[str, str] | None = None) -> AzureBackend:
-    """Build the backend for ``[backends.NAME]``; the key is read from the variable ``api_key_env`` names."""
+async def open_azure_backend(config: BackendConfig, *, env: Mapping[str, str] | None = None,
+                             clock: Callable[[], float] = time.monotonic,
+                             sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> AzureBackend:
+    """Build the backend for ``[backends.NAME]``; the key is read from the variable ``api_key_env`` names
+    (``clock`` and ``sleep`` pace its rate limits: injectable, so tests control time)."""
     try:
         settings = AzureSettings.from_options(config.options)
     except ValueError as exc:
@@ -239,4 +249,4 @@ async def open_azure_backend(config: BackendConfig, *, env: Mapping[str, str] | 
                           " is not set or empty; it must hold the Azure OpenAI key")
     client = openai.AsyncAzureOpenAI(azure_endpoint=settings.endpoint, api_version=settings.api_version,
                                      api_key=key, max_retries=0, timeout=settings.timeout_s)
-    return AzureBackend(settings, client)
+    return AzureBackend(settings, client, clock=clock, sleep=sleep)

@@ -19,6 +19,9 @@ _decode = msgspec.json.Decoder(Completion).decode
 #: a call re-issued by ``reasonmed retry`` in round r is sent as sample ``sample + SAMPLE_STRIDE * r``
 SAMPLE_STRIDE = 100_000
 
+#: the ``calls.outcome`` of a model whose circuit opened
+CIRCUIT_OPEN = "circuit_open"
+
 
 class ResponseStore(Protocol):
     async def cache_get(self, key: str) -> bytes | None: ...
@@ -31,14 +34,18 @@ class ResponseStore(Protocol):
 
 
 class FailedAttempts:
-    """Counts every failed attempt of a call (retried or final) in the store's accounting."""
+    """Counts every failed attempt of a call (retried or final) per endpoint in the store's accounting,
+    and an opened circuit as the outcome ``circuit_open`` (what ``status`` shows)."""
 
     def __init__(self, store: ResponseStore) -> None:
         self._store = store
 
     async def attempt_failed(self, request: ChatRequest, error: LLMError) -> None:
-        await self._store.count_call(request.meta.get("task", ""), request.model, getattr(error, "endpoint", ""),
+        await self._store.count_call(request.meta.get("task", ""), request.model, error.endpoint,
                                      f"error:{type(error).__name__}", 0, 0)
+
+    async def circuit_opened(self, model: str, endpoint: str, error: str) -> None:
+        await self._store.count_call("", model, endpoint, CIRCUIT_OPEN, 0, 0)
 
 
 class _LeaderGone(Exception):

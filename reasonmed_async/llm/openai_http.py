@@ -112,6 +112,10 @@ class OpenAICompatBackend:
     """``complete`` / ``aclose`` over replicas of one OpenAI-compatible server.  Build it inside a running loop."""
 
     backend_name = "openai"
+    #: each exchange has this backend's ``timeout_s``: ``RetryingClient`` adds no second timeout
+    owns_timeout = True
+    #: the longest a 429's Retry-After pauses a replica (the pipeline sets it from ``[retry] max_wait_s``)
+    max_wait_s: float = 300.0
 
     def __init__(self, settings: OpenAISettings, *, api_key: str | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -146,7 +150,7 @@ class OpenAICompatBackend:
                 secrets=self._secrets)
         except LLMError as exc:
             self._settle(ticket, exc)
-            raise
+            raise exc.at(ticket.url)
         except BaseException:  # cancelled (or a bug): nothing learnt about the replica; CancelledError propagates
             self._pool.abandoned(ticket)
             raise
@@ -163,7 +167,8 @@ class OpenAICompatBackend:
         if isinstance(outcome, Completion):
             self._pool.succeeded(ticket, now, latency_s=outcome.latency_s, tokens=outcome.completion_tokens)
         elif isinstance(outcome, RateLimited):
-            self._pool.rate_limited(ticket, now, outcome.retry_after_s)
+            wait = outcome.retry_after_s
+            self._pool.rate_limited(ticket, now, None if wait is None else min(wait, self.max_wait_s))
         elif isinstance(outcome, _FAILURES):
             self._pool.failed(ticket, now)
         else:

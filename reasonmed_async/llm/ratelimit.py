@@ -56,10 +56,6 @@ class TokenBucket:
         return self._capacity
 
     @property
-    def rate_per_s(self) -> float:
-        return self._rate_per_s
-
-    @property
     def burst_s(self) -> float:
         return self._burst_s
 
@@ -189,12 +185,15 @@ _EPSILON_S = 1e-9
 
 
 def window_safe_rate(quota: float, burst_s: float, window_s: float = 60.0) -> float:
-    """The bucket rate that keeps every ``window_s`` interval within ``quota``.
+    """The bucket rate that keeps every interval within its share of ``quota`` (per ``window_s``).
 
-    A bucket of rate r and burst b admits at most ``r * (window + b) / window``
-    in any window (a full bucket, then a window of refill), so r is scaled down
-    by ``window / (window + b)``: with the default 10 s burst, 6/7 of the quota."""
-    return quota * window_s / (window_s + burst_s)
+    Azure enforces a per-minute quota over short windows too: a tenth of the minute (10 s) may carry a
+    sixth of the quota.  A bucket of rate r (per ``window_s``) and burst b seconds admits at most
+    ``r * (b + t) / window_s`` in any t seconds, so with ``short = window_s / 6`` the rate is
+    ``quota * short / (short + b)``: every short window then stays within ``quota / 6`` and every
+    full window within ``quota``.  With the default 1 s burst, 10/11 of the quota."""
+    short = window_s / 6
+    return quota * short / (short + burst_s)
 
 
 class DeploymentLimiter:

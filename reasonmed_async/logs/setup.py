@@ -243,7 +243,3 @@ def flush() -> None:
     """Write every buffered line now (the file handler batches them for up to ``FLUSH_INTERVAL_S``)."""
     for handler in logging.getLogger().handlers:
         handler.flush()
-
-
-def shutdown() -> None:
-    logging.shutdown()

@@ -21,8 +21,8 @@ import msgspec
 
 from agents.scorer import reasonmed_output
 
-from bus import (LETTERS, Judgement, Message, Question, Ranked, RecordReady, RewriteInput, StageFailed, TierAssigned,
-                 Verdict, decode)
+from bus import (LETTERS, FailureKind, Judgement, Message, Question, Ranked, RecordReady, RewriteInput, Stage,
+                 StageFailed, TierAssigned, Verdict, decode)
 
 from reasonmed_async.reports.formats import PARQUET_MISSING, write_dataset_info, write_parquet
 from reasonmed_async.store import queries
@@ -66,7 +66,7 @@ def _agrees(stated: str | None, gold: str, verdict: str | None) -> bool | None:
 
 
 def _truncated(m: Message) -> bool:
-    return isinstance(m, StageFailed) and m.stage == "generate" and m.reason.startswith("truncated")
+    return isinstance(m, StageFailed) and m.stage is Stage.GENERATE and m.kind is FailureKind.TRUNCATED
 
 
 def record_row(rec: RecordReady, context: list[Message], *, final_attempt: int = 2) -> dict[str, Any]:
@@ -142,15 +142,14 @@ def _rewrite_row(r: RewriteInput) -> dict[str, Any]:
 
 def failure_rows(question_id: str, context: list[Message], final_attempt: int) -> Iterable[dict[str, Any]]:
     for m in context:
-        if isinstance(m, StageFailed) and m.gate is not None:
-            yield {"question_id": question_id, "kind": "rejected", "stage": m.stage, "gate": str(m.gate),
-                   "path": m.path, "reason": m.reason, "attempts": m.attempts}
-        elif isinstance(m, StageFailed) and m.stage not in ("generate", "verify"):
-            yield {"question_id": question_id, "kind": "failed", "stage": m.stage, "gate": None, "path": m.path,
-                   "reason": m.reason, "attempts": m.attempts}
+        if isinstance(m, StageFailed) and (m.gate is not None or not m.stage.per_path):
+            yield {"question_id": question_id, "kind": m.kind.value, "stage": m.stage.value,
+                   "gate": None if m.gate is None else str(m.gate), "path": m.path, "reason": m.reason,
+                   "error_class": m.error_class, "message": m.message, "raw": m.raw, "attempts": m.attempts}
         elif isinstance(m, Verdict) and m.attempt == final_attempt and m.verdict == "Error":
-            yield {"question_id": question_id, "kind": "rejected", "stage": "reverify", "gate": None,
-                   "path": m.path.name, "reason": m.reason, "attempts": m.attempt}
+            yield {"question_id": question_id, "kind": FailureKind.REJECTED.value, "stage": Stage.REVERIFY.value,
+                   "gate": None, "path": m.path.name, "reason": m.reason, "error_class": "", "message": m.reason,
+                   "raw": "", "attempts": m.attempt}
 
 
 async def export(store: CheckpointStore, out: Path, *, final_attempt: int = 2, parquet: bool = True,
@@ -182,8 +181,8 @@ async def export(store: CheckpointStore, out: Path, *, final_attempt: int = 2, p
             for row in sorted(failure_rows(qid, context, final_attempt),
                               key=lambda r: (r["stage"], r["path"], r["kind"], r["reason"])):
                 handles["failures.jsonl"].write(_line({"run_id": run, **row}))
-                summary.failures += row["kind"] == "failed"
-                summary.rejected += row["kind"] == "rejected"
+                summary.failures += row["kind"] != FailureKind.REJECTED
+                summary.rejected += row["kind"] == FailureKind.REJECTED
     finally:
         for handle in handles.values():
             handle.close()

@@ -36,7 +36,7 @@ _OPTION = re.compile(r"\s*([A-J])[.)]\s+(.*?)\s*")
 COLUMNS: dict[str, dict[str, str]] = {
     **{name: {"instruction": "str", "input": "str", "output": "str"} for name in SFT_SETS},
     "failures": {"run_id": "str", "question_id": "str", "kind": "str", "stage": "str", "gate": "str", "path": "str",
-                 "reason": "str", "attempts": "int"},
+                 "reason": "str", "error_class": "str", "message": "str", "raw": "str", "attempts": "int"},
     "records": {
         "record_id": "str", "run_id": "str", "question_id": "str", "question_ids": "strs", "source": "str", "question": "str",
         "context": "str", "options": "strs", "answer": "str", "answer_text": "str", "tier": "str",

@@ -34,7 +34,7 @@ class CheckpointStore:
         self._db = writer
         self._ro = reader
         self._committer = None if writer is None else Batcher(writer, apply_batch, transaction=True,
-                                                               name="store-writer")
+                                                               name="store-writer", path=str(path))
         self._reader = Batcher(reader, read_batch, transaction=False, name="store-reader")
         self._guard: WalGuard | None = None
         self.damage: DamageError | None = None  # once a damaged row is read, nothing more is written

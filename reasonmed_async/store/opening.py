@@ -10,6 +10,8 @@ from urllib.parse import quote
 import aiosqlite
 import structlog
 
+from bus.messages import SCHEMA_VERSION as MESSAGE_SCHEMA_VERSION
+
 from reasonmed_async.store.errors import DamageError, StoreError
 from reasonmed_async.store.integrity import add_checksums
 from reasonmed_async.store.schema import DDL, STORE_SCHEMA_VERSION
@@ -65,6 +67,8 @@ async def check_schema(conn: aiosqlite.Connection, path: Path, *, writable: bool
     if version is not None and int(str(version)) > STORE_SCHEMA_VERSION:
         raise StoreError(f"{path}: store schema v{version} is newer than this build's v{STORE_SCHEMA_VERSION}:"
                          " use a newer reasonmed")
+    if "messages" in tables:
+        await check_message_format(conn, path)
     if version is not None and int(str(version)) < STORE_SCHEMA_VERSION:
         if not writable:
             raise StoreError(f"{path}: store schema v{version}, this build reads v{STORE_SCHEMA_VERSION}:"
@@ -75,6 +79,20 @@ async def check_schema(conn: aiosqlite.Connection, path: Path, *, writable: bool
         await conn.executescript(DDL)
         if version is None:
             await conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(STORE_SCHEMA_VERSION),))
+
+
+async def check_message_format(conn: aiosqlite.Connection, path: Path) -> None:
+    """The message format of the oldest and the newest message (cheap: by rowid).
+
+    v1 wrote failures as a reason text that v2 cannot decode into typed fields, and guessing the kind from
+    the text is what v2 is there to stop, so a v1 database is refused, naming both versions, never half-read.
+    """
+    rows = await conn.execute_fetchall("SELECT schema_version FROM messages WHERE seq IN"
+                                       " ((SELECT MIN(seq) FROM messages), (SELECT MAX(seq) FROM messages))")
+    other = sorted({int(r[0]) for r in rows} - {MESSAGE_SCHEMA_VERSION})
+    if other:
+        raise StoreError(f"{path}: holds messages of schema v{other[0]}, this build reads v{MESSAGE_SCHEMA_VERSION}:"
+                         " export or finish it with the release that wrote it")
 
 
 async def migrate(conn: aiosqlite.Connection, version: int, path: Path) -> None:

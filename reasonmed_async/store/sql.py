@@ -43,7 +43,7 @@ def _label(message: Message) -> str:
     if isinstance(message, Verdict):
         return f"{message.verdict}:{message.attempt}"
     if isinstance(message, StageFailed):  # a quality gate's rejection is not a stage failure
-        return f"gate:{message.gate}" if message.gate is not None else message.stage
+        return f"gate:{message.gate}" if message.gate is not None else message.stage.value
     return ""
 
 

@@ -6,6 +6,12 @@ connection's own thread, in one function call — for the writer inside one
 transaction (group commit) — and only then resolves their futures.  So an
 acknowledgement is never reported before the outputs beside it are durable, and
 a busy pipeline pays one thread hop and one commit for hundreds of hand-offs.
+
+A batch that fails is run again one operation at a time, so only the
+operations that caused the failure fail (with their own error) and the writer
+goes on with the next batch: it never wedges.  A commit that fails because
+the database cannot grow (``SQLITE_FULL``: the disk or its quota is full)
+fails with ``StoreFull``, a ``RunStopped`` that stops the run resumably.
 """
 
 from __future__ import annotations
@@ -17,6 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiosqlite
+import structlog
+
+from reasonmed_async.outcome import StoreFull
+
+log = structlog.get_logger("store")
 
 
 @dataclass
@@ -38,18 +49,25 @@ def _in_transaction(apply: ApplySync) -> ApplySync:
         conn.execute("BEGIN IMMEDIATE")
         try:
             results = apply(conn, batch)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL does)
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
         return results
 
     return run
 
 
+def is_full(exc: BaseException) -> bool:
+    """Did SQLite fail because the database cannot grow (``SQLITE_FULL``)?"""
+    return isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+
+
 class Batcher:
     def __init__(self, db: aiosqlite.Connection, apply: ApplySync, *, transaction: bool, max_batch: int = 1024,
-                 name: str = "store") -> None:
+                 name: str = "store", path: str = "") -> None:
+        self._path = path
         self._db = db
         self._apply = _in_transaction(apply) if transaction else apply
         self._max_batch = max_batch
@@ -103,13 +121,25 @@ class Batcher:
             for op in batch:
                 op.future.cancel()
             raise
-        except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
-            for op in batch:
-                if not op.future.done():
-                    op.future.set_exception(exc)
+        except Exception as exc:  # noqa: BLE001 - sorted out below, then handed to the callers that caused it
+            if len(batch) == 1 or is_full(exc):  # alone, or nothing will fit: every caller learns why
+                self._fail(batch, exc)
+                return
+            for op in batch:  # one at a time: only the operations that cause the failure fail
+                await self._run_batch([op])
             return
         self.batches += 1
         self.ops += len(batch)
         for op, result in zip(batch, results, strict=True):
             if not op.future.done():
                 op.future.set_result(result)
+
+    def _fail(self, batch: list[Op], exc: Exception) -> None:
+        if is_full(exc):
+            full = StoreFull(self._path or self._name, f"SQLite: {exc}")
+            full.__cause__ = exc
+            log.error("store.full", database=self._path, error=str(exc))
+            exc = full
+        for op in batch:
+            if not op.future.done():
+                op.future.set_exception(exc)

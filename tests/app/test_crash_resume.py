@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from bus import Question, QuestionIngested, Routed, StageFailed
+from bus import FailureKind, Question, QuestionIngested, Routed, Stage, StageFailed
 from e2e_support import (
     EXPORT_FILES,
     cache_keys,
@@ -197,9 +197,10 @@ async def test_failures_export_does_not_depend_on_commit_order(tmp_path):
     run = {"id": "run-order", "input_path": "in.json", "input_digest": "d", "config_digest": "c",
            "config_json": "", "questions": 1}
     failures = [
-        StageFailed(run_id=run["id"], question_id=q.id, parent_id=f"refined-{path}", stage="reverify", path=path,
-                    reason=f"JudgeFailed: unparseable judge output after 3 attempts ({path})", attempts=3,
-                    failed_type="Refined")
+        StageFailed(run_id=run["id"], question_id=q.id, parent_id=f"refined-{path}", stage=Stage.REVERIFY,
+                    path=path, kind=FailureKind.UNPARSEABLE, error_class="JudgeFailed",
+                    message=f"unparseable judge output after 3 attempts ({path})", attempts=3,
+                    raw="I cannot judge this", failed_type="Refined")
         for path in ("huatuo_3", "qwen_1")
     ]
     exported = []

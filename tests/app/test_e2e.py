@@ -19,10 +19,12 @@ from agents.calls import request
 from agents.prompts import Templates, refiner_messages
 from bus import (
     CoTGenerated,
+    FailureKind,
     Message,
     Question,
     Ranked,
     Refined,
+    Stage,
     StageFailed,
     TierAssigned,
     Verdict,
@@ -34,7 +36,7 @@ from reasonmed_async.loaders.dispatch import load_questions
 from reasonmed_async.pipeline import Pipeline, file_digest
 
 LIMIT = 50
-FIRST_PASS = ("generate", "verify")
+FIRST_PASS = tuple(s for s in Stage if s.per_path)
 
 
 @dataclass
@@ -129,8 +131,8 @@ def check_no_question_lost(o: Outcome) -> None:
         where = f"{qid}: records {sorted(rec_paths[qid])}, failures {fail_rows[qid]}"
         assert rec_paths[qid] or fail_rows[qid], f"{qid} vanished: no record and no failure"
         if qid not in tiers:
-            assert any(f.stage == "tier" for f in failed[qid]), f"{qid}: neither tiered nor failed at the tier"
-            assert any(r["stage"] == "tier" for r in fail_rows[qid]) and not rec_paths[qid], where
+            assert any(f.stage is Stage.TIER for f in failed[qid]), f"{qid}: neither tiered nor failed at the tier"
+            assert any(r["stage"] == Stage.TIER for r in fail_rows[qid]) and not rec_paths[qid], where
             continue
         t = tiers[qid]
         if t.tier == "difficult" and len(t.correct) == 1:  # the one correct path is optimized
@@ -141,7 +143,7 @@ def check_no_question_lost(o: Outcome) -> None:
             expected = [p.name for p in ranked[qid].chosen]
             assert expected and set(expected) <= {p.name for p in t.correct}, f"{qid}: ranker chose {expected}"
         else:
-            assert any(r["stage"] == "ranker" for r in fail_rows[qid]), f"{qid}: {t.tier} question never ranked"
+            assert any(r["stage"] == Stage.RANK for r in fail_rows[qid]), f"{qid}: {t.tier} question never ranked"
             assert not rec_paths[qid], where
             continue
         assert set(rec_paths[qid]) <= set(expected), where
@@ -254,7 +256,7 @@ def check_rewrites_reverified(o: Outcome) -> None:
         assert len(rv) <= o.config.flow.refine_attempts
     # every rewritten CoT got a re-verification outcome: a verdict or a recorded failure
     outcomes = {m.parent_id for m in o.of(Verdict) if m.attempt >= 1}
-    outcomes |= {m.parent_id for m in o.of(StageFailed) if m.stage == "reverify"}
+    outcomes |= {m.parent_id for m in o.of(StageFailed) if m.stage is Stage.REVERIFY}
     for r in o.of(Refined):
         assert r.id in outcomes, f"{r.question_id}/{r.path.name} attempt {r.attempt} was never re-verified"
     # a CoT rejected at the last attempt is in failures.jsonl
@@ -346,20 +348,22 @@ def test_malformed_judges_lose_no_question(malformed_run):
 def test_unparseable_verdicts_are_failures_not_errors(malformed_run):
     o = malformed_run
     corrections = o.config.flow.judge_corrections
-    unparsed = [f for f in o.of(StageFailed) if f.stage == "verify"]
+    unparsed = [f for f in o.of(StageFailed) if f.stage is Stage.VERIFY]
     assert unparsed, "malformed_rate=0.3 should leave some paths without a verdict"
     tiers = {t.question_id: t for t in o.of(TierAssigned)}
     generated = {m.id: m for m in o.of(CoTGenerated)}
     first = {(v.question_id, v.path.name) for v in o.of(Verdict) if v.attempt == 0}
     for f in unparsed:
         assert f.path and f.failed_type == "CoTGenerated" and f.parent_id in generated
-        assert "unparseable" in f.reason and f.attempts == corrections + 1, f.reason
+        assert f.kind is FailureKind.UNPARSEABLE and f.error_class == "JudgeFailed" and f.raw, f
+        assert f.attempts == corrections + 1, f.reason
         assert (f.question_id, f.path) not in first, f"{f.question_id}/{f.path} has a verdict and a failure"
         t = tiers.get(f.question_id)
         if t is None:
             continue  # the question failed at the tier (too few usable verdicts), checked above
         (j,) = [j for j in t.judgements if j.path == f.path]
-        assert j.verdict is None and j.stage == "verify" and j.reason == f.reason
+        assert j.verdict is None and j.stage is Stage.VERIFY and j.kind is FailureKind.UNPARSEABLE
+        assert j.reason == f.reason
         assert j not in t.error_reasons
     # the exported verdicts keep them as "no verdict", never as Error
     for rec in read_jsonl(o.out / "records.jsonl"):

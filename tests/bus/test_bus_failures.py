@@ -11,7 +11,9 @@ import pytest
 from bus import (
     Backoff,
     CoTGenerated,
+    FailureKind,
     Message,
+    Stage,
     StageFailed,
     Subscription,
     Verdict,
@@ -25,7 +27,8 @@ from bus_support import RUN, NO_WAIT, Flow, intake, make_bus, run, snapshot, sta
 # -- failures ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("attempts", [1, 2, 4])
-async def test_failing_handler_is_retried_then_becomes_stage_failed(tmp_path, attempts):
+async def test_transient_handler_error_is_retried_then_becomes_stage_failed(tmp_path, attempts):
+    """Only the types in ``retry_on`` are retried by the bus, at most ``backoff.attempts`` times."""
     calls: Counter[str] = Counter()
     failures: list[StageFailed] = []
 
@@ -43,7 +46,8 @@ async def test_failing_handler_is_retried_then_becomes_stage_failed(tmp_path, at
     flow = Flow(3)
     subs = [
         flow.subscriptions()[0],
-        Subscription("checker", (CoTGenerated,), broken, backoff=Backoff(attempts=attempts, base_s=0.001, cap_s=0.002)),
+        Subscription("checker", (CoTGenerated,), broken, backoff=Backoff(attempts=attempts, base_s=0.001, cap_s=0.002),
+                     stage=Stage.VERIFY, retry_on=(ValueError,)),
         Subscription("failures", (StageFailed,), on_failure),
     ]
     async with await CheckpointStore.open(tmp_path / "x.db") as store:
@@ -56,7 +60,9 @@ async def test_failing_handler_is_retried_then_becomes_stage_failed(tmp_path, at
             failed = decode(payload)
             assert isinstance(failed, StageFailed)
             assert failed.id == mid
-            assert failed.stage == "checker" == label
+            assert failed.stage is Stage.VERIFY and label == "verify"
+            assert failed.kind is FailureKind.INTERNAL
+            assert (failed.error_class, failed.message) == ("ValueError", "bad input p1")
             assert failed.reason == "ValueError: bad input p1"
             assert failed.attempts == attempts
             assert failed.path == "p1"
@@ -84,7 +90,8 @@ async def test_handler_that_recovers_on_retry_succeeds(tmp_path):
         return []
 
     flow = Flow(2)
-    subs = [flow.subscriptions()[0], Subscription("flaky", (CoTGenerated,), flaky, backoff=NO_WAIT)]
+    subs = [flow.subscriptions()[0], Subscription("flaky", (CoTGenerated,), flaky, backoff=NO_WAIT,
+                                                  retry_on=(RuntimeError,))]
     async with await CheckpointStore.open(tmp_path / "x.db") as store:
         bus = make_bus(store, subs)
         await intake(store, bus, 2)

@@ -12,6 +12,7 @@ from bus import (
     SCHEMA_VERSION,
     CoTGenerated,
     Judgement,
+    FailureKind,
     Message,
     Path,
     Provenance,
@@ -21,6 +22,7 @@ from bus import (
     RecordReady,
     Refined,
     SchemaMismatch,
+    Stage,
     Scored,
     StageFailed,
     Summarized,
@@ -38,7 +40,8 @@ PROV = Provenance(role="generate", model="m", backend="sim", temperature=0.7, to
 PATH = Path(name="qwen_1", cot="step 1 ... answer B", stated_answer="B", thinking="hmm", provenance=(PROV,))
 PATH2 = Path(name="qwen_2", cot="step 1 ... answer A", stated_answer="A")
 JUDGE = Judgement(path="qwen_2", verdict="Error", reason="wrong organ")
-JUDGE_NONE = Judgement(path="qwen_3", verdict=None, reason="unparseable", stage="verify")
+JUDGE_NONE = Judgement(path="qwen_3", verdict=None, reason="unparseable", stage=Stage.VERIFY,
+                       kind=FailureKind.UNPARSEABLE)
 COMMON = {"run_id": RUN, "question_id": Q.id, "parent_id": "p0"}
 
 
@@ -48,7 +51,8 @@ def _samples() -> dict[type[Message], Message]:
         CoTGenerated: CoTGenerated(**COMMON, question=Q, path=PATH),
         Verdict: Verdict(**COMMON, question=Q, path=PATH, verdict="Correct", reason="fine", attempt=1,
                          tier="medium", error_reasons=(JUDGE,)),
-        StageFailed: StageFailed(**COMMON, stage="verify", reason="ServerError: boom", attempts=3, path="qwen_1",
+        StageFailed: StageFailed(**COMMON, stage=Stage.VERIFY, kind=FailureKind.CALL_FAILED, error_class="ServerError",
+                                 message="boom", attempts=3, path="qwen_1",
                                  failed_type="CoTGenerated"),
         TierAssigned: TierAssigned(**COMMON, question=Q, tier="medium", errors=5, correct=(PATH,),
                                    judgements=(JUDGE, JUDGE_NONE)),
@@ -134,8 +138,12 @@ INVALID = [
     pytest.param(lambda: Path(name="", cot="x"), "path name", id="path-empty-name"),
     pytest.param(lambda: QuestionIngested(run_id=RUN, question_id="other", question=Q), "question_id",
                  id="ingested-id-mismatch"),
-    pytest.param(lambda: StageFailed(**COMMON, stage="", reason="x"), "stage and reason", id="failed-no-stage"),
-    pytest.param(lambda: StageFailed(**COMMON, stage="s", reason=""), "stage and reason", id="failed-no-reason"),
+    pytest.param(lambda: StageFailed(**COMMON, stage="verify", kind=FailureKind.INTERNAL, message="x"),
+                 "must be a Stage", id="failed-stage-as-text"),
+    pytest.param(lambda: StageFailed(**COMMON, stage=Stage.VERIFY, kind="truncated", message="x"),
+                 "must be a Stage", id="failed-kind-as-text"),
+    pytest.param(lambda: StageFailed(**COMMON, stage=Stage.VERIFY, kind=FailureKind.INTERNAL, message=""),
+                 "message is required", id="failed-no-message"),
     pytest.param(lambda: TierAssigned(**COMMON, question=Q, tier="hard", errors=1, correct=(), judgements=()),
                  "tier", id="unknown-tier"),
 ]
@@ -214,13 +222,13 @@ SIBLINGS = [
         id="verdict-first-pass-vs-reverify",
     ),
     pytest.param(
-        StageFailed(**COMMON, stage="verify", reason="x", path="qwen_1"),
-        StageFailed(**COMMON, stage="verify", reason="x", path="qwen_2"),
+        StageFailed(**COMMON, stage=Stage.VERIFY, kind=FailureKind.CALL_FAILED, message="x", path="qwen_1"),
+        StageFailed(**COMMON, stage=Stage.VERIFY, kind=FailureKind.CALL_FAILED, message="x", path="qwen_2"),
         id="stagefailed-two-paths",
     ),
     pytest.param(
-        StageFailed(**COMMON, stage="verify", reason="x", path="qwen_1"),
-        StageFailed(**COMMON, stage="reverify", reason="x", path="qwen_1"),
+        StageFailed(**COMMON, stage=Stage.VERIFY, kind=FailureKind.CALL_FAILED, message="x", path="qwen_1"),
+        StageFailed(**COMMON, stage=Stage.REVERIFY, kind=FailureKind.CALL_FAILED, message="x", path="qwen_1"),
         id="stagefailed-two-stages",
     ),
 ]
@@ -244,8 +252,8 @@ SAME = [
         id="verdict-retried-judge-changes-mind",
     ),
     pytest.param(
-        StageFailed(**COMMON, stage="verify", reason="first error", attempts=1, path="p"),
-        StageFailed(**COMMON, stage="verify", reason="other error", attempts=3, path="p"),
+        StageFailed(**COMMON, stage=Stage.VERIFY, kind=FailureKind.CALL_FAILED, message="first error", attempts=1, path="p"),
+        StageFailed(**COMMON, stage=Stage.VERIFY, kind=FailureKind.CALL_FAILED, message="other error", attempts=3, path="p"),
         id="stagefailed-different-reason",
     ),
     pytest.param(

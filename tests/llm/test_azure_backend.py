@@ -198,22 +198,48 @@ async def test_request_bucket_spaces_arrivals(server, backend):
     assert_spaced([a.t for a in server.arrivals], 0.5)                 # burst of 1, then 2 a second
 
 
+class FakeClock:
+    """Time that moves only when the limiter sleeps (or the test says so): pacing without wall-clock asserts."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
 async def test_token_bucket_spaces_arrivals_and_usage_settles(server):
     request = chat("tok", max_tokens=100)
     cost = estimate_prompt_tokens(request.messages) + 100
-    deployments = {"tok": {"rpm": 6000, "tpm": cost * 120, "burst_s": 0.5}}     # one request's worth, 2 per s
+    deployments = {"tok": {"rpm": 6000, "tpm": cost * 120, "burst_s": 0.5}}     # one request's worth, ~2 per s
     server.default = Reply(usage=(cost - 100, 100, 0))                 # used all it reserved
+    clock = FakeClock()
+    admitted: list[float] = []
     b = await open_azure_backend(BackendConfig("az", "azure", options(server, deployments=deployments)),
-                                 env={"AZ_TEST_KEY": KEY})
+                                 env={"AZ_TEST_KEY": KEY}, clock=clock, sleep=clock.sleep)
+    limiter = b.limiter("tok")
+    acquire = limiter.acquire
+
+    async def admit(tokens: int):  # the moment (on the test's clock) each request is let go to the server
+        reservation = await acquire(tokens)
+        admitted.append(clock())
+        return reservation
+
+    limiter.acquire = admit  # type: ignore[method-assign]
     try:
         await asyncio.gather(*(b.complete(request) for _ in range(3)))
-        assert_spaced([a.t for a in server.arrivals], 0.5)
+        assert len(admitted) == 3
+        assert all(later - earlier >= 0.49 for earlier, later in zip(admitted, admitted[1:])), admitted
         server.default = Reply(usage=(1, 1, 0))                        # uses almost nothing: credited back
-        await asyncio.sleep(0.5)
-        started = time.monotonic()
+        clock.now += 0.5
+        started = clock()
         for _ in range(3):
             await b.complete(request)
-        assert time.monotonic() - started < 0.8                        # uncredited: 3 requests need >= 1 s
+        assert clock() - started < 0.8                                 # uncredited: 3 requests need >= 1 s
     finally:
         await b.aclose()
 
@@ -345,6 +371,6 @@ def test_settings_defaults_and_o1_detection():
     s = AzureSettings.from_options({"endpoint": "e", "api_version": "v", "api_key_env": "K", "deployments": {
         "o3-mini": {"rpm": 1, "tpm": 2}, "O4-x": {"rpm": 1, "tpm": 2}, "gpt": {"rpm": 1, "tpm": 2},
         "o1-but-not": {"rpm": 1, "tpm": 2, "o1": False}}})
-    assert s.timeout_s == 600.0 and s.deployments["gpt"].burst_s == 10.0
+    assert s.timeout_s == 600.0 and s.deployments["gpt"].burst_s == 1.0
     assert {n: d.o1 for n, d in s.deployments.items()} == {"o3-mini": True, "O4-x": True, "gpt": False,
                                                            "o1-but-not": False}

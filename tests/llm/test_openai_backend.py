@@ -19,7 +19,7 @@ from bus import Backoff
 from fake_llm_server import FakeLLMServer, Faults
 from reasonmed_async.config import BackendConfig, ConfigError
 from reasonmed_async.llm.openai_http import OpenAICompatBackend, OpenAISettings, open_openai_backend
-from reasonmed_async.llm.retry import RetryingClient
+from reasonmed_async.llm.retry import RetryingClient, RetryPolicy
 from reasonmed_async.llm.wire import error_for_status, parse_completion, retry_after_s
 
 KEY = "test-key"
@@ -201,6 +201,30 @@ async def test_retry_after_is_honoured_so_no_request_comes_early() -> None:
             done = await asyncio.gather(*(client.complete(question(i)) for i in range(100)))
         assert len(done) == 100 and sum(len(v) for v in server.rate_limits_sent.values()) >= 10
         assert server.early_requests == 0
+
+
+async def test_retry_after_of_a_day_is_capped_at_max_wait_s() -> None:
+    """``Retry-After: 86400``: the client waits ``[retry] max_wait_s`` (an injected sleep records it), the
+    replica's own pause is capped the same, and the request then succeeds: a day is never waited."""
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(min(seconds, 0.3))  # real time only as long as the capped pause
+
+    def once_a_day(record, body, seen):
+        return (429, "Rate limit exceeded.", {"Retry-After": "86400"}) if seen == 0 else None
+
+    async with FakeLLMServer() as server:
+        server.script = once_a_day
+        async with backend(server.openai_url) as b:
+            b.max_wait_s = 0.3
+            client = RetryingClient(b, Backoff(attempts=3, base_s=0.01, cap_s=0.05),
+                                    policy=RetryPolicy(attempts=3, base_s=0.01, cap_s=0.05, max_wait_s=0.3),
+                                    sleep=sleep)
+            assert (await client.complete(question())).text
+    assert [r.status for r in server.requests] == [429, 200]
+    assert waits == [0.3]
 
 
 async def test_the_fake_counts_early_requests() -> None:

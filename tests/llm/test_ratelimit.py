@@ -9,7 +9,7 @@ import math
 import pytest
 
 from agents.llm import ChatMessage
-from reasonmed_async.llm.ratelimit import (Cooldown, DeploymentLimiter, TokenBucket, estimate_prompt_tokens,
+from reasonmed_async.llm.ratelimit import (Cooldown, DeploymentLimiter, TokenBucket, estimate_prompt_tokens, window_safe_rate,
                                        parse_remaining, parse_retry_after)
 
 
@@ -253,3 +253,26 @@ async def test_cancelled_waiter_takes_nothing_and_frees_the_line():
     limiter.cooldown.until = -math.inf
     await asyncio.wait_for(limiter.acquire(10), 1.0)
     assert limiter.requests.level(limiter._clock()) == pytest.approx(limiter.requests.capacity - 1, abs=0.01)
+
+
+def _busiest(times: list[float], span: float) -> int:
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while t - times[lo] >= span - 1e-9:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+@pytest.mark.parametrize(("rpm", "burst_s"), [(60, 1.0), (600, 1.0), (6000, 1.0), (600, 0.5), (300, 5.0)])
+async def test_paced_deployment_keeps_every_10_s_window_within_a_sixth_of_the_rpm(rpm, burst_s):
+    """Requests as fast as the limiter admits them, for ten minutes of a controllable clock."""
+    clock = FakeClock()
+    limiter = DeploymentLimiter(window_safe_rate(rpm, burst_s), 10**9, burst_s, clock=clock, sleep=clock.sleep)
+    times = []
+    while clock() < 600:
+        await limiter.acquire(1)
+        times.append(clock())
+    assert _busiest(times, 10.0) <= rpm / 6
+    assert _busiest(times, 60.0) <= rpm
+    assert len(times) >= 0.95 * window_safe_rate(rpm, burst_s) * 10, "the paced rate is used (10/11 of the quota at 1 s)"

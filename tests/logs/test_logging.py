@@ -11,7 +11,7 @@ import pytest
 import structlog
 
 from agents.llm import ChatMessage, ChatRequest, Completion, ServerError
-from bus import Backoff, Message, MessageBus, Question, QuestionIngested, Subscription
+from bus import Backoff, Message, MessageBus, Question, QuestionIngested, Stage, Subscription
 from reasonmed_async.llm.cache import CachedClient
 from reasonmed_async.logs.setup import CHATTY_LOGGERS, LEVEL_ENV, REDACTED, Redactor, configure, flush
 from reasonmed_async.llm.retry import RetryingClient
@@ -54,7 +54,8 @@ async def test_bus_binds_run_question_agent_on_every_line_of_a_handler(log_file,
 
     async with await CheckpointStore.open(log_file.parent / "x.db") as store:
         bus = MessageBus(store)
-        bus.subscribe(Subscription("verifier", (QuestionIngested,), handler, backoff=NO_WAIT))
+        bus.subscribe(Subscription("verifier", (QuestionIngested,), handler, backoff=NO_WAIT, stage=Stage.VERIFY,
+                                   retry_on=(RuntimeError,)))
         await bus.publish([ingested(0), ingested(1)])
         await bus.run(until_idle=True)
     structlog.get_logger("after").info("outside.handler")

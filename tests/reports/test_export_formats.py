@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bus import Message, StageFailed, Verdict
+from bus import FailureKind, Message, Stage, StageFailed, Verdict
 from e2e_support import messages, read_jsonl, sim_config
 from reasonmed_async.config import parse_config
 from reasonmed_async.reports.export import SFT_FILES, export
@@ -116,7 +116,7 @@ def test_dataset_info_is_llama_factory_format(run, tmp_path):
 def test_records_mark_truncated_paths_and_rejected_rewrites(run):
     truncated: dict[str, set[str]] = {}
     for m in run.msgs:
-        if isinstance(m, StageFailed) and m.stage == "generate" and m.reason.startswith("truncated"):
+        if isinstance(m, StageFailed) and m.stage is Stage.GENERATE and m.kind is FailureKind.TRUNCATED:
             truncated.setdefault(m.question_id, set()).add(m.path)
     rejected: dict[str, list[tuple[str, int]]] = {}
     for m in run.msgs:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agents.settings import GeneratorModel
-from bus import Path, Provenance, Question, StageFailed, Verdict
+from bus import FailureKind, Path, Provenance, Question, Stage, StageFailed, Verdict
 from bus.gates import Gate
 
 from reasonmed_async.reports.report.tally import Tally, path_keys
@@ -22,16 +22,16 @@ def verdict(name: str, label: str, temperature: float, model: str) -> Verdict:
 def test_lost_paths_are_counted_per_model_and_temperature() -> None:
     t = Tally(path_keys(GENS))
     t.add(verdict("qwen_1", "Correct", 0.7, "qwen2.5-72b-instruct"))
-    t.add(StageFailed(run_id="r", question_id=Q.id, stage="verify", path="qwen_2",
-                      reason="unparseable judge output after 3 attempts"))
-    t.add(StageFailed(run_id="r", question_id=Q.id, stage="generate", path="deepseek_3",
-                      reason="truncated: finish_reason=length after 8192 tokens"))
+    t.add(StageFailed(run_id="r", question_id=Q.id, stage=Stage.VERIFY, path="qwen_2", kind=FailureKind.UNPARSEABLE,
+                      error_class="JudgeFailed", message="unparseable judge output after 3 attempts"))
+    t.add(StageFailed(run_id="r", question_id=Q.id, stage=Stage.GENERATE, path="deepseek_3",
+                      kind=FailureKind.TRUNCATED, message="finish_reason=length after 8192 tokens"))
     rows = {r["label"]: r for r in t.verdict_rows()}
     assert (rows["qwen T=0.7"]["correct"], rows["qwen T=0.9"]["no_verdict"], rows["deepseek T=1"]["not_generated"]) \
         == (1, 1, 1)
     assert rows["qwen T=0.9"]["pass_rate"]["n"] == 0 and rows["qwen T=0.9"]["pass_rate"]["rate"] is None
-    t.add(StageFailed(run_id="r", question_id=Q.id, stage="assemble", path="qwen_1", gate=Gate.ANSWER_AGREEMENT,
-                      reason="answer_agreement: the CoT states C, the gold answer is B"))
+    t.add(StageFailed(run_id="r", question_id=Q.id, stage=Stage.ASSEMBLE, path="qwen_1", gate=Gate.ANSWER_AGREEMENT,
+                      kind=FailureKind.REJECTED, message="answer_agreement: the CoT states C, the gold answer is B"))
     assert {(r["stage"], r["count"]) for r in t.failure_rows()} == {("verify", 1), ("generate", 1), ("assemble", 1)}
     assert t.gate_rows() == [{"gate": "answer_agreement", "rejected": 1}]
 

@@ -10,6 +10,7 @@ import pytest
 from bus import Ack, CoTGenerated, Path, Question, QuestionIngested, RecordReady, Routed, Provenance, decode
 from reasonmed_async.store.schema import STORE_SCHEMA_VERSION
 from reasonmed_async.store.checkpoint import PAGE, CheckpointStore, StoreError
+from reasonmed_async.outcome import StoreFull
 from reasonmed_async.store.writer import StoreClosed
 
 RUN = "run-s"
@@ -184,19 +185,33 @@ async def test_close_flushes_submitted_work(tmp_path):
         assert await count(store, "messages") == 20
 
 
-async def test_failing_operation_fails_its_batch_and_rolls_it_back(tmp_path):
+async def test_a_failing_operation_fails_alone_and_the_rest_of_its_batch_commits(tmp_path):
     async with await CheckpointStore.open(tmp_path / "x.db") as store:
-        good = ingested(1)
-        # both land in one batch: submitted before the writer task runs again
+        good = [ingested(i) for i in range(3)]
+        # all land in one batch: submitted before the writer task runs again
         bad = asyncio.ensure_future(store._committer.submit("no-such-op"))
-        innocent = asyncio.ensure_future(store.commit([routed(good, "gen")]))
-        done = await asyncio.gather(bad, innocent, return_exceptions=True)
+        innocent = [asyncio.ensure_future(store.commit([routed(m, "gen")])) for m in good]
+        done = await asyncio.gather(bad, *innocent, return_exceptions=True)
         assert isinstance(done[0], ValueError) and "no-such-op" in str(done[0])
-        assert isinstance(done[1], ValueError)  # the whole transaction was rolled back
-        assert await count(store, "messages") == 0
+        assert [new(d) for d in done[1:]] == [[m] for m in good], "the others were retried one by one and committed"
+        assert await count(store, "messages") == 3
         # the writer survives: the next batch commits
-        assert new(await store.commit([routed(good, "gen")])) == [good]
-        assert await count(store, "messages") == 1
+        assert new(await store.commit([routed(ingested(9), "gen")])) == [ingested(9)]
+        assert await count(store, "messages") == 4
+
+
+async def test_a_database_that_cannot_grow_fails_commits_with_store_full_and_keeps_going(tmp_path):
+    async with await CheckpointStore.open(tmp_path / "x.db") as store:
+        async with store._db.execute("PRAGMA page_count") as cur:
+            (pages,) = await cur.fetchone()
+        await store._db.execute(f"PRAGMA max_page_count={pages + 2}")
+        big = [Question(id=f"q{i}", stem="x" * 20_000, options=("a", "b"), answer=0) for i in range(4)]
+        with pytest.raises(StoreFull, match=r"x\.db: the database cannot grow .*full") as raised:
+            await asyncio.gather(*(store.commit([routed(QuestionIngested(run_id=RUN, question_id=q.id, question=q),
+                                                        "gen")]) for q in big))
+        assert raised.value.exit_code == 4
+        await store._db.execute("PRAGMA max_page_count=1073741823")  # space freed: the same writer commits again
+        assert new(await store.commit([routed(ingested(1), "gen")])) == [ingested(1)]
 
 
 async def test_duplicate_run_fails_the_caller(tmp_path):
