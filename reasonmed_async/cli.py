@@ -26,6 +26,7 @@ from reasonmed_async.reports.atomic import export_atomically
 from reasonmed_async.loaders.dedup import describe_duplicates
 from reasonmed_async.loaders.dispatch import SOURCE_FORMATS
 from reasonmed_async.loaders.stream import QuestionSource
+from reasonmed_async.run_guards import cap_stop_reason, preflight_for, stop_at_cap, with_budget
 from reasonmed_async.llm.preflight import PreflightFailed
 from reasonmed_async.logs import tail as logtail
 from reasonmed_async.logs.setup import configure_for
@@ -72,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
                           " (default: merged into it, both ids in its records)")
     resume = sub.add_parser("resume", help="continue the unfinished run of a database after a crash or stop")
     resume.add_argument("--db", required=True)
+    resume.add_argument("--max-cost-usd", type=float, help="raise (or set) the run's [budget] max_cost_usd")
+    resume.add_argument("--max-tokens", type=int, help="raise (or set) the run's [budget] max_tokens")
     retry = sub.add_parser("retry", help="make failed work pending again, re-issue its failing calls, and finish")
     retry.add_argument("--db", required=True)
     retry.add_argument("--stage", help="only failures of this stage (generate, verify, rank, refine, ...)")
@@ -120,15 +123,6 @@ def _existing_db(path: str) -> Path:
     return db
 
 
-async def _preflight(args: argparse.Namespace, config: AppConfig) -> None:
-    """One cheap request per configured model and endpoint (``llm/preflight.py``); exit 2 on a bad one."""
-    if getattr(args, "no_preflight", False):
-        return
-    from reasonmed_async.llm.preflight import preflight
-
-    checked = await preflight(config)
-    if checked:
-        print(f"reasonmed: preflight: {checked} model endpoint(s) answer", file=sys.stderr)
 
 
 async def _drive(config: AppConfig | ConfigFromStore, db: Path,
@@ -144,7 +138,7 @@ async def _drive(config: AppConfig | ConfigFromStore, db: Path,
         for notice in pipeline.store.notices:
             print(f"reasonmed: warning: {notice}", file=sys.stderr)
         if from_store:
-            await _preflight(args, config)  # before anything more is delivered
+            await preflight_for(args, config)  # before anything more is delivered
         driven = [r.id for r in await queries.runs(pipeline.store) if r.status == "running"]
         if "sim" in pipeline.backend_types:
             print("reasonmed: using the SIMULATED LLM backend (sim): the data is synthetic", file=sys.stderr)
@@ -162,10 +156,17 @@ async def _drive(config: AppConfig | ConfigFromStore, db: Path,
                 ticker = tg.create_task(watch(pipeline.store, pipeline.config, console=Console(stderr=True)))
             else:
                 ticker = tg.create_task(_progress(pipeline))
+            cap = pipeline.spend_cap
+            if cap is not None and cap.reached:
+                stop.set()  # already spent when it started: deliver nothing
+            capper = tg.create_task(stop_at_cap(cap, stop)) if cap is not None else None
             done = await pipeline.drive(stop)
             ticker.cancel()
+            if capper is not None:
+                capper.cancel()
         report = await read_status(pipeline.store, config)
-        outcome = await settle(pipeline.store, db, driven, done=done, signum=received[0] if received else None)
+        outcome = await settle(pipeline.store, db, driven, done=done, signum=received[0] if received else None,
+                               stop_reason=cap_stop_reason(cap, done, db))
     print(render(report))
     print(f"\nreasonmed: {outcome.message}")
     return outcome.code
@@ -210,7 +211,7 @@ async def _run(args: argparse.Namespace) -> int:
     configure_for(config, db)
     if args.ingest_only:  # no call is made: no server needs to be up
         return await _batch_command.ingest_only(config, db, questions, str(args.input), digest, args.limit)
-    await _preflight(args, config)  # before the database is even opened
+    await preflight_for(args, config)  # before the database is even opened
     return await _drive(config, db, (questions, str(args.input), digest, args.limit), args)
 
 
@@ -220,7 +221,7 @@ async def _resume(args: argparse.Namespace) -> int:
 
     async def config_of(store: CheckpointStore) -> AppConfig:
         try:
-            return await resumed_config(store, await stored_config(store))
+            return with_budget(args, await resumed_config(store, await stored_config(store)))
         except RunConflict as exc:  # nothing to resume: say why (a WAL gone missing; failures left to retry)
             if store.notices:
                 raise RunConflict(f"{exc}; {'; '.join(store.notices)}") from None
@@ -333,7 +334,7 @@ async def _daemon(args: argparse.Namespace) -> int:
     configure_for(config, db, secrets=[token] if token else [])
     announce_token(args, listen, written)
     options = DaemonOptions(Path(args.config), db, Path(args.inbox) if args.inbox else None, listen, token)
-    await _preflight(args, config)
+    await preflight_for(args, config)
     return await Daemon(options).run()
 
 

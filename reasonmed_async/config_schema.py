@@ -125,6 +125,11 @@ class Store(Section):
     min_free_mb: Annotated[float, Meta(ge=0.0)] = 64.0  # below this: the run stops, resumable (exit 4)
 
 
+class Budget(Section):
+    max_cost_usd: Annotated[float, Meta(gt=0.0)] | None = None  # stop (resumably) once spent reaches it
+    max_tokens: Positive | None = None  # likewise for prompt + completion tokens
+
+
 class Logging(Section):
     max_bytes: Count = 50_000_000
     backups: Count = 5
@@ -160,6 +165,7 @@ class ConfigFile(Section):
     store: Store = msgspec.field(default_factory=Store)
     logging: Logging = msgspec.field(default_factory=Logging)
     input: Input = msgspec.field(default_factory=Input)
+    budget: Budget = msgspec.field(default_factory=Budget)
     templates_dir: Name | None = None
 
 

@@ -26,6 +26,7 @@ from reasonmed_async.llm.cache import CachedClient, FailedAttempts
 from reasonmed_async.config import AppConfig, ConfigError, parse_config
 from reasonmed_async.store.lock import OwnerLock
 from reasonmed_async.store.space import SpaceWatch, check_free
+from reasonmed_async.llm.budget import CappedClient, SpendCap
 from reasonmed_async.llm.retry import RetryingClient, RetryPolicy
 from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore
@@ -74,6 +75,7 @@ class Pipeline:
         self.bus = bus
         self.clients = clients
         self.backends = backends
+        self.spend_cap: SpendCap | None = None
 
     @classmethod
     @asynccontextmanager
@@ -115,9 +117,19 @@ class Pipeline:
                     stack.push_async_callback(backends[name].aclose)
             failures = FailedAttempts(store)
             rounds = await queries.reissue_rounds(store)  # the calls `reasonmed retry` re-issues as new samples
+            budget = config.file.budget
+            cap = SpendCap(budget.max_cost_usd, budget.max_tokens)
+            for _, model, outcome, _, p, c in await queries.call_totals(store):  # what earlier runs spent
+                if outcome == "ok":
+                    cap.add(config.cost(model, p, c), p + c)
+
+            def capped(inner: LLMClient) -> LLMClient:
+                return inner if cap.max_cost_usd is None and cap.max_tokens is None else \
+                    CappedClient(inner, cap, config.cost)
+
             clients: dict[str, LLMClient] = {
-                model: CachedClient(RetryingClient(backends[backend], backoff, policy=policy, observer=failures,
-                                                   on_circuit=failures), store, rounds)
+                model: CachedClient(capped(RetryingClient(backends[backend], backoff, policy=policy, observer=failures,
+                                                          on_circuit=failures)), store, rounds)
                 for model, backend in wanted.items()
             }
             bus = MessageBus(store)
@@ -128,7 +140,9 @@ class Pipeline:
                 backoff=Backoff(attempts=int(config.retry.get("handler_attempts", 3)), base_s=0.05, cap_s=2.0),
             ):
                 bus.subscribe(sub)
-            yield cls(config, store, bus, clients, backends)
+            pipeline = cls(config, store, bus, clients, backends)
+            pipeline.spend_cap = cap
+            yield pipeline
 
     @property
     def backend_types(self) -> set[str]:
