@@ -16,15 +16,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import structlog
-
 from bus import first_stop
-from reasonmed_async.config import AppConfig, ConfigError, load_config
+from reasonmed_async.cli_errors import classify, quiet_broken_pipe, report_internal
+from reasonmed_async.config import AppConfig, load_config
 from reasonmed_async.exit_codes import HELP as EXIT_CODES_HELP
 from reasonmed_async.exit_codes import ExitCode
 from reasonmed_async.outcome import RunStopped
-from reasonmed_async.reports.export import export
-from reasonmed_async.loaders.errors import InputError
+from reasonmed_async.reports.atomic import export_atomically
 from reasonmed_async.loaders.dedup import describe_duplicates
 from reasonmed_async.loaders.dispatch import SOURCE_FORMATS
 from reasonmed_async.loaders.stream import QuestionSource
@@ -44,7 +42,8 @@ from reasonmed_async.scale.fsguard import add_network_fs_flag, guard_database_lo
 from reasonmed_async.scale.shard_run import add_scale_flags, prepare_shard, resumed_config
 from reasonmed_async.reports.status import read_status, render
 from reasonmed_async.store import queries
-from reasonmed_async.store.checkpoint import CheckpointStore, StoreError
+from reasonmed_async.store.check_command import register as _register_check
+from reasonmed_async.store.checkpoint import CheckpointStore
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = ExitCode.OK, ExitCode.INTERNAL, ExitCode.USAGE
 
@@ -89,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     exp = sub.add_parser("export", help="write the ReasonMed / CoTMed / ResponseMed files and records.jsonl")
     exp.add_argument("--db", required=True)
-    exp.add_argument("--out", required=True)
+    exp.add_argument("--out", required=True, help="a new or empty directory (written whole, then swapped in)")
+    exp.add_argument("--force", action="store_true", help="replace the contents of a non-empty --out")
     exp.add_argument("--run", dest="run_id", default=None,
                      help="export this run only (default: every question once, from the latest run that settled it)")
     exp.add_argument("--exclude-contaminated", action="store_true",
@@ -131,9 +131,13 @@ async def _drive(config: AppConfig | ConfigFromStore, db: Path,
     stop = asyncio.Event()
     received = signals.install(stop)
     async with Pipeline.open(config, db) as pipeline:
-        if not isinstance(config, AppConfig):  # resume: the run's own, read from the store
+        from_store = not isinstance(config, AppConfig)
+        if from_store:  # resume: the run's own, read from the store
             config = pipeline.config
             configure_for(config, db)
+        for notice in pipeline.store.notices:
+            print(f"reasonmed: warning: {notice}", file=sys.stderr)
+        if from_store:
             await preflight_for(args, config)  # before anything more is delivered
         driven = [r.id for r in await queries.runs(pipeline.store) if r.status == "running"]
         if "sim" in pipeline.backend_types:
@@ -193,7 +197,7 @@ async def _run(args: argparse.Namespace) -> int:
     # validated whole now, read again while it is ingested: the questions are never all in memory
     questions = QuestionSource(args.input, limit=args.limit, source_format=args.source_format,
                                allow_test_split=args.allow_test_split, cop_base=args.cop_base,
-                               merge_duplicates=not args.keep_duplicates)
+                               merge_duplicates=not args.keep_duplicates, limits=config.input_limits())
     if questions.duplicates:
         print(f"reasonmed: {args.input}: {describe_duplicates(questions.duplicates)} (--keep-duplicates keeps them)",
               file=sys.stderr)
@@ -218,7 +222,9 @@ async def _resume(args: argparse.Namespace) -> int:
     async def config_of(store: CheckpointStore) -> AppConfig:
         try:
             return with_budget(args, await resumed_config(store, await stored_config(store)))
-        except RunConflict as exc:
+        except RunConflict as exc:  # nothing to resume: say why (a WAL gone missing; failures left to retry)
+            if store.notices:
+                raise RunConflict(f"{exc}; {'; '.join(store.notices)}") from None
             if failed := await queries.failure_count(store):
                 raise RunConflict(f"{exc}; {failed} failure(s) remain: `reasonmed retry --db {db}` re-issues"
                                   " them") from None
@@ -253,7 +259,7 @@ async def _status(args: argparse.Namespace) -> int:
 
     from reasonmed_async.reports.progress import Reading, estimate, read, run_ended, run_started, watch
 
-    async with await CheckpointStore.open(_existing_db(args.db)) as store:
+    async with await CheckpointStore.open(_existing_db(args.db), read_only=True) as store:
         runs = await queries.runs(store)
         config = await stored_config(store, unfinished=False) if runs else None
         if args.watch:
@@ -288,7 +294,7 @@ async def _status(args: argparse.Namespace) -> int:
 
 async def _export(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    async with await CheckpointStore.open(_existing_db(args.db)) as store:
+    async with await CheckpointStore.open(_existing_db(args.db), read_only=True) as store:
         runs = await queries.runs(store)
         if not runs:
             raise UsageError(f"{args.db}: holds no run")
@@ -296,13 +302,16 @@ async def _export(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.db}: no run {args.run_id} (runs: {', '.join(r.id for r in runs)})")
         config = await stored_config(store, unfinished=False)
         exclude = frozenset(await queries.contaminated_questions(store)) if args.exclude_contaminated else frozenset()
-        summary = await export(store, out, final_attempt=config.flow.refine_attempts, run_id=args.run_id,
-                               exclude=exclude)
+        exported = [r.id for r in runs if args.run_id in (None, r.id)]
+        summary, dropped = await export_atomically(store, out, config, exported, force=args.force, run_id=args.run_id,
+                                                   exclude=exclude)
     unfinished = [r.id for r in runs if r.status != "finished" and args.run_id in (None, r.id)]
     also = ", the same as .parquet" if summary.parquet else ""
     print(f"exported {summary.records} records of {summary.questions} questions to {out}/ "
-          f"(reasonmed.jsonl, cotmed.jsonl, responsemed.jsonl, records.jsonl{also}, dataset_info.json; "
-          f"{summary.failures} failures and {summary.rejected} rejected CoTs in failures.jsonl)")
+          f"(reasonmed.jsonl, cotmed.jsonl, responsemed.jsonl, records.jsonl{also}, dataset_info.json, manifest.json;"
+          f" {summary.failures} failures and {summary.rejected} rejected CoTs in failures.jsonl)")
+    if dropped:
+        print(f"note: not written, having no rows: {', '.join(dropped)}", file=sys.stderr)
     if args.exclude_contaminated:
         print(f"left out {summary.excluded} question(s) flagged by `reasonmed decontam`", file=sys.stderr)
     if unfinished:
@@ -312,19 +321,8 @@ async def _export(args: argparse.Namespace) -> int:
 
 async def _daemon(args: argparse.Namespace) -> int:
     from reasonmed_async.daemon.service import Daemon, DaemonOptions, parse_listen
+    from reasonmed_async.daemon.token import announce_token, daemon_token
 
-    token = None
-    if args.token_file:
-        try:
-            token = Path(args.token_file).read_text(encoding="utf-8").strip() or None
-        except OSError as exc:
-            raise UsageError(f"--token-file {args.token_file}: {exc.strerror}") from None
-    elif args.token_env:
-        token = os.environ.get(args.token_env) or None
-        if token is None:
-            raise UsageError(f"--token-env {args.token_env}: that environment variable is not set")
-    else:
-        token = os.environ.get("REASONMED_DAEMON_TOKEN") or None
     try:
         listen = parse_listen(args.listen) if args.listen else None
     except ValueError as exc:
@@ -332,7 +330,9 @@ async def _daemon(args: argparse.Namespace) -> int:
     db = Path(args.db)
     guard_database_location(db, allow_network_fs=args.allow_network_fs)
     config = load_config(args.config)
+    token, written = daemon_token(args, listen, db)
     configure_for(config, db, secrets=[token] if token else [])
+    announce_token(args, listen, written)
     options = DaemonOptions(Path(args.config), db, Path(args.inbox) if args.inbox else None, listen, token)
     await preflight_for(args, config)
     return await Daemon(options).run()
@@ -346,33 +346,31 @@ def _register_daemon(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     d.add_argument("--listen", help="HOST:PORT of the control API (127.0.0.1 unless you mean otherwise)")
     d.add_argument("--token-env", help="environment variable holding the API's bearer token"
                                        " (default: REASONMED_DAEMON_TOKEN if set)")
-    d.add_argument("--token-file", help="file holding the API's bearer token")
+    d.add_argument("--token-file", help="file holding the API's bearer token"
+                                        " (none given: one is generated into <db>.token, mode 0600)")
+    d.add_argument("--no-auth", action="store_true", help="an API without a token (loopback only; logged)")
     add_network_fs_flag(d)
     d.set_defaults(handler=_daemon)
 
 
 PREFLIGHT_COMMANDS = ("run", "resume", "retry", "daemon")
 COMMANDS = {"run": _run, "resume": _resume, "retry": _retry, "status": _status, "export": _export}
-EXTRA_COMMANDS: list = [_register_daemon, _register_score, logtail.register, _merge_command.register, _register_report, _register_decontam, _register_eval]  # registrars of commands that live in their own modules
+EXTRA_COMMANDS: list = [_register_daemon, _register_score, logtail.register, _merge_command.register, _register_report,
+                        _register_decontam, _register_eval, _register_check]  # registrars of commands in their own modules
 EXTRA_COMMANDS.append(_batch_command.register)  # batch export / import (scale/batch_cli.py)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe(e) for e in exc.exceptions)
-    return f"{type(exc).__name__}: {exc}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return asyncio.run(args.handler(args))
-    except (UsageError, InputError, ConfigError, RunConflict, StoreError, PreflightFailed) as exc:
-        print(f"reasonmed: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        code = asyncio.run(args.handler(args))
+        sys.stdout.flush()  # here, not at exit: a reader gone (`status | head`) is a quiet end, not a traceback
+        return code
     except KeyboardInterrupt:  # a Ctrl-C before the handlers were installed (or after they were removed)
         return ExitCode.SIGINT
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: say what failed, exit 1
+    except BrokenPipeError:
+        return quiet_broken_pipe()
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, the right exit code
         stopped = first_stop(exc)  # a typed stop (outage, open circuit, disk full), maybe inside a TaskGroup's group
         if isinstance(stopped, RunStopped):
             db = getattr(args, "db", None)
@@ -380,11 +378,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"reasonmed: nothing was marked failed; once fixed, continue with `reasonmed resume --db {db}`",
                   file=sys.stderr)
             return int(stopped.exit_code)
-        structlog.get_logger("cli").error("command.failed", command=args.command, exc_info=exc)
-        print(f"reasonmed: failed: {_describe(exc)}", file=sys.stderr)
+        known = classify(exc, (UsageError, PreflightFailed))
+        if known is not None:
+            print(known[1], file=sys.stderr)
+            return known[0]
         if os.environ.get("REASONMED_DEBUG"):
             raise
-        return EXIT_FAILURE
+        return report_internal(exc, args.command, getattr(args, "db", None))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from agents.gates import GateSettings
 from agents.settings import FlowSettings, GeneratorModel, Sampling, TierPolicy
 
 from reasonmed_async.config_errors import describe
+from reasonmed_async.loaders.limits import InputLimits
 from reasonmed_async.config_schema import ConfigFile, ModelTable, given
 from reasonmed_async.llm.o1 import is_o1
 
@@ -81,6 +82,9 @@ class AppConfig:
     def digest(self) -> str:
         """What the config means, not how it is written: comments and layout do not change a run's id."""
         return hashlib.sha256(canonical(tomllib.loads(self.text)).encode()).hexdigest()[:16]
+
+    def input_limits(self) -> InputLimits:
+        return InputLimits(**msgspec.structs.asdict(self.file.input))
 
     def secret_env_names(self) -> list[str]:
         return [str(b.options[k]) for b in self.backends.values() for k in b.options if k.endswith("_env")]
@@ -232,6 +236,9 @@ def _build(raw: dict[str, Any], text: str, source: str) -> AppConfig:
         return Sampling(served(spec.model, f"[stages.{stage}] model"), spec.temperature, spec.top_p,
                         spec.max_tokens, spec.seed)
 
+    if typed.store.warn_free_mb < typed.store.min_free_mb:
+        raise ConfigError(f"{source}: [store] warn_free_mb ({typed.store.warn_free_mb:g}) must be at least"
+                          f" min_free_mb ({typed.store.min_free_mb:g})")
     tiers = typed.tiers
     if not tiers.easy_max < tiers.medium_max:
         raise ConfigError(f"{source}: [tiers] easy_max ({tiers.easy_max}) must be below medium_max"

@@ -122,6 +122,8 @@ class Store(Section):
     synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
     queue_size: Positive = 64
     grace_s: Seconds = 30.0
+    warn_free_mb: Annotated[float, Meta(ge=0.0)] = 1024.0  # free space below this: a warning
+    min_free_mb: Annotated[float, Meta(ge=0.0)] = 64.0  # below this: the run stops, resumable (exit 4)
 
 
 class Budget(Section):
@@ -133,6 +135,15 @@ class Logging(Section):
     max_bytes: Count = 50_000_000
     backups: Count = 5
     level: Literal["debug", "info", "warning", "error", "critical"] | None = None
+
+
+class Input(Section):
+    """Limits of the question loaders (characters; JSON nesting levels)."""
+
+    max_question_chars: Positive = 100_000
+    max_option_chars: Positive = 20_000
+    max_context_chars: Positive = 1_000_000
+    max_depth: Annotated[int, Meta(ge=4)] = 32
 
 
 class ModelTable(Section):
@@ -154,6 +165,7 @@ class ConfigFile(Section):
     retry: Retry = msgspec.field(default_factory=Retry)
     store: Store = msgspec.field(default_factory=Store)
     logging: Logging = msgspec.field(default_factory=Logging)
+    input: Input = msgspec.field(default_factory=Input)
     budget: Budget = msgspec.field(default_factory=Budget)
     templates_dir: Name | None = None
 

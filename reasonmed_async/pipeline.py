@@ -25,6 +25,7 @@ from reasonmed_async.llm.registry import Backend, open_backend
 from reasonmed_async.llm.cache import CachedClient, FailedAttempts
 from reasonmed_async.config import AppConfig, ConfigError, parse_config
 from reasonmed_async.store.lock import OwnerLock
+from reasonmed_async.store.space import SpaceWatch, check_free
 from reasonmed_async.llm.budget import CappedClient, SpendCap
 from reasonmed_async.llm.retry import RetryingClient, RetryPolicy
 from reasonmed_async.store import queries
@@ -84,6 +85,8 @@ class Pipeline:
         ``config`` may be a function reading it from the store (resume: the store is opened once)."""
         async with AsyncExitStack() as stack:
             if agents:  # it will deliver messages: no other process may deliver the same ones
+                if isinstance(config, AppConfig):
+                    check_free(Path(db), config.file.store.min_free_mb)  # before anything is created
                 lock = OwnerLock(db)
                 lock.acquire()
                 stack.callback(lock.release)
@@ -94,6 +97,11 @@ class Pipeline:
                 config = await config(store)
                 if config.synchronous.upper() != "NORMAL":
                     await store.set_synchronous(config.synchronous)
+                if agents:  # resume: the floor is the run's own
+                    check_free(Path(db), config.file.store.min_free_mb)
+            if agents:
+                store.space = SpaceWatch(Path(db), warn_mb=config.file.store.warn_free_mb,
+                                         floor_mb=config.file.store.min_free_mb)
             try:
                 policy = RetryPolicy.from_mapping(config.retry)
             except (TypeError, ValueError) as exc:
@@ -194,7 +202,11 @@ class Pipeline:
     async def drive(self, stop: asyncio.Event | None = None) -> bool:
         """Deliver everything pending until done (True) or until ``stop`` (False)."""
         stop = stop or asyncio.Event()
+        if self.store.space is not None:
+            self.store.space.on_floor = stop.set  # below the floor: stop cleanly, as on SIGTERM
         await self.bus.run(until_idle=True, stop=stop, grace_s=self.config.grace_s)
+        if self.store.space is not None and self.store.space.low is not None:
+            raise self.store.space.low  # everything in flight is checkpointed: resumable (exit 4)
         if stop.is_set():
             log.info("run.stopped", reason="stop requested")
             return False

@@ -7,8 +7,9 @@
     POST /v1/drain       stop taking work, finish what is there, exit
     GET  /report         the run report, live (``report_page``: a login form sets a session cookie)
 
-Every route but ``/v1/health`` needs ``Authorization: Bearer <token>`` when a
-token is configured; a non-loopback address without a token is refused.
+Every route but ``/v1/health`` needs ``Authorization: Bearer <token>``: the
+daemon always has a token (generated into ``<db>.token`` when none is given,
+see ``token.py``) unless ``--no-auth`` (loopback only).
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ class ControlAPI:
         except InputError as exc:
             path.unlink(missing_ok=True)
             return web.json_response({"error": str(exc), "line": exc.line, "field": exc.field}, status=400)
+        except BaseException:
+            path.unlink(missing_ok=True)  # a refused upload leaves nothing on disk
+            raise
         return web.json_response({"job": job}, status=201, headers={"Location": f"/v1/jobs/{job}"})
 
     async def _get_job(self, request: web.Request) -> web.Response:

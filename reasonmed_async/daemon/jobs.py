@@ -13,7 +13,7 @@ from reasonmed_async.store import queries
 
 async def submit_file(pipeline: Pipeline, path: Path) -> str:
     """Validate the whole file (an ``InputError`` names file, line and field), then start its run."""
-    questions = merge_duplicates(load_questions(path)).questions
+    questions = merge_duplicates(load_questions(path, limits=pipeline.config.input_limits())).questions
     return await pipeline.start_run(questions, str(path), file_digest(path), None, alongside=True)
 
 

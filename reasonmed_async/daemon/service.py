@@ -71,6 +71,8 @@ class Daemon:
                         on_signal=lambda signum: log.info("daemon.stopping", signal=signal.Signals(signum).name))
         async with Pipeline.open(config, opts.db) as pipeline:
             self._pipeline = pipeline
+            if pipeline.store.space is not None:
+                pipeline.store.space.on_floor = self.stop.set  # below the free-space floor: a clean stop, exit 4
             await self._check_unfinished(pipeline)
 
             async def submit(path: Path) -> str:
@@ -100,6 +102,8 @@ class Daemon:
                 await bus  # drains within the grace period, then returns
             if runner is not None:
                 await runner.cleanup()
+            if pipeline.store.space is not None and pipeline.store.space.low is not None:
+                raise pipeline.store.space.low
         announce("reasonmed daemon: stopped; everything is checkpointed")
         return 0
 

@@ -19,6 +19,7 @@ from typing import Any
 from bus.messages import LETTERS, Question
 
 from reasonmed_async.loaders.errors import InputError
+from reasonmed_async.loaders.limits import InputLimits, NestingError, clip, depth_problem, text_problem
 
 __all__ = ["Collector", "content_id", "detect_test_split", "hash_id", "kind", "parse_json", "read_text"]
 
@@ -88,9 +89,17 @@ def _pairs(pairs: list[tuple[str, Any]]) -> _Obj:
     return obj
 
 
-def parse_json(text: str) -> Any:
-    """``json.loads``, with every object an ``_Obj`` that records a repeated key in ``dup``."""
-    return json.loads(text, object_pairs_hook=_pairs)
+def parse_json(text: str, max_depth: int = InputLimits.max_depth) -> Any:
+    """``json.loads``, with every object an ``_Obj`` that records a repeated key in ``dup``;
+    ``NestingError`` for nesting deeper than ``max_depth`` (also where ``json`` itself would recurse too deep)."""
+    try:
+        value = json.loads(text, object_pairs_hook=_pairs)
+    except RecursionError:
+        raise NestingError(f"nests deeper than {max_depth} levels ([input] max_depth)") from None
+    problem = depth_problem(value, max_depth)
+    if problem is not None:
+        raise NestingError(problem)
+    return value
 
 
 def kind(value: Any) -> str:
@@ -108,8 +117,9 @@ def kind(value: Any) -> str:
 class Collector:
     """The questions of one file so far, and the checks shared by every source."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, limits: InputLimits | None = None) -> None:
         self.name = name
+        self.limits = limits or InputLimits()
         self.questions: list[Question] = []  # a streaming reader takes them out as they come
         self.count = 0  # questions added so far: the next one's ordinal
         self.seen: dict[str, str] = {}  # question id -> where it was first seen
@@ -155,7 +165,7 @@ class Collector:
                 raise self.err(loc, field, f"{label} is empty")
             key = opt.strip().casefold()
             if key in seen:
-                raise self.err(loc, field, f"{label} repeats option {LETTERS[seen[key]]} ({opt.strip()!r})")
+                raise self.err(loc, field, f"{label} repeats option {LETTERS[seen[key]]} ({clip(opt.strip())})")
             seen[key] = i
         return tuple(opt.strip() for _, opt in items)
 
@@ -177,7 +187,8 @@ class Collector:
         """Append a question (ordinal = its position), refusing an id seen before."""
         qid = fields["id"]
         if qid in self.seen:
-            raise self.err(loc, "id", f"duplicate id {qid!r} (first at {self.seen[qid]}, again at {where})")
+            raise self.err(loc, "id", f"duplicate id {clip(qid)} (first at {self.seen[qid]}, again at {where})")
+        self.check_text(loc, fields)
         try:
             question = Question(ordinal=self.count, **fields)
         except (ValueError, TypeError) as exc:  # msgspec.ValidationError is a ValueError
@@ -185,3 +196,13 @@ class Collector:
         self.seen[qid] = where
         self.questions.append(question)
         self.count += 1
+
+    def check_text(self, loc: dict, fields: dict[str, Any]) -> None:
+        """Every text of a question valid Unicode (no lone surrogate, no NUL) and within its size limit."""
+        lim = self.limits
+        texts = [("id", fields.get("id"), 1_000), ("stem", fields.get("stem"), lim.max_question_chars),
+                 ("context", fields.get("context"), lim.max_context_chars),
+                 *((f"options[{i}]", o, lim.max_option_chars) for i, o in enumerate(fields.get("options", ())))]
+        for name, value, limit in texts:
+            if isinstance(value, str) and (problem := text_problem(value, limit)) is not None:
+                raise self.err(loc, name, problem)

@@ -46,6 +46,7 @@ from bus.messages import Question
 
 from reasonmed_async.loaders.errors import InputError
 from reasonmed_async.loaders.common import Collector, content_id, detect_test_split, kind, parse_json, read_text
+from reasonmed_async.loaders.limits import InputLimits, NestingError
 from reasonmed_async.loaders.generic import GenericParser
 from reasonmed_async.loaders.medmcqa import MedMCQAParser, looks_like_medmcqa
 from reasonmed_async.loaders.medqa import MedQAParser, looks_like_medqa
@@ -67,6 +68,7 @@ def load_questions(
     source_format: str | None = None,
     allow_test_split: bool = False,
     cop_base: int | None = None,
+    limits: InputLimits | None = None,
 ) -> list[Question]:
     """Read, validate and return every question of ``path`` (the first ``limit``).
 
@@ -88,7 +90,7 @@ def load_questions(
     text = read_text(pathlib.Path(path), name)
     if not text.strip():
         raise InputError(name, "the file is empty (no questions)")
-    col = Collector(name)
+    col = Collector(name, limits)
     _load(col, text, pathlib.Path(path), source_format, cop_base)
     if not col.questions:
         raise InputError(name, "no questions in the file")
@@ -101,10 +103,12 @@ def _load(col: Collector, text: str, path: pathlib.Path, fmt: str | None, cop_ba
         load_mmlu(col, text, path)
         return
     try:
-        whole = parse_json(text)
+        whole = parse_json(text, col.limits.max_depth)
+    except NestingError as exc:
+        raise InputError(col.name, str(exc)) from None
     except json.JSONDecodeError as exc:
         if fmt != "pubmedqa" and (suffix == ".jsonl" or _looks_like_jsonl(text)):
-            _feed(col, _jsonl(col.name, text), fmt, cop_base)
+            _feed(col, _jsonl(col.name, text, col.limits.max_depth), fmt, cop_base)
         elif fmt is None and looks_like_mmlu(text):
             load_mmlu(col, text, path)
         else:
@@ -153,17 +157,19 @@ def _looks_like_jsonl(text: str) -> bool:
     line = next(ln for ln in text.split("\n") if ln.strip())
     try:
         return isinstance(parse_json(line), dict)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, NestingError):
         return False
 
 
-def _jsonl(name: str, text: str) -> Iterator[tuple[Any, dict[str, Any], str]]:
+def _jsonl(name: str, text: str, max_depth: int) -> Iterator[tuple[Any, dict[str, Any], str]]:
     # split on "\n" only: str.splitlines() would also split on U+2028 inside strings
     for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
-            rec = parse_json(line)
+            rec = parse_json(line, max_depth)
+        except NestingError as exc:
+            raise InputError(name, str(exc), line=n) from None
         except json.JSONDecodeError as exc:
             raise InputError(name, f"invalid JSON: {exc.msg} (column {exc.colno})", line=n) from exc
         yield rec, {"line": n}, f"line {n}"

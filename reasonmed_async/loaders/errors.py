@@ -53,7 +53,7 @@ class InputError(Exception):
         parts = [self.where]
         if self.field is not None:
             parts.append(f"field {self.field!r}")
-        parts.append(self.message)
+        parts.append(self.message if len(self.message) <= 400 else self.message[:399] + "…")
         return ": ".join(parts)
 
     def __reduce__(self):  # keep it picklable despite the keyword-only arguments

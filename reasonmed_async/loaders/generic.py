@@ -12,6 +12,7 @@ from typing import Any
 
 from bus.messages import LETTERS
 
+from reasonmed_async.loaders.limits import clip
 from reasonmed_async.loaders.common import Collector, content_id
 
 __all__ = ["GenericParser"]
@@ -50,5 +51,5 @@ class GenericParser:
         letter = key.upper()
         if len(letter) == 1 and letter in LETTERS[: len(options)]:
             return LETTERS.index(letter)
-        raise self.col.err(loc, "answer", f"{given.strip()!r} is not among the {len(options)} options "
+        raise self.col.err(loc, "answer", f"{clip(given.strip())} is not among the {len(options)} options "
                            f"(give a letter A-{LETTERS[len(options) - 1]} or the text of one option)")

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reasonmed_async.loaders.limits import clip
 from reasonmed_async.loaders.common import Collector, kind
 
 __all__ = ["MEDMCQA_KEYS", "MedMCQAParser", "looks_like_medmcqa"]
@@ -75,11 +76,11 @@ class MedMCQAParser:
         cop = self._cop(rec, loc, where)
         choice = col.str_field(rec, "choice_type", loc, required=False, null_ok=True)
         if choice is not None and choice.strip() not in CHOICE_TYPES:
-            raise col.err(loc, "choice_type", f"{choice!r} is not single or multi")
+            raise col.err(loc, "choice_type", f"{clip(choice)} is not single or multi")
         subject = col.str_field(rec, "subject_name", loc, required=False, empty_ok=True, null_ok=True)
         source = f"medmcqa/{subject.strip()}" if subject and subject.strip() else "medmcqa"
         if qid in self.ids:
-            raise col.err(loc, "id", f"duplicate id {qid!r} (first at {self.ids[qid]}, again at {where})")
+            raise col.err(loc, "id", f"duplicate id {clip(qid)} (first at {self.ids[qid]}, again at {where})")
         self.ids[qid] = where
         self.pending.append((loc, where, {"id": qid, "stem": stem, "options": options, "source": source}, cop))
 

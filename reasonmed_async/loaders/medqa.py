@@ -21,6 +21,7 @@ from typing import Any
 
 from bus.messages import LETTERS
 
+from reasonmed_async.loaders.limits import clip
 from reasonmed_async.loaders.common import Collector, hash_id
 
 __all__ = ["MedQAParser", "looks_like_medqa"]
@@ -48,12 +49,12 @@ class MedQAParser:
         given = col.str_field(rec, "answer_idx", loc)
         letter = given.strip().upper()
         if len(letter) != 1 or letter not in letters:
-            raise col.err(loc, "answer_idx", f"{given!r} is not the letter of one of the {len(options)} options "
+            raise col.err(loc, "answer_idx", f"{clip(given)} is not the letter of one of the {len(options)} options "
                           f"(A-{letters[-1]})")
         answer = LETTERS.index(letter)
         text = col.str_field(rec, "answer", loc, required=False)
         if text is not None and text.strip().casefold() != options[answer].casefold():
-            raise col.err(loc, "answer", f"{text.strip()!r} is not option {letter} ({options[answer]!r}), "
+            raise col.err(loc, "answer", f"{clip(text.strip())} is not option {letter} ({clip(options[answer])}), "
                           "which answer_idx names")
         col.add(loc, where, id=hash_id("medqa-", stem, options), stem=stem, options=options, answer=answer,
                 source="medqa")

@@ -22,6 +22,7 @@ import re
 
 from bus.messages import LETTERS
 
+from reasonmed_async.loaders.limits import clip
 from reasonmed_async.loaders.common import Collector, hash_id
 
 __all__ = ["MMLU_COLUMNS", "load_mmlu", "looks_like_mmlu", "mmlu_subject"]
@@ -83,7 +84,7 @@ def _record(col: Collector, row: list[str], loc: dict, n: int, named: tuple[str,
     options = col.options(list(zip(MMLU_COLUMNS[1:5], row[1:5])), loc)
     given = row[5].strip()
     if len(given) != 1 or given.upper() not in LETTERS[:4]:
-        raise col.err(loc, "answer", f"{row[5]!r} is not a letter A-D")
+        raise col.err(loc, "answer", f"{clip(row[5])} is not a letter A-D")
     answer = LETTERS.index(given.upper())
     if named is None:
         qid, source = hash_id("mmlu-", stem, options), "mmlu"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reasonmed_async.loaders.limits import clip
 from reasonmed_async.loaders.common import Collector, kind
 
 __all__ = ["PUBMEDQA_OPTIONS", "load_pubmedqa"]
@@ -42,7 +43,7 @@ def _record(col: Collector, key: str, rec: Any, n: int) -> None:
         raise col.err(loc, "LABELS", f"has {len(labels)} labels for {len(contexts)} contexts")
     decision = col.str_field(rec, "final_decision", loc).strip().lower()
     if decision not in PUBMEDQA_OPTIONS:
-        raise col.err(loc, "final_decision", f"{rec['final_decision']!r} is not yes, no or maybe")
+        raise col.err(loc, "final_decision", f"{clip(rec['final_decision'])} is not yes, no or maybe")
     parts = [c.strip() for c in contexts] if labels is None else [
         f"{lab.strip()}: {c.strip()}" if lab.strip() else c.strip() for lab, c in zip(labels, contexts)
     ]

@@ -26,6 +26,7 @@ import msgspec
 from reasonmed_async.loaders.common import Collector, detect_test_split, parse_json
 from reasonmed_async.loaders.dedup import merge_key
 from reasonmed_async.loaders.dispatch import _detect, _is_record, load_questions
+from reasonmed_async.loaders.limits import InputLimits, NestingError
 from reasonmed_async.loaders.errors import InputError
 from reasonmed_async.loaders.generic import GenericParser
 from reasonmed_async.loaders.medqa import MedQAParser
@@ -39,10 +40,13 @@ class QuestionSource:
     """The validated questions of one file, read again on each iteration; ``len()`` is their number."""
 
     def __init__(self, path: str | pathlib.Path, *, limit: int | None = None, source_format: str | None = None,
-                 allow_test_split: bool = False, cop_base: int | None = None, merge_duplicates: bool = False) -> None:
+                 allow_test_split: bool = False, cop_base: int | None = None, merge_duplicates: bool = False,
+                 limits: InputLimits | None = None) -> None:
         self.path = pathlib.Path(path)
         self.name = str(path)
-        self._options = {"source_format": source_format, "allow_test_split": allow_test_split, "cop_base": cop_base}
+        self.limits = limits or InputLimits()
+        self._options = {"source_format": source_format, "allow_test_split": allow_test_split, "cop_base": cop_base,
+                         "limits": self.limits}
         if not allow_test_split and detect_test_split(path) is not None:
             load_questions(path, **self._options)  # refuses it, with the same words
         self._streamed = self._stream_format(source_format)
@@ -85,7 +89,7 @@ class QuestionSource:
         if self._streamed is None:
             yield from load_questions(self.path, **self._options)
             return
-        col = Collector(self.name)
+        col = Collector(self.name, self.limits)
         parser = self._streamed(col)
         for rec, loc, where in self._records():
             parser.feed(rec, loc, where)
@@ -104,8 +108,8 @@ class QuestionSource:
         if head is None:
             return None  # empty: load_questions says so
         try:
-            first = parse_json(head[1])
-        except json.JSONDecodeError:
+            first = parse_json(head[1], self.limits.max_depth)
+        except (json.JSONDecodeError, NestingError):
             return None  # a JSON document over several lines, or not JSON: parsed whole
         if not isinstance(first, dict) or (fmt is None and not _is_record(first)):
             return None
@@ -130,7 +134,9 @@ class QuestionSource:
             if not line.strip():
                 continue
             try:
-                rec = parse_json(line)
+                rec = parse_json(line, self.limits.max_depth)
+            except NestingError as exc:
+                raise InputError(self.name, str(exc), line=n) from None
             except json.JSONDecodeError as exc:
                 raise InputError(self.name, f"invalid JSON: {exc.msg} (column {exc.colno})", line=n) from exc
             yield rec, {"line": n}, f"line {n}"

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -41,6 +42,8 @@ import structlog.tracebacks
 from reasonmed_async.logs.filewriter import FLUSH_INTERVAL_S, BatchedJSONLinesFile, LineSink
 
 REDACTED = "[REDACTED]"
+# user:password@ (or token@) in a URL: the credentials go, scheme and host stay
+URL_CREDENTIALS = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s\"']+@")
 LEVEL_ENV = "REASONMED_LOG_LEVEL"
 # One line per LLM call or per handled message: in the file, not on the console (unless it shows DEBUG).
 PER_CALL_EVENTS = frozenset({"llm.call", "handler.done"})
@@ -60,6 +63,8 @@ class Redactor:
         self._needles = {n for s in self.secrets for n in (s, _encode_json(s).decode()[1:-1])}
 
     def _str(self, value: str) -> str:
+        if "@" in value and "://" in value:
+            value = URL_CREDENTIALS.sub(r"\1[REDACTED]@", value)
         for secret in self.secrets:
             if secret in value:
                 value = value.replace(secret, REDACTED)
@@ -80,11 +85,13 @@ class Redactor:
         return value if scrubbed == text else scrubbed
 
     def __call__(self, _logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
-        if not self.secrets:
+        if not self.secrets:  # URLs with credentials are refused when the config loads; this is a second net
             return event
         try:  # the quick check: one encoding of the whole event, searched; most events hold no secret
             text = _encode_json(event).decode()
         except Exception:  # noqa: BLE001 - what it cannot encode, it scrubs the slow way
+            return self.scrub(event)
+        if "@" in text and URL_CREDENTIALS.search(text):
             return self.scrub(event)
         return self.scrub(event) if any(n in text for n in self._needles) else event
 

@@ -142,7 +142,7 @@ async def _config(args: argparse.Namespace, db: Path) -> AppConfig:
     if args.config:
         config = load_config(args.config)
     elif db.is_file():
-        async with await CheckpointStore.open(db) as store:
+        async with await CheckpointStore.open(db, read_only=True) as store:
             if not await queries.runs(store):
                 raise ScoreUsageError(f"{db}: holds no run, so no stored configuration: give --config FILE")
             config = await stored_config(store, unfinished=False)

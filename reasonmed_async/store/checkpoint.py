@@ -7,86 +7,121 @@ crash at any instant lives here.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from bus import SCHEMA_VERSION, Ack, Backlog, Message, Routed, decode
+from bus import Ack, Backlog, Message, Routed, decode
 
-from reasonmed_async.store.schema import DDL, STORE_SCHEMA_VERSION
-from reasonmed_async.store.sql import StoreError, apply_batch, read_batch
+from reasonmed_async.store.errors import DamageError, StoreError
+from reasonmed_async.store.integrity import verified
+from reasonmed_async.store.space import SpaceWatch
+from reasonmed_async.store.opening import WalGuard, check_schema, connect, database_error
+from reasonmed_async.store.sql import apply_batch, read_batch
 from reasonmed_async.store.writer import Batcher
 
-__all__ = ["PAGE", "CheckpointStore", "StoreError"]
+__all__ = ["PAGE", "CheckpointStore", "DamageError", "StoreError"]
 
 PAGE = 256
 
 
 class CheckpointStore:
-    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    def __init__(self, path: Path, writer: aiosqlite.Connection | None, reader: aiosqlite.Connection) -> None:
         self.path = path
         self._db = writer
         self._ro = reader
-        self._committer = Batcher(writer, apply_batch, transaction=True, name="store-writer", path=str(path))
+        self._committer = None if writer is None else Batcher(writer, apply_batch, transaction=True,
+                                                               name="store-writer", path=str(path))
         self._reader = Batcher(reader, read_batch, transaction=False, name="store-reader")
+        self._guard: WalGuard | None = None
+        self.damage: DamageError | None = None  # once a damaged row is read, nothing more is written
+        self.notices: list[str] = []  # what the opener should tell the user (a write-ahead log gone missing)
+        self.space: SpaceWatch | None = None  # free space, measured after each commit of the bus's
 
     # -- lifecycle ------------------------------------------------------------
     @classmethod
-    async def open(cls, path: str | Path, *, synchronous: str = "NORMAL") -> CheckpointStore:
+    async def open(cls, path: str | Path, *, synchronous: str = "NORMAL", read_only: bool = False) -> CheckpointStore:
+        """Open (creating it unless ``read_only``) a checkpoint database; every connection opened is
+        closed again if anything fails.  ``read_only`` opens with ``mode=ro``: nothing is ever written."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        writer = await aiosqlite.connect(path, isolation_level=None)
+        opened: list[aiosqlite.Connection] = []
         try:
-            await writer.execute("PRAGMA journal_mode=WAL")
-            await writer.execute(f"PRAGMA synchronous={synchronous}")
-            # Checkpoint the WAL every ~40 MB instead of 4 MB: pages rewritten between checkpoints are
-            # copied into the database once, not once per 4 MB (about 20 % less CPU per commit, measured).
-            await writer.execute("PRAGMA wal_autocheckpoint=10000")
-            await writer.execute("PRAGMA busy_timeout=10000")
-            await writer.executescript(DDL)
-            await cls._check_version(writer, path)
-            reader = await aiosqlite.connect(path, isolation_level=None)
-            await reader.execute("PRAGMA busy_timeout=10000")
-        except BaseException:
-            await writer.close()
+            if read_only:
+                reader = await connect(path, read_only=True, opened=opened)
+                await check_schema(reader, path, writable=False)
+                store = cls(path, None, reader)
+            else:
+                guard = WalGuard(path)
+                writer = await connect(path, read_only=False, opened=opened, synchronous=synchronous)
+                await check_schema(writer, path, writable=True)
+                reader = await connect(path, read_only=False, opened=opened)
+                store = cls(path, writer, reader)
+                store._guard = guard
+        except BaseException as exc:
+            for conn in reversed(opened):
+                await conn.close()
+            error = database_error(path, exc) if isinstance(exc, sqlite3.DatabaseError) else exc
+            lost = WalGuard(path).lost_wal_line()
+            if lost and isinstance(error, StoreError):
+                raise type(error)(f"{error}; {lost}") from None
+            if error is not exc:
+                raise error from None
             raise
-        store = cls(path, writer, reader)
-        store._committer.start()
+        if store._guard is not None:
+            if (lost := store._guard.lost_wal_line()) is not None:
+                store.notices.append(lost)
+            store._guard.opened()
+        if store._committer is not None:
+            store._committer.start()
         store._reader.start()
         return store
 
-    @staticmethod
-    async def _check_version(db: aiosqlite.Connection, path: Path) -> None:
-        async with db.execute("SELECT value FROM meta WHERE key='schema_version'") as cur:
-            row = await cur.fetchone()
-        if row is None:
-            await db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(STORE_SCHEMA_VERSION),))
-        elif int(row[0]) != STORE_SCHEMA_VERSION:
-            raise StoreError(f"{path}: store schema v{row[0]}, this build reads v{STORE_SCHEMA_VERSION}")
-        # The message format of the oldest and the newest message (cheap: by rowid).  v1 wrote failures as a
-        # reason text that v2 cannot decode into typed fields, and guessing the kind from the text is what
-        # v2 is there to stop, so a v1 database is refused, naming both versions, never half-read.
-        async with db.execute("SELECT schema_version FROM messages WHERE seq IN"
-                              " ((SELECT MIN(seq) FROM messages), (SELECT MAX(seq) FROM messages))") as cur:
-            versions = sorted({int(r[0]) for r in await cur.fetchall()})
-        other = [v for v in versions if v != SCHEMA_VERSION]
-        if other:
-            raise StoreError(f"{path}: holds messages of schema v{other[0]}, this build reads v{SCHEMA_VERSION}:"
-                             f" export or finish it with the release that wrote it")
+    @property
+    def read_only(self) -> bool:
+        return self._committer is None
 
     async def set_synchronous(self, mode: str) -> None:
         """``PRAGMA synchronous`` of the writer, for a store opened before its run's config was read."""
+        if self._db is None:
+            raise StoreError(f"{self.path}: opened read-only")
         await self._db.execute(f"PRAGMA synchronous={mode}")
 
     async def close(self) -> None:
         try:
-            await self._committer.close()
+            if self._committer is not None:
+                await self._committer.close()
             await self._reader.close()
         finally:
-            await self._ro.close()
-            await self._db.close()
+            try:
+                await self._ro.close()
+            finally:
+                if self._db is not None:
+                    await self._db.close()
+                    if self._guard is not None and self.damage is None:
+                        self._guard.closed()
+
+    async def _write(self, kind: str, *args: Any) -> Any:
+        if self.damage is not None:
+            raise DamageError(str(self.damage))
+        if self._committer is None:
+            raise StoreError(f"{self.path}: opened read-only")
+        try:
+            return await self._committer.submit(kind, *args)
+        except DamageError as exc:
+            self.damage = exc
+            raise
+
+    def verified(self, table: str, identity: str, payload: bytes, checksum: int | None,
+                 question: str | None = None) -> bytes:
+        """``payload`` if it matches the row's checksum; else ``DamageError`` (and nothing more is written)."""
+        try:
+            return verified(self.path, table, identity, payload, checksum, question)
+        except DamageError as exc:
+            self.damage = exc
+            raise
 
     async def __aenter__(self) -> CheckpointStore:
         return self
@@ -96,7 +131,10 @@ class CheckpointStore:
 
     # -- journal (the bus's seam) ----------------------------------------------
     async def commit(self, outputs: Sequence[Routed], ack: Ack | None = None, *, intake: bool = False) -> list[Routed]:
-        return await self._committer.submit("commit", tuple(outputs), ack, intake)
+        new = await self._write("commit", tuple(outputs), ack, intake)
+        if self.space is not None:
+            self.space.after_commit()
+        return new
 
     async def backlog(self) -> Backlog:
         async with self._ro.execute(
@@ -112,16 +150,17 @@ class CheckpointStore:
         where = " AND d.intake=1" if intake_only else ""
         while True:
             async with self._ro.execute(
-                "SELECT d.seq, m.payload FROM deliveries d JOIN messages m ON m.id = d.message_id "
+                "SELECT d.seq, m.id, m.payload, m.checksum, m.question_id FROM deliveries d"
+                " JOIN messages m ON m.id = d.message_id "
                 f"WHERE d.consumer=? AND d.state='pending' AND d.seq>? AND d.seq<=?{where} ORDER BY d.seq LIMIT ?",
                 (consumer, after, upper, PAGE),
             ) as cur:
                 rows = await cur.fetchall()
             if not rows:
                 return
-            for seq, payload in rows:
+            for seq, mid, payload, checksum, question in rows:
                 after = seq
-                yield seq, decode(payload)
+                yield seq, decode(self.verified("messages", mid, payload, checksum, question))
 
     # -- the tierer's join -----------------------------------------------------
     async def gather(self, key: str, item_id: str, item: Message, expected: int) -> list[Message] | None:
@@ -129,29 +168,33 @@ class CheckpointStore:
 
         Items are messages the journal already holds (the bus delivers nothing
         else), so the join keeps their ids, not copies."""
-        rows = await self._committer.submit("join", key, item_id, item.id, expected)
+        rows = await self._write("join", key, item_id, item.id, expected)
         return None if rows is None else [decode(p) for p in rows]
 
     # -- LLM response cache ----------------------------------------------------
     async def cache_get(self, key: str) -> bytes | None:
         """The stored completion of ``key``: one primary-key look-up, batched with the others waiting.
         (No in-memory filter in front: measured, it saved nothing per call and cost seconds at start-up.)"""
-        return await self._reader.submit("get", key)
+        try:
+            return await self._reader.submit("get", key)
+        except DamageError as exc:
+            self.damage = exc
+            raise
 
     async def cache_put(self, key: str, model: str, payload: bytes, stage: str, endpoint: str,
                         prompt: int = 0, completion: int = 0) -> None:
         """Store a completed call and count it, in the next group commit (awaited)."""
-        await self._committer.submit("cache", key, model, payload, stage, endpoint, prompt, completion)
+        await self._write("cache", key, model, payload, stage, endpoint, prompt, completion)
 
     async def count_call(self, stage: str, model: str, endpoint: str, outcome: str, prompt: int, completion: int) -> None:
-        await self._committer.submit("call", stage, model, endpoint, outcome, prompt, completion)
+        await self._write("call", stage, model, endpoint, outcome, prompt, completion)
 
     # -- runs and intake -------------------------------------------------------
     async def create_run(
         self, run: dict[str, Any], questions: Sequence[tuple[str, int, str]], routed: Sequence[Routed]
     ) -> list[Routed]:
         """Insert a run, its questions and their first messages (as intake) in one transaction."""
-        return await self._committer.submit("run", run, tuple(questions), tuple(routed))
+        return await self._write("run", run, tuple(questions), tuple(routed))
 
     async def add_intake(self, run_id: str, questions: Sequence[tuple[str, int, str]], routed: Sequence[Routed],
                          *, last: bool) -> list[Routed]:
@@ -160,10 +203,10 @@ class CheckpointStore:
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """One write of the application's own (scores), committed with the next group commit."""
-        await self._committer.submit("sql", sql, tuple(params))
+        await self._write("sql", sql, tuple(params))
 
     async def finish_run(self, run_id: str) -> None:
-        await self._committer.submit("finish", run_id)
+        await self._write("finish", run_id)
 
     # -- reads -----------------------------------------------------------------
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -175,11 +218,12 @@ class CheckpointStore:
         after = 0
         while True:
             rows = await self.query(
-                f"SELECT seq, payload FROM messages WHERE run_id=? AND type IN ({marks}) AND seq>? ORDER BY seq LIMIT ?",
+                f"SELECT seq, id, payload, checksum, question_id FROM messages WHERE run_id=? AND type IN ({marks})"
+                " AND seq>? ORDER BY seq LIMIT ?",
                 (run_id, *types, after, PAGE * 4),
             )
             if not rows:
                 return
-            for seq, payload in rows:
+            for seq, mid, payload, checksum, question in rows:
                 after = seq
-                yield decode(payload)
+                yield decode(self.verified("messages", mid, payload, checksum, question))

@@ -23,9 +23,9 @@ from reasonmed_async.store.schema import DDL, STORE_SCHEMA_VERSION
 #: the columns copied per table (``seq`` is renumbered: AUTOINCREMENT keeps each shard's order)
 _COPIED = {
     "questions": "run_id, id, ordinal, source",
-    "messages": "id, run_id, question_id, type, label, parent_id, schema_version, payload, created_at",
+    "messages": "id, run_id, question_id, type, label, parent_id, schema_version, payload, created_at, checksum",
     "deliveries": "message_id, consumer, state, intake, updated_at",
-    "llm_cache": "key, model, payload, created_at",
+    "llm_cache": "key, model, payload, created_at, checksum",
     "joins": "key, item_id, message_id",
     "records": "record_id, run_id, question_id, ordinal, path, message_id",
     "scores": "label, target_id, model, score, justification, template, created_at",

@@ -208,21 +208,22 @@ async def question_messages(store: CheckpointStore, run_id: str, question_id: st
     """The messages of these types about one question of one run, in journal order."""
     marks = ",".join("?" * len(types))
     rows = await store.query(
-        f"SELECT payload FROM messages WHERE run_id=? AND question_id=? AND type IN ({marks}) ORDER BY seq",
-        (run_id, question_id, *types))
-    return [decode(r[0]) for r in rows]
+        f"SELECT id, payload, checksum FROM messages WHERE run_id=? AND question_id=? AND type IN ({marks})"
+        " ORDER BY seq", (run_id, question_id, *types))
+    return [decode(store.verified("messages", mid, payload, checksum, question_id)) for mid, payload, checksum in rows]
 
 
 async def messages_by_label(store: CheckpointStore, type_: str, label_like: str) -> AsyncIterator[tuple[int, Message]]:
     """(seq, message) of one type whose label matches ``label_like`` (SQL LIKE), in journal order, paged."""
     after = 0
     while rows := await store.query(
-        "SELECT seq, payload FROM messages WHERE type=? AND label LIKE ? AND seq>? ORDER BY seq LIMIT ?",
+        "SELECT seq, id, payload, checksum, question_id FROM messages WHERE type=? AND label LIKE ? AND seq>?"
+        " ORDER BY seq LIMIT ?",
         (type_, label_like, after, PAGE),
     ):
         after = rows[-1][0]
-        for seq, payload in rows:
-            yield seq, decode(payload)
+        for seq, mid, payload, checksum, question in rows:
+            yield seq, decode(store.verified("messages", mid, payload, checksum, question))
 
 
 async def messages_at(store: CheckpointStore, seqs: Sequence[int]) -> list[tuple[int, Message]]:
@@ -230,8 +231,10 @@ async def messages_at(store: CheckpointStore, seqs: Sequence[int]) -> list[tuple
     found: list[tuple[int, Message]] = []
     for start in range(0, len(seqs), PAGE):
         chunk = list(seqs[start : start + PAGE])
-        rows = await store.query(f"SELECT seq, payload FROM messages WHERE seq IN ({','.join('?' * len(chunk))})", chunk)
-        found.extend((seq, decode(payload)) for seq, payload in rows)
+        rows = await store.query("SELECT seq, id, payload, checksum, question_id FROM messages"
+                                 f" WHERE seq IN ({','.join('?' * len(chunk))})", chunk)
+        found.extend((seq, decode(store.verified("messages", mid, payload, checksum, question)))
+                     for seq, mid, payload, checksum, question in rows)
     return found
 
 
@@ -249,8 +252,9 @@ async def rewrites_of(store: CheckpointStore, question_ids: Sequence[str]) -> li
 
 async def stage_failures(store: CheckpointStore, run_id: str | None = None) -> list[StageFailed]:
     where, params = ("AND run_id=?", (run_id,)) if run_id else ("", ())
-    rows = await store.query(f"SELECT payload FROM messages WHERE type='StageFailed' {where} ORDER BY seq", params)
-    return [m for m in (decode(r[0]) for r in rows) if isinstance(m, StageFailed)]
+    rows = await store.query(
+        f"SELECT id, payload, checksum, question_id FROM messages WHERE type='StageFailed' {where} ORDER BY seq", params)
+    return [m for m in (decode(store.verified("messages", *row)) for row in rows) if isinstance(m, StageFailed)]
 
 
 async def reissue_rounds(store: CheckpointStore) -> dict[tuple[str, str, str], tuple[int, int]]:

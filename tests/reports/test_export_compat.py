@@ -23,6 +23,7 @@ from reasonmed_async.loaders.dispatch import load_questions
 from reasonmed_async.pipeline import Pipeline, file_digest
 from reasonmed_async.reports.export import export
 from reasonmed_async.store.checkpoint import CheckpointStore
+from reasonmed_async.store.integrity import row_checksum
 
 NEW_JUDGEMENT_KEYS = ("model", "temperature", "stated_answer", "judge")
 NEW_MESSAGE_KEYS = ("judge", "gate", "steps", "warnings")
@@ -59,12 +60,13 @@ def test_an_old_database_exports_the_nine_paths(pubmedqa, tmp_path: Path) -> Non
     asyncio.run(run())
     con = sqlite3.connect(db)
     stripped = 0
-    for seq, payload in con.execute("SELECT seq, payload FROM messages").fetchall():
+    for seq, mid, payload in con.execute("SELECT seq, id, payload FROM messages").fetchall():
         envelope = json.loads(payload)
         old = {"v": envelope["v"], "m": old_shape(envelope["m"], in_message=True)}
         assert old["v"] == SCHEMA_VERSION
         stripped += old != envelope
-        con.execute("UPDATE messages SET payload=? WHERE seq=?", (json.dumps(old).encode(), seq))
+        data = json.dumps(old).encode()  # as written then: its checksum matches it (a v1 store is migrated so)
+        con.execute("UPDATE messages SET payload=?, checksum=? WHERE seq=?", (data, row_checksum(mid, data), seq))
     con.commit()
     con.close()
     assert stripped > 0

@@ -14,6 +14,7 @@ from e2e_support import EXPORT_FILES, cli_command, cli_env, query, run_cli, sim_
 from reasonmed_async.scale.merge import MergeRefused, check_shards
 from reasonmed_async.scale.shard import Fingerprint, Shard, parse_share, parse_shard, select, shard_of
 from reasonmed_async.store.merge import ShardFacts
+from reasonmed_async.store.schema import STORE_SCHEMA_VERSION
 from bus import Question
 
 LIMIT = 30
@@ -22,7 +23,9 @@ LIMIT = 30
 def _export(db: Path, out: Path) -> dict[str, bytes]:
     r = run_cli("export", "--db", db, "--out", out)
     assert r.returncode == 0, r.stderr
-    return {name: (out / name).read_bytes() for name in EXPORT_FILES}
+    files = {p.name: p.read_bytes() for p in sorted(out.iterdir())}  # a set without rows is not written
+    assert set(EXPORT_FILES) - {"failures.jsonl"} <= set(files), sorted(files)
+    return files
 
 
 def _run_killed(args: list[object], db: Path, err: Path) -> None:
@@ -147,7 +150,7 @@ def test_parse_share() -> None:
 
 def _facts(name: str, index: int, ids: set[str], *, count: int = 2, digest: str = "cfg") -> ShardFacts:
     fp = Fingerprint("run-1", digest, "tpl", "input", count, index, f"1/{count}")
-    return ShardFacts(Path(name), "1", [("run-1", "input", digest, "finished", len(ids), "q.jsonl")], fp.to_json(), ids)
+    return ShardFacts(Path(name), str(STORE_SCHEMA_VERSION), [("run-1", "input", digest, "finished", len(ids), "q.jsonl")], fp.to_json(), ids)
 
 
 @pytest.mark.parametrize(("facts", "message"), [

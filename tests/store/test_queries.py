@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 _READ = re.compile(r"\bSELECT\b[^\"']*\bFROM\b")
-_JOURNAL_AND_QUERIES = {"checkpoint.py", "sql.py", "queries.py", "writer.py", "merge.py",
+_JOURNAL_AND_QUERIES = {"checkpoint.py", "sql.py", "queries.py", "writer.py", "merge.py", "opening.py", "integrity.py",
                         "reissue.py"}  # merge: shard DBs; reissue: `reasonmed retry`'s journal surgery
 
 

@@ -1,0 +1,172 @@
+"""A damaged database is found, named and never resumed over or exported: subprocesses on real files.
+
+Faults: one flipped bit in a stored message and in a cached LLM response, a
+truncated file, a file that is not a database, a store of the previous schema
+version (migrated) and of a newer one (refused), a write-ahead log deleted after
+a SIGKILL.  Every command ends within a bounded time with one line and the exit
+code of the table (2 usage, 5 damaged).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from e2e_support import EXPORT_FILES, query, run_cli
+from fault_support import (QUESTIONS, TIMEOUT_S, copy_db, finished_run, flip_bit, one_line_error, running, slow_config,
+                           wait_calls)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return finished_run(tmp_path_factory.mktemp("finished"))
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_check_of_a_whole_database_says_ok(finished: Path) -> None:
+    before = _sha(finished)
+    proc = run_cli("check", "--db", finished, timeout=TIMEOUT_S)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ok: integrity_check ok, schema v2" in proc.stdout
+    assert _sha(finished) == before, "check wrote to the database"
+
+
+@pytest.mark.parametrize("table,where", [("messages", "type='RecordReady'"), ("llm_cache", "1")])
+def test_a_flipped_bit_is_found_named_and_never_exported(finished: Path, tmp_path: Path, table: str,
+                                                         where: str) -> None:
+    db = copy_db(finished, tmp_path / "damaged")
+    identity, question = flip_bit(db, table, where)
+    proc = run_cli("check", "--db", db, timeout=TIMEOUT_S)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert f"{table} row {identity}" in proc.stdout
+    if question:
+        assert question in proc.stdout
+    assert "DAMAGED" in proc.stdout.splitlines()[-1]
+    if table == "messages":  # export reads every stored record: it stops at the damaged one
+        out = tmp_path / "export"
+        proc = run_cli("export", "--db", db, "--out", out, timeout=TIMEOUT_S)
+        assert proc.returncode == 5, proc.stderr
+        line = one_line_error(proc)
+        assert "damaged" in line and identity in line and question in line
+        assert not any((out / name).exists() for name in EXPORT_FILES), "a damaged export was left behind"
+
+
+def test_a_truncated_database_is_damage_and_every_command_exits(finished: Path, tmp_path: Path) -> None:
+    db = copy_db(finished, tmp_path / "truncated")
+    size = db.stat().st_size
+    with db.open("r+b") as f:
+        f.truncate(size // 2)
+    for args in (["check"], ["status"], ["export", "--out", tmp_path / "out"], ["resume"]):
+        proc = run_cli(*args[:1], "--db", db, *args[1:], timeout=TIMEOUT_S)  # a hang fails the test here
+        assert proc.returncode in (5,), (args, proc.returncode, proc.stdout, proc.stderr)
+        assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", [["check"], ["status"], ["export", "--out", "OUT"], ["resume"]])
+def test_a_file_that_is_not_a_database_is_one_line_exit_2(tmp_path: Path, command: list[str]) -> None:
+    db = tmp_path / "notes.txt"
+    db.write_text("these are my notes, not a database\n" * 200)
+    before = _sha(db)
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in command[1:]]
+    proc = run_cli(command[0], "--db", db, *args, timeout=TIMEOUT_S)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    line = one_line_error(proc)
+    assert str(db) in line and "not an SQLite database" in line, line
+    assert _sha(db) == before
+
+
+def _as_v1(db: Path) -> None:
+    """What a database of the previous schema looks like: no checksum columns, schema_version 1."""
+    con = sqlite3.connect(db)
+    con.execute("ALTER TABLE messages DROP COLUMN checksum")
+    con.execute("ALTER TABLE llm_cache DROP COLUMN checksum")
+    con.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+
+
+def test_a_previous_version_database_is_migrated_with_checksums(finished: Path, tmp_path: Path) -> None:
+    db = copy_db(finished, tmp_path / "v1")
+    _as_v1(db)
+    proc = run_cli("status", "--db", db, timeout=TIMEOUT_S)  # read-only: refuses, says how to upgrade
+    assert proc.returncode == 2
+    line = one_line_error(proc)
+    assert "v1" in line and "v2" in line and "reasonmed migrate" in line, line
+    proc = run_cli("migrate", "--db", db, timeout=TIMEOUT_S)
+    assert proc.returncode == 0, proc.stderr
+    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("2",)]
+    assert query(db, "SELECT COUNT(*) FROM messages WHERE checksum IS NULL") == [(0,)]
+    assert run_cli("check", "--db", db, timeout=TIMEOUT_S).returncode == 0
+    exported = tmp_path / "export"
+    assert run_cli("export", "--db", db, "--out", exported, timeout=TIMEOUT_S).returncode == 0
+    original = tmp_path / "original"
+    assert run_cli("export", "--db", finished, "--out", original, timeout=TIMEOUT_S).returncode == 0
+    files = sorted(p.name for p in original.iterdir())
+    assert sorted(p.name for p in exported.iterdir()) == files and "reasonmed.jsonl" in files
+    for name in files:
+        assert (exported / name).read_bytes() == (original / name).read_bytes(), name
+
+
+def test_a_newer_version_database_is_refused_naming_both_versions(finished: Path, tmp_path: Path) -> None:
+    db = copy_db(finished, tmp_path / "v9")
+    con = sqlite3.connect(db)
+    con.execute("UPDATE meta SET value='9' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    for command in ("resume", "status", "check"):
+        proc = run_cli(command, "--db", db, timeout=TIMEOUT_S)
+        assert proc.returncode == 2, (command, proc.stderr)
+        line = one_line_error(proc)
+        assert "v9" in line and "v2" in line, line
+
+
+def test_a_damaged_unfinished_run_is_not_resumed_over(tmp_path: Path) -> None:
+    config = slow_config(tmp_path, tmp_path / "calls.log")
+    db = tmp_path / "run.db"
+    with running(["run", "--config", config, "--input", QUESTIONS, "--db", db], tmp_path / "calls.log", calls=40):
+        pass  # SIGKILLed with work left
+    assert query(db, "SELECT status FROM runs") == [("running",)]
+    pending = query(db, "SELECT COUNT(*) FROM deliveries WHERE state='pending'")[0][0]
+    assert pending
+    identity, question = flip_bit(db, "messages", "id IN (SELECT message_id FROM deliveries WHERE state='pending')")
+    before = query(db, "SELECT COUNT(*) FROM messages")
+    proc = run_cli("resume", "--db", db, timeout=TIMEOUT_S)
+    assert proc.returncode == 5, proc.stderr
+    line = one_line_error(proc)
+    assert identity in line and "check" in line, line
+    assert query(db, "SELECT COUNT(*) FROM messages") == before, "resume wrote after finding damage"
+    assert query(db, "SELECT status FROM runs") == [("running",)]
+
+
+@pytest.mark.parametrize("checkpointed", [True, False])
+def test_a_deleted_wal_after_an_unclean_stop_is_reported(tmp_path: Path, checkpointed: bool) -> None:
+    log = tmp_path / "calls.log"
+    config = slow_config(tmp_path, log)
+    db = tmp_path / "run.db"
+    with running(["run", "--config", config, "--input", QUESTIONS, "--db", db], log, calls=20) as proc:
+        if checkpointed:  # part of the work reaches the database file, the rest stays in the WAL
+            con = sqlite3.connect(db)
+            con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            con.close()
+            wait_calls(proc, log, 60)
+    wal = Path(f"{db}-wal")
+    assert wal.exists()
+    os.unlink(wal)
+    Path(f"{db}-shm").unlink(missing_ok=True)
+    proc = run_cli("check", "--db", db, timeout=TIMEOUT_S)
+    assert "run.db-wal is missing" in proc.stdout, proc.stdout + proc.stderr
+    proc = run_cli("resume", "--db", db, timeout=TIMEOUT_S)
+    assert "run.db-wal is missing" in proc.stderr, proc.stderr
+    if checkpointed:  # what reached the file is resumed; what the WAL held is redone
+        assert proc.returncode == 0, proc.stderr
+        assert query(db, "SELECT status FROM runs") == [("finished",)]
+    else:  # nothing reached the file: there is nothing to resume, and that is said
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
