@@ -31,12 +31,12 @@ def slow_config(directory: Path, call_log: Path, **settings: str) -> Path:
 
 
 def finished_run(directory: Path, **settings: str) -> Path:
-    """A database holding one finished run of the 30 demo questions."""
+    """A database holding one finished run of the 30 demo questions (3: the sim cut one question's rewrite short)."""
     directory.mkdir(parents=True, exist_ok=True)
     db = directory / "run.db"
     proc = run_cli("run", "--config", make_config(directory, **settings), "--input", QUESTIONS, "--db", db,
                    timeout=TIMEOUT_S)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode in (0, 3), proc.stderr
     return db
 
 

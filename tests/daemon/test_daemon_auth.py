@@ -122,5 +122,7 @@ async def test_a_lone_surrogate_upload_is_refused_and_the_running_job_is_untouch
         done = {q for (q,) in con.execute("SELECT DISTINCT question_id FROM records")}
         failed = {q for (q,) in con.execute("SELECT DISTINCT question_id FROM messages WHERE type='StageFailed'"
                                             " AND label NOT IN ('generate','verify')")}
+        rejected = {q for (q,) in con.execute("SELECT DISTINCT question_id FROM messages WHERE type='Verdict'"
+                                              " AND label LIKE 'Error:%' AND label != 'Error:0'")}  # re-verification said no
         questions = {q for (q,) in con.execute("SELECT id FROM questions")}
-    assert runs == [(job,)] and len(questions) == 30 and questions == done | failed
+    assert runs == [(job,)] and len(questions) == 30 and questions == done | failed | rejected
