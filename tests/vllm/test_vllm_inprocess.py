@@ -16,7 +16,7 @@ from agents.llm import BadRequest, ChatMessage, ChatRequest
 from agents.prompts import VERDICT_SCHEMA, Templates
 from agents.settings import FlowSettings, GeneratorModel, Sampling
 from agents.verifier import Verifier
-from bus import CoTGenerated, Path, Question, QuestionIngested, StageFailed, Verdict
+from bus import CoTGenerated, FailureKind, Path, Question, QuestionIngested, Stage, StageFailed, Verdict
 import reasonmed_async.llm
 from reasonmed_async.config import BackendConfig, ConfigError, parse_config
 from reasonmed_async.llm.vllm_inprocess import VLLMBackend, VLLMSettings, open_vllm_backend
@@ -157,7 +157,8 @@ async def test_generator_and_verifier_run_on_the_engine(engine: VLLMBackend) -> 
     assert len(generated) == 2 and all(isinstance(m, CoTGenerated | StageFailed) for m in generated)
     for message in generated:
         if isinstance(message, StageFailed):  # a random model rarely stops by itself: truncated, with the reason
-            assert message.stage == "generate" and message.reason.startswith("truncated: finish_reason=length")
+            assert message.stage is Stage.GENERATE and message.kind is FailureKind.TRUNCATED
+            assert message.message.startswith("finish_reason=length")
         else:
             assert message.path.provenance[0].backend == "vllm" and message.path.provenance[0].completion_tokens
     # the verifier judges what the generator wrote, and a hand-written path as well
