@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from clock_support import FakeClock
 from agents.llm import (BadRequest, BadResponse, ChatMessage, ChatRequest, ConnectionLost, LLMTimeout, RateLimited,
                         ServerError)
 from reasonmed_async.llm.azure_openai import AzureSettings, open_azure_backend
@@ -196,20 +197,6 @@ def assert_spaced(times: list[float], gap_s: float) -> None:
 async def test_request_bucket_spaces_arrivals(server, backend):
     await asyncio.gather(*(backend.complete(chat("slow-rpm")) for _ in range(5)))
     assert_spaced([a.t for a in server.arrivals], 0.5)                 # burst of 1, then 2 a second
-
-
-class FakeClock:
-    """Time that moves only when the limiter sleeps (or the test says so): pacing without wall-clock asserts."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 async def test_token_bucket_spaces_arrivals_and_usage_settles(server):

@@ -8,25 +8,10 @@ import math
 
 import pytest
 
+from clock_support import FakeClock
 from agents.llm import ChatMessage
 from reasonmed_async.llm.ratelimit import (Cooldown, DeploymentLimiter, TokenBucket, estimate_prompt_tokens, window_safe_rate,
                                        parse_remaining, parse_retry_after)
-
-
-class FakeClock:
-    """``now`` advances only when someone sleeps; ``sleep`` yields to the loop once."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 # (operations on a 60/min bucket with burst 10 s -> capacity 10, rate 1/s), expected level at the end

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 
+from clock_support import FakeClock
 from agents.llm import (
     BadRequest,
     BadResponse,
@@ -59,24 +60,8 @@ class FakeLLM:
         return replace(item, text=f"{item.text} #{len(self.calls)}") if item is OK else item
 
 
-class Clock:
-    """A controllable clock: ``sleep`` records the wait and moves time on by it, at once."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
-def retrying(inner, attempts: int = 3, clock: Clock | None = None, **policy) -> RetryingClient:
-    clock = clock or Clock()
+def retrying(inner, attempts: int = 3, clock: FakeClock | None = None, **policy) -> RetryingClient:
+    clock = clock or FakeClock(start=1000.0)
     return RetryingClient(inner, Backoff(attempts=attempts, base_s=0.5, cap_s=30.0),
                           policy=RetryPolicy(attempts=attempts, **policy), sleep=clock.sleep, clock=clock)
 
@@ -120,7 +105,7 @@ async def test_recovers_after_transient_failures(error, failures):
 @pytest.mark.parametrize("error", OUTAGE)
 async def test_an_outage_costs_no_attempts_until_the_budget_is_spent(error):
     """Far more failures than ``attempts``: the request waits (capped, growing) and the run stops at the budget."""
-    clock = Clock()
+    clock = FakeClock(start=1000.0)
     inner = FakeLLM(default=error())
     client = retrying(inner, 3, clock, outage_budget_s=600.0, max_wait_s=60.0)
     with pytest.raises(OutageBudgetSpent, match="did not answer for 6"):
@@ -131,7 +116,7 @@ async def test_an_outage_costs_no_attempts_until_the_budget_is_spent(error):
 
 
 async def test_outage_ends_when_the_endpoint_answers():
-    clock = Clock()
+    clock = FakeClock(start=1000.0)
     inner = FakeLLM(*[ConnectionLost("refused")] * 40)
     client = retrying(inner, 3, clock, outage_budget_s=1800.0, max_wait_s=30.0)
     assert (await client.complete(request())).text.startswith(OK.text)
@@ -140,7 +125,7 @@ async def test_outage_ends_when_the_endpoint_answers():
 
 @pytest.mark.parametrize("retry_after", [0.05, 7.0, 86400.0])
 async def test_retry_after_is_a_floor_capped_at_max_wait(retry_after):
-    clock = Clock()
+    clock = FakeClock(start=1000.0)
     inner = FakeLLM(RateLimited("429", retry_after_s=retry_after), RateLimited("429", retry_after_s=retry_after))
     client = retrying(inner, 3, clock, max_wait_s=300.0)
     await client.complete(request())
