@@ -34,6 +34,7 @@ from reasonmed_async.reports.scoring import register as _register_score
 from reasonmed_async.reports.report.command import register as _register_report
 from reasonmed_async.decontam.command import register as _register_decontam
 from reasonmed_async.evaluate.command import register as _register_eval
+from reasonmed_async.llm.credentials import reload_all
 from reasonmed_async.pipeline import ConfigFromStore, Pipeline, RunConflict, file_digest, stored_config
 from reasonmed_async import signals
 from reasonmed_async.reports.outcome import settle
@@ -129,8 +130,10 @@ async def _drive(config: AppConfig | ConfigFromStore, db: Path,
                  start: tuple[QuestionSource, str, str, int | None] | None, args: argparse.Namespace) -> int:
     """``config`` may be read from the store the pipeline opens (resume)."""
     stop = asyncio.Event()
-    received = signals.install(stop)
+    opened: list[Pipeline] = []  # SIGHUP re-reads its backends' key files (none: it stops the run)
+    received = signals.install(stop, reload_keys=lambda: bool(opened) and reload_all(opened[0].backends))
     async with Pipeline.open(config, db) as pipeline:
+        opened.append(pipeline)
         from_store = not isinstance(config, AppConfig)
         if from_store:  # resume: the run's own, read from the store
             config = pipeline.config

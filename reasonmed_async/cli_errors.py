@@ -90,7 +90,7 @@ def report_internal(exc: BaseException, command: str, db: str | None) -> int:
     """One line on stderr; the traceback (redacted, no locals) in ``<db>.log`` (or the log file set up)."""
     import logging
 
-    from reasonmed_async.logs.setup import Redactor, configure, log_path_for
+    from reasonmed_async.logs.setup import Redactor, configure, log_path_for, registered_secrets
 
     files = [Path(h.baseFilename) for h in logging.getLogger().handlers if getattr(h, "baseFilename", None)]
     target = log_path_for(db).absolute() if db and Path(db).parent.is_dir() else None
@@ -102,7 +102,7 @@ def report_internal(exc: BaseException, command: str, db: str | None) -> int:
         handler.flush()
     first = next(leaves(exc))
     where = f"; the traceback is in {files[0]}" if files else ""
-    text = Redactor(environment_secrets()).scrub(f"{type(first).__name__}: {first}")
+    text = Redactor([*environment_secrets(), *registered_secrets()]).scrub(f"{type(first).__name__}: {first}")
     print(f"reasonmed: internal error: {text[:300]}{where}", file=sys.stderr)
     return ExitCode.INTERNAL
 

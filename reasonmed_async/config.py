@@ -142,7 +142,8 @@ def _check_backend(name: str, spec: dict[str, Any], source: str) -> BackendConfi
     secret = sorted(_SECRET_KEYS & set(spec))
     if secret:
         raise ConfigError(f"{where} {secret[0]}: keys never go in the config file;"
-                          " name the environment variable that holds it with api_key_env")
+                          " name the environment variable that holds it with api_key_env,"
+                          " or a file holding it with api_key_file")
     if "type" not in spec:
         raise ConfigError(f"{where} type is required (allowed: {', '.join(BACKEND_TYPES)})")
     if spec["type"] not in BACKEND_TYPES:

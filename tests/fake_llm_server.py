@@ -6,7 +6,9 @@
 every request; ``server.early_requests`` counts those that came for a model/deployment while a
 Retry-After it had sent was running: on the 429's own connection (HTTP/1.1: sent after it was read),
 or on another one ``early_grace_s`` or more after it (sooner, it may have been on the wire already);
-``await server.kill()`` drops every connection and stops listening; ``server.fail_status = 503`` makes every
+``server.hold_from = n`` holds every chat request after the n-th until ``server.released`` is set;
+``server.api_key = "new"`` rotates the key (``also_accepted``: keys accepted meanwhile; ``bearer_check``:
+Entra ID tokens instead, ``token -> None | why refused``); ``await server.kill()`` drops every connection and stops listening; ``server.fail_status = 503`` makes every
 chat request fail on demand (``/health`` still answers 200, as a wedged vLLM's does).  ``server.script``, if set,
 is asked first about every valid request: ``script(record, body, seen)`` returns None (answer normally) or
 ``(status, text, headers)``: an error with that message, or for 200 an answer whose content is ``text``.  Answers come from reading the
@@ -120,7 +122,12 @@ class FakeLLMServer:
                  served_models: tuple[str, ...] = ()) -> None:
         self.faults = faults or Faults()
         self.served_models = served_models  # listed by GET /v1/models; others get 404 (as vLLM); empty: any
-        self.api_key = api_key  # None: any key, or none, is accepted
+        self.api_key = api_key  # None: any key, or none, is accepted; switch it mid-run to rotate the key
+        self.also_accepted: frozenset[str] = frozenset()  # during a rotation: keys accepted besides api_key
+        self.bearer_check: Callable[[str | None], str | None] | None = None  # Entra: token -> None or why refused
+        self.hold_from: int | None = None  # chat requests from this many on wait for `released` (a paused server)
+        self.released = asyncio.Event()
+        self.held = 0
         self.port = port
         self.early_grace_s = early_grace_s
         # False: a request on the 429's own connection gets the same grace as any other. A client may
@@ -183,22 +190,38 @@ class FakeLLMServer:
         auth = request.headers.get("Authorization", "")
         record = RequestRecord(time.monotonic(), request.path, "", {}, headers=dict(request.headers))
         self.requests.append(record)
-        if self.api_key is not None and auth != f"Bearer {self.api_key}":
+        if not self._accepts(auth[7:] if auth.startswith("Bearer ") else None):
             return self._error(record, 401, f"Incorrect API key provided: {auth[7:]}.", "invalid_api_key")
         record.status = 200
         return web.json_response({"object": "list", "data": [{"id": m, "object": "model", "owned_by": "fake"}
                                                              for m in self.served_models]})
 
     async def _azure(self, request: web.Request) -> web.StreamResponse:
+        if self.bearer_check is not None:  # Entra ID: Authorization: Bearer <token>, no api-key
+            auth = request.headers.get("Authorization", "")
+            refused = self.bearer_check(auth[7:] if auth.startswith("Bearer ") else None)
+            if refused is not None:
+                record = RequestRecord(time.monotonic(), request.path, request.match_info["deployment"], {},
+                                       headers=dict(request.headers))
+                self.requests.append(record)
+                return self._error(record, 401, refused, "invalid_token")
+            return await self._handle(request, None, request.match_info["deployment"], authorised=True)
         return await self._handle(request, request.headers.get("api-key"), request.match_info["deployment"])
 
-    async def _handle(self, request: web.Request, key_given: str | None, deployment: str | None) -> web.StreamResponse:
+    def _accepts(self, key_given: str | None) -> bool:
+        return self.api_key is None or key_given == self.api_key or key_given in self.also_accepted
+
+    async def _handle(self, request: web.Request, key_given: str | None, deployment: str | None, *,
+                      authorised: bool = False) -> web.StreamResponse:
         now = time.monotonic()
         record = RequestRecord(now, request.path, deployment or "", {}, headers=dict(request.headers))
         self.requests.append(record)
+        if self.hold_from is not None and len(self.requests) > self.hold_from and not self.released.is_set():
+            self.held += 1  # answered (or refused) as the server stands once released
+            await self.released.wait()
         if self.fail_status is not None:  # failing on demand (an overloaded or broken replica behind a router)
             return self._error(record, self.fail_status, "The server is overloaded, try again later.", None)
-        if self.api_key is not None and key_given != self.api_key:
+        if not authorised and not self._accepts(key_given):
             return self._error(record, 401, f"Incorrect API key provided: {key_given}.", "invalid_api_key")
         if deployment is not None and "api-version" not in request.query:
             return self._error(record, 400, "Missing required query parameter: api-version", "missing_api_version")

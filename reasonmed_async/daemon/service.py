@@ -2,8 +2,8 @@
 
 At start it resumes whatever the database holds unfinished.  SIGTERM / SIGINT
 stop intake, let handlers in flight finish within the grace period, and exit 0
-(everything is checkpointed); a second signal exits at once.  SIGHUP reloads
-rate limits and concurrency from the config file.  ``POST /v1/drain`` stops
+(everything is checkpointed); a second signal exits at once.  SIGHUP re-reads
+key files and reloads rate limits and concurrency from the config file.  ``POST /v1/drain`` stops
 intake and exits once everything taken is done.  The shutdown path is the one
 ``run`` uses: stop intake, drain with a deadline, cancel the rest, close in
 reverse order.
@@ -25,6 +25,7 @@ from reasonmed_async import signals
 from reasonmed_async.daemon.api import ControlAPI, check_listen
 from reasonmed_async.daemon.inbox import Inbox
 from reasonmed_async.daemon.jobs import submit_file
+from reasonmed_async.llm.credentials import reload_all
 from reasonmed_async.pipeline import Pipeline
 from reasonmed_async.store import queries
 
@@ -134,10 +135,11 @@ class Daemon:
         self.stop.set()
 
     def reload(self) -> None:
-        """SIGHUP: rate limits (backends) and concurrency (agents) from the config file, no restart."""
+        """SIGHUP: key files, rate limits (backends) and concurrency (agents) from the config file, no restart."""
         pipeline = self._pipeline
         if pipeline is None:
             return
+        reload_all(pipeline.backends)  # first: a bad config file must not keep an old key in use
         try:
             fresh = load_config(self.options.config)
         except ConfigError as exc:

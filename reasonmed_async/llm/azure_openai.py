@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,11 +21,14 @@ from agents.llm import (BadRequest, BadResponse, ChatMessage, ChatRequest, Compl
                         LLMTimeout, RateLimited, ServerError)
 
 from reasonmed_async.config import BackendConfig, ConfigError
+from reasonmed_async.llm.credentials import KEY_OPTIONS, KeySource, check_key_options
+from reasonmed_async.llm.entra import ENTRA_SCOPE, EntraTokens, open_entra_tokens
 from reasonmed_async.llm.ratelimit import DeploymentLimiter, Reservation, estimate_prompt_tokens, parse_retry_after, window_safe_rate
 from reasonmed_async.llm.o1 import is_o1
-from reasonmed_async.llm.wire import build_body
+from reasonmed_async.llm.wire import build_body, scrub
 
-_OPTIONS = {"endpoint", "api_version", "api_key_env", "timeout_s", "deployments"}
+_OPTIONS = {"endpoint", "api_version", "api_key_env", "api_key_file", "auth", "entra_scope", "timeout_s",
+            "deployments"}
 _DEPLOYMENT_KEYS = {"rpm", "tpm", "burst_s", "window_s", "o1"}
 
 
@@ -44,9 +46,10 @@ class Deployment:
 class AzureSettings:
     endpoint: str
     api_version: str
-    api_key_env: str
     timeout_s: float
     deployments: Mapping[str, Deployment]
+    auth: str = "key"  # "key": api_key_env / api_key_file; "entra": Microsoft Entra ID tokens (entra.py)
+    entra_scope: str = ENTRA_SCOPE
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> AzureSettings:
@@ -54,17 +57,28 @@ class AzureSettings:
         unknown = sorted(set(options) - _OPTIONS)
         if unknown:
             raise ValueError(f"unknown azure option(s): {', '.join(unknown)} (known: {', '.join(sorted(_OPTIONS))})")
-        for key in ("endpoint", "api_version", "api_key_env"):
+        for key in ("endpoint", "api_version"):
             if not isinstance(options.get(key), str) or not options[key]:
                 raise ValueError(f"azure option {key} is required and must be a non-empty string")
+        auth = options.get("auth", "key")
+        if auth not in ("key", "entra"):
+            raise ValueError(f"azure option auth must be \"key\" or \"entra\", got {auth!r}")
+        if auth == "entra" and any(options.get(k) is not None for k in KEY_OPTIONS):
+            raise ValueError("auth = \"entra\" takes no api_key_env / api_key_file (the tokens come from Entra ID)")
+        if auth == "key" and "entra_scope" in options:
+            raise ValueError("entra_scope is for auth = \"entra\"")
+        check_key_options(options, required=auth == "key")
+        scope = options.get("entra_scope", ENTRA_SCOPE)
+        if not isinstance(scope, str) or not scope:
+            raise ValueError("azure option entra_scope must be a non-empty string")
         timeout = options.get("timeout_s", 600.0)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
             raise ValueError(f"azure option timeout_s must be a number > 0, got {timeout!r}")
         table = options.get("deployments")
         if not isinstance(table, Mapping) or not table:
             raise ValueError("azure option deployments is required: a table of deployment name -> {rpm, tpm}")
-        return cls(options["endpoint"], options["api_version"], options["api_key_env"], float(timeout),
-                   {str(name): _deployment(str(name), spec) for name, spec in table.items()})
+        return cls(options["endpoint"], options["api_version"], float(timeout),
+                   {str(name): _deployment(str(name), spec) for name, spec in table.items()}, auth, scope)
 
 
 def _deployment(name: str, spec: Any) -> Deployment:
@@ -111,11 +125,11 @@ def request_kwargs(request: ChatRequest, o1: bool) -> dict[str, Any]:
 
 
 def translate_error(exc: openai.OpenAIError, deployment: str, retry_after_s: float | None, *,
-                    secret: str = "") -> LLMError:
-    """The one mapping of SDK errors to ``LLMError``; ``secret`` (the key) is redacted should a server echo it."""
+                    secrets: Iterable[str] = ()) -> LLMError:
+    """The one mapping of SDK errors to ``LLMError``; ``secrets`` (every key and token seen) are redacted
+    should a server echo one."""
     error = _translate(exc, f"azure:{deployment}", retry_after_s).at(f"azure:{deployment}")
-    if secret and secret in str(error.args[0]):
-        error.args = (str(error.args[0]).replace(secret, "***"),)
+    error.args = (scrub(str(error.args[0]), secrets),)
     return error
 
 
@@ -147,10 +161,14 @@ class AzureBackend:
     max_wait_s: float = 300.0
 
     def __init__(self, settings: AzureSettings, client: openai.AsyncAzureOpenAI, *,
+                 credentials: KeySource | None = None, tokens: EntraTokens | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.settings = settings
         self._client = client
+        #: the key's source, asked by the client on every request (``reload_all`` re-reads its file on SIGHUP)
+        self.credentials = credentials
+        self._tokens = tokens  # auth = "entra": the token provider the client asks on every request
         self._clock = clock
         self._limiters = {name: DeploymentLimiter(
             window_safe_rate(d.rpm, d.burst_s, d.window_s), window_safe_rate(d.tpm, d.burst_s, d.window_s),
@@ -185,16 +203,22 @@ class AzureBackend:
         limiter = self._limiters[name]
         kwargs = request_kwargs(request, deployment.o1)
         reservation = await limiter.acquire(estimate_prompt_tokens(request.messages) + request.max_tokens)
-        started = self._clock()
-        try:
-            raw = await self._client.chat.completions.with_raw_response.create(**kwargs)
-        except openai.RateLimitError as exc:
-            retry_after = parse_retry_after(exc.response.headers, time.time())
-            limiter.on_429(None if retry_after is None else min(retry_after, self.max_wait_s))
-            limiter.observe(exc.response.headers)
-            raise translate_error(exc, name, retry_after, secret=self._client.api_key) from exc
-        except openai.OpenAIError as exc:
-            raise translate_error(exc, name, None, secret=self._client.api_key) from exc
+        while True:
+            sent = self.credentials.current if self.credentials is not None else None
+            started = self._clock()
+            try:
+                raw = await self._client.chat.completions.with_raw_response.create(**kwargs)
+                break
+            except openai.RateLimitError as exc:
+                retry_after = parse_retry_after(exc.response.headers, time.time())
+                limiter.on_429(None if retry_after is None else min(retry_after, self.max_wait_s))
+                limiter.observe(exc.response.headers)
+                raise translate_error(exc, name, retry_after, secrets=self._secrets()) from exc
+            except openai.OpenAIError as exc:
+                error = translate_error(exc, name, None, secrets=self._secrets())
+                if self.credentials is not None and self.credentials.replaced(error, sent):
+                    continue  # a rotated key: the one resend, at once (its quota is already reserved)
+                raise error from exc
         latency = self._clock() - started
         try:  # settle with real usage first: the server's remaining counts then have the last word
             try:
@@ -229,23 +253,34 @@ class AzureBackend:
             backend="azure",
         )
 
+    def _secrets(self) -> tuple[str, ...]:
+        return ((self.credentials.known if self.credentials is not None else ())
+                + (self._tokens.known if self._tokens is not None else ()))
+
     async def aclose(self) -> None:
         await self._client.close()
+        if self._tokens is not None:
+            await self._tokens.aclose()
 
 
 async def open_azure_backend(config: BackendConfig, *, env: Mapping[str, str] | None = None,
                              clock: Callable[[], float] = time.monotonic,
                              sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> AzureBackend:
-    """Build the backend for ``[backends.NAME]``; the key is read from the variable ``api_key_env`` names
-    (``clock`` and ``sleep`` pace its rate limits: injectable, so tests control time)."""
+    """Build the backend for ``[backends.NAME]``: the key from ``api_key_env`` / ``api_key_file``, handed to the
+    SDK as an async provider it asks on every request (so a re-read key file takes effect without a new
+    client), or Entra ID tokens (``auth = "entra"``); ``clock`` and ``sleep`` pace its rate limits
+    (injectable, so tests control time)."""
     try:
         settings = AzureSettings.from_options(config.options)
     except ValueError as exc:
         raise ConfigError(f"[backends.{config.name}]: {exc}") from exc
-    key = (os.environ if env is None else env).get(settings.api_key_env, "")
-    if not key:
-        raise ConfigError(f"[backends.{config.name}]: environment variable {settings.api_key_env} (api_key_env)"
-                          " is not set or empty; it must hold the Azure OpenAI key")
-    client = openai.AsyncAzureOpenAI(azure_endpoint=settings.endpoint, api_version=settings.api_version,
-                                     api_key=key, max_retries=0, timeout=settings.timeout_s)
-    return AzureBackend(settings, client, clock=clock, sleep=sleep)
+    common = {"azure_endpoint": settings.endpoint, "api_version": settings.api_version, "max_retries": 0,
+              "timeout": settings.timeout_s}
+    if settings.auth == "entra":
+        tokens = open_entra_tokens(config.name, settings.entra_scope)
+        client = openai.AsyncAzureOpenAI(azure_ad_token_provider=tokens.provider, **common)
+        return AzureBackend(settings, client, tokens=tokens, clock=clock, sleep=sleep)
+    source = KeySource.from_options(config.name, config.options, env)
+    assert source is not None  # from_options required a key source
+    client = openai.AsyncAzureOpenAI(api_key=source.provider, **common)
+    return AzureBackend(settings, client, credentials=source, clock=clock, sleep=sleep)

@@ -8,7 +8,8 @@ replicas) and never retries: ``RetryingClient`` around it does.
 Options of ``[backends.NAME]`` (``type = "openai"``):
 
 - ``base_urls`` (list) or ``base_url`` (one): replica base URLs, e.g. ``http://127.0.0.1:8000/v1``
-- ``api_key_env``: the environment variable holding the key (optional: a vLLM without ``--api-key``)
+- ``api_key_env``: the environment variable holding the key (optional: a vLLM without ``--api-key``), or
+  ``api_key_file``: a file holding it, re-read on SIGHUP and after a 401 (``credentials.KeySource``)
 - ``max_concurrency``: the most requests in flight per URL (default ``max_num_seqs x replicas``, else 64)
 - ``max_num_seqs``, ``replicas`` (1): the servers' ``--max-num-seqs`` and how many servers one URL fronts
   (a router's URL: its replica count); they size ``max_concurrency`` when it is not given
@@ -29,7 +30,6 @@ Options of ``[backends.NAME]`` (``type = "openai"``):
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -41,6 +41,7 @@ import structlog
 from agents.llm import ChatRequest, Completion, ConnectionLost, LLMError, LLMTimeout, RateLimited, ServerError
 
 from reasonmed_async.config import BackendConfig, ConfigError
+from reasonmed_async.llm.credentials import KeySource, check_key_options
 from reasonmed_async.llm.identity import default_concurrency, identity_headers
 from reasonmed_async.llm.replicas import PoolPolicy, ReplicaPool, Ticket
 from reasonmed_async.llm.schema_targets import is_openai_service, needs_max_completion_tokens
@@ -48,7 +49,7 @@ from reasonmed_async.llm.wire import STRUCTURED_OUTPUT, build_body, post_chat, r
 
 _FALLBACK = {"json_schema": "json_object", "json_object": "none"}
 
-OPTIONS = frozenset({"base_url", "base_urls", "api_key_env", "max_concurrency", "timeout_s", "structured_output",
+OPTIONS = frozenset({"base_url", "base_urls", "api_key_env", "api_key_file", "max_concurrency", "timeout_s", "structured_output",
                      "structured_output_models", "adaptive", "initial_concurrency", "eject_after", "cooloff_s",
                      "eject_last", "max_num_seqs", "replicas"})
 _FAILURES = (ConnectionLost, ServerError, LLMTimeout)  # the replica itself did not answer: counts toward ejection
@@ -85,6 +86,7 @@ class OpenAISettings:
         env = options.get("api_key_env")
         if env is not None and (not isinstance(env, str) or not env):
             raise ValueError("api_key_env must name an environment variable")
+        check_key_options(options, required=False)
         structured = options.get("structured_output", "auto")
         if structured not in STRUCTURED_OUTPUT:
             raise ValueError(f"structured_output must be one of {', '.join(STRUCTURED_OUTPUT)}, got {structured!r}")
@@ -141,11 +143,11 @@ class OpenAICompatBackend:
     max_wait_s: float = 300.0
 
     def __init__(self, settings: OpenAISettings, *, api_key: str | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 credentials: KeySource | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._settings = settings
         self._pool = ReplicaPool(list(settings.base_urls), settings.policy)
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._secrets = (api_key,) if api_key else ()
+        #: the key's source (``reload_all`` re-reads its file on SIGHUP); a plain ``api_key`` is a fixed one
+        self.credentials = credentials or (KeySource("[backends]", api_key) if api_key else None)
         self._clock = clock
         self._changed = asyncio.Event()
         self._closed = False
@@ -198,15 +200,20 @@ class OpenAICompatBackend:
         while True:
             ticket = await self._admit(request.model)
             body, mode = self._body(request, ticket.url)
+            key = self.credentials.current if self.credentials is not None else None
+            auth = {"Authorization": f"Bearer {key}"} if key else {}
             try:
                 completion = await post_chat(
                     self._session, f"{ticket.url}/chat/completions", body,
-                    headers={**self._headers, **identity_headers(request)},
+                    headers={**auth, **identity_headers(request)},
                     timeout_s=self._settings.timeout_s, endpoint=ticket.url, backend=self.backend_name,
-                    secrets=self._secrets)
+                    secrets=self.credentials.known if self.credentials is not None else ())
             except LLMError as exc:
                 if request.json_schema is not None and self._fall_back(ticket.url, request.model, mode, exc):
                     self._pool.answered(ticket, self._clock())  # the endpoint answered: it is alive
+                    continue
+                if self.credentials is not None and self.credentials.replaced(exc, key):
+                    self._pool.answered(ticket, self._clock())  # a rotated key: the one resend, at once
                     continue
                 self._settle(ticket, exc)
                 raise exc.at(ticket.url)
@@ -290,10 +297,4 @@ async def open_openai_backend(config: BackendConfig) -> OpenAICompatBackend:
         settings = OpenAISettings.from_options(config.options)
     except ValueError as exc:
         raise ConfigError(f"[backends.{config.name}]: {exc}") from None
-    api_key = None
-    if settings.api_key_env is not None:
-        api_key = os.environ.get(settings.api_key_env)
-        if not api_key:
-            raise ConfigError(f"[backends.{config.name}]: environment variable {settings.api_key_env} is not set"
-                              " (it must hold the API key)")
-    return OpenAICompatBackend(settings, api_key=api_key)
+    return OpenAICompatBackend(settings, credentials=KeySource.from_options(config.name, config.options))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # imported where used: the CLI imports this module (Preflight
     import aiohttp
 
 from reasonmed_async.config import AppConfig
+from reasonmed_async.llm.credentials import read_key_file
 
 _PING = [{"role": "user", "content": "Reply with OK."}]
 _TIMEOUT_S = 20.0
@@ -47,7 +49,15 @@ class Probe:
     secret: str | None
 
 
-def _key(env: str | None) -> str | None:
+def _key(opts: dict[str, Any]) -> str | None:
+    """The key as the backend will send it (the variable's or the file's; an unreadable file: none here,
+    the backend then says why in one line)."""
+    if opts.get("api_key_file"):
+        try:
+            return read_key_file(Path(str(opts["api_key_file"])).expanduser())
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None
+    env = opts.get("api_key_env")
     return os.environ.get(env) if env else None
 
 
@@ -58,15 +68,17 @@ def probes(config: AppConfig) -> list[Probe]:
         backend = config.backends[name]
         opts = backend.options
         if backend.type == "openai":
-            key = _key(opts.get("api_key_env"))
+            key = _key(opts)
             headers = {"Authorization": f"Bearer {key}"} if key else {}
             urls = [opts["base_url"]] if "base_url" in opts else list(opts.get("base_urls", []))
             for url in urls:
                 base = url.rstrip("/")
                 found.append(Probe(model, base, f"{base}/chat/completions", f"{base}/models", headers,
                                    {"model": model, "messages": _PING, "max_tokens": 1}, key))
+        elif backend.type == "azure" and opts.get("auth") == "entra":
+            continue  # tokens come from the credential when the backend opens: its first call is the probe
         elif backend.type == "azure":
-            key = _key(opts.get("api_key_env"))
+            key = _key(opts)
             endpoint = str(opts.get("endpoint", "")).rstrip("/")
             deployment = opts.get("deployments", {}).get(model, {})
             o1 = deployment.get("o1", model.lower().startswith(("o1", "o3", "o4")))

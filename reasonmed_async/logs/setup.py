@@ -21,7 +21,8 @@ never logged, and tracebacks carry no locals.
 Every event goes through a ``Redactor`` as the last step before it is
 rendered — after its traceback is rendered to text — which replaces any
 configured secret (the values of the environment variables a config names for
-its keys) wherever it appears: in nested values, in keys, in exception
+its keys, and every key file's or token provider's value read during the run:
+``register_secret``) wherever it appears: in nested values, in keys, in exception
 messages, in the ``repr`` of other objects.
 """
 
@@ -48,7 +49,7 @@ LEVEL_ENV = "REASONMED_LOG_LEVEL"
 # One line per LLM call or per handled message: in the file, not on the console (unless it shows DEBUG).
 PER_CALL_EVENTS = frozenset({"llm.call", "handler.done"})
 # Libraries that log every request at INFO: only their warnings are worth a line.
-CHATTY_LOGGERS = ("httpx", "httpcore", "openai")
+CHATTY_LOGGERS = ("httpx", "httpcore", "openai", "azure")
 _PLAIN = (int, float, bool, type(None))
 _SEQUENCES = (list, tuple, set, frozenset)
 
@@ -58,7 +59,13 @@ _encode_json = msgspec.json.Encoder(enc_hook=repr).encode  # other objects as th
 
 class Redactor:
     def __init__(self, secrets: Iterable[str]) -> None:
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        self.secrets: list[str] = []
+        self._needles: set[str] = set()
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """More secrets to mask (a key read from a file, a token fetched during the run)."""
+        self.secrets = sorted({*self.secrets, *(s for s in secrets if s and len(s) >= 4)}, key=len, reverse=True)
         # a secret as it reads inside a JSON string: what the quick check looks for
         self._needles = {n for s in self.secrets for n in (s, _encode_json(s).decode()[1:-1])}
 
@@ -160,6 +167,22 @@ def per_call_logger(level: int = logging.INFO) -> Any:
     return _call_logger if _call_logger is not None else structlog.get_logger("llm")
 
 
+_registered: set[str] = set()  # secrets read at run time (key files, tokens): every configuration masks them
+_redactors: list[Redactor] = []  # the configuration in force
+
+
+def register_secret(secret: str) -> None:
+    """Mask ``secret`` in every log line from now on, in this configuration and any later one."""
+    if secret and secret not in _registered:
+        _registered.add(secret)
+        for redactor in _redactors:
+            redactor.add([secret])
+
+
+def registered_secrets() -> list[str]:
+    return sorted(_registered)
+
+
 def log_path_for(db: str | Path) -> Path:
     return Path(f"{db}.log")
 
@@ -184,7 +207,8 @@ def configure(*, log_file: Path | None, secret_envs: Iterable[str] = (), console
     """``file_level`` defaults to ``$REASONMED_LOG_LEVEL`` (info); ``debug`` adds ``handler.done``."""
     global _per_call_level, _call_logger
     file_level = _env_level() if file_level is None else file_level
-    redactor = Redactor([*(os.environ.get(name, "") for name in secret_envs), *secrets])
+    redactor = Redactor([*(os.environ.get(name, "") for name in secret_envs), *secrets, *_registered])
+    _redactors[:] = [redactor]
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
