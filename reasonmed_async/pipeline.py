@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iter
 from itertools import islice
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -30,6 +31,9 @@ from reasonmed_async.llm.budget import CappedClient, SpendCap
 from reasonmed_async.llm.retry import RetryingClient, RetryPolicy
 from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore
+
+if TYPE_CHECKING:
+    from reasonmed_async.metrics.registry import Metrics
 
 log = structlog.get_logger("pipeline")
 
@@ -76,13 +80,15 @@ class Pipeline:
         self.clients = clients
         self.backends = backends
         self.spend_cap: SpendCap | None = None
+        self.metrics: Metrics | None = None
 
     @classmethod
     @asynccontextmanager
     async def open(cls, config: AppConfig | ConfigFromStore, db: str | Path, *, models: set[str] | None = None,
-                   agents: bool = True) -> AsyncIterator[Pipeline]:
+                   agents: bool = True, metrics: Metrics | None = None) -> AsyncIterator[Pipeline]:
         """Store, LLM clients (for ``models`` only, if given) and, with ``agents``, the subscribed flow.
-        ``config`` may be a function reading it from the store (resume: the store is opened once)."""
+        ``config`` may be a function reading it from the store (resume: the store is opened once).
+        ``metrics``, if given, counts the calls and reads the bus at each scrape (``GET /metrics``)."""
         async with AsyncExitStack() as stack:
             if agents:  # it will deliver messages: no other process may deliver the same ones
                 if isinstance(config, AppConfig):
@@ -127,9 +133,15 @@ class Pipeline:
                 return inner if cap.max_cost_usd is None and cap.max_tokens is None else \
                     CappedClient(inner, cap, config.cost)
 
+            observer = failures if metrics is None else metrics.calls.observing(failures)
+
+            def metered(inner: LLMClient, model: str) -> LLMClient:
+                return inner if metrics is None else metrics.calls.metered(inner, model)
+
             clients: dict[str, LLMClient] = {
-                model: CachedClient(capped(RetryingClient(backends[backend], backoff, policy=policy, observer=failures,
-                                                          on_circuit=failures)), store, rounds)
+                model: CachedClient(capped(metered(RetryingClient(backends[backend], backoff, policy=policy,
+                                                                  observer=observer, on_circuit=observer), model)),
+                                    store, rounds)
                 for model, backend in wanted.items()
             }
             bus = MessageBus(store)
@@ -142,6 +154,9 @@ class Pipeline:
                 bus.subscribe(sub)
             pipeline = cls(config, store, bus, clients, backends)
             pipeline.spend_cap = cap
+            if metrics is not None:
+                metrics.watch(pipeline)
+                pipeline.metrics = metrics
             yield pipeline
 
     @property

@@ -1,4 +1,4 @@
-"""A daemon subprocess for the tests of its HTTP routes (the report page; the browser test logs in)."""
+"""A daemon subprocess for the tests of its HTTP routes (the report page, ``/metrics``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -23,18 +23,27 @@ async def daemon(tmp: Path) -> AsyncIterator[str]:
     (tmp / "sim.toml").write_text(sim_config(grace_s="5"), encoding="utf-8")
     (tmp / "inbox").mkdir()
     (tmp / "inbox" / "questions.jsonl").write_bytes(QUESTIONS.read_bytes())
-    with (tmp / "daemon.err").open("ab") as err:
+    async with listening_daemon(tmp / "sim.toml", tmp / "d.db", {**os.environ, "REASONMED_DAEMON_TOKEN": TOKEN},
+                                "--inbox", str(tmp / "inbox")) as url:
+        yield url
+
+
+@asynccontextmanager
+async def listening_daemon(config: Path, db: Path, env: Mapping[str, str], *extra: str) -> AsyncIterator[str]:
+    """``reasonmed daemon --listen 127.0.0.1:0`` with ``config``; yields its URL once it listens, then
+    SIGTERMs it (its stderr goes to ``<db>.err``)."""
+    with Path(f"{db}.err").open("ab") as err:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "reasonmed_async.cli", "daemon", "--config", str(tmp / "sim.toml"),
-            "--db", str(tmp / "d.db"), "--inbox", str(tmp / "inbox"), "--listen", "127.0.0.1:0", cwd=ROOT,
-            env={**os.environ, "REASONMED_DAEMON_TOKEN": TOKEN}, stdout=asyncio.subprocess.PIPE, stderr=err)
+            sys.executable, "-m", "reasonmed_async.cli", "daemon", "--config", str(config),
+            "--db", str(db), "--listen", "127.0.0.1:0", *extra, cwd=ROOT,
+            env=dict(env), stdout=asyncio.subprocess.PIPE, stderr=err)
     try:
         assert proc.stdout is not None
         url = ""
         async with asyncio.timeout(30):
             while not url:
                 line = (await proc.stdout.readline()).decode()
-                assert line, "the daemon exited before listening"
+                assert line, f"the daemon exited before listening: {Path(f'{db}.err').read_text()}"
                 if m := re.search(r"listening on (http://127\.0\.0\.1:\d+)", line):
                     url = m.group(1)
         yield url

@@ -4,6 +4,7 @@
     GET  /v1/jobs/{id}   the job's progress
     GET  /v1/status      stages, tiers, LLM calls, tokens and cost
     GET  /v1/health      liveness, without authentication
+    GET  /metrics        Prometheus metrics (``reasonmed_async.metrics``): calls, tokens, cost, latency, queues
     POST /v1/drain       stop taking work, finish what is there, exit
     GET  /report         the run report, live (``report_page``: a login form sets a session cookie)
 
@@ -65,6 +66,7 @@ class ControlAPI:
         app.router.add_get("/v1/status", self._status)
         app.router.add_get("/v1/health", self._health)
         app.router.add_post("/v1/drain", self._drain)
+        app.router.add_get("/metrics", self._metrics)
         ReportPage(self._pipeline.store, self._token).add_routes(app)
         return app
 
@@ -123,6 +125,12 @@ class ControlAPI:
 
     async def _health(self, _: web.Request) -> web.Response:
         return web.json_response({"ok": True, "accepting": self.accepting})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        if self._pipeline.metrics is None:
+            return web.json_response({"error": "this pipeline keeps no metrics"}, status=404)
+        body, content_type = self._pipeline.metrics.render(request.headers.get("Accept"))
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def _drain(self, _: web.Request) -> web.Response:
         self._on_drain()

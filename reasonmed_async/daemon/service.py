@@ -26,6 +26,7 @@ from reasonmed_async.daemon.api import ControlAPI, check_listen
 from reasonmed_async.daemon.inbox import Inbox
 from reasonmed_async.daemon.jobs import submit_file
 from reasonmed_async.llm.credentials import reload_all
+from reasonmed_async.metrics.registry import Metrics
 from reasonmed_async.pipeline import Pipeline
 from reasonmed_async.store import queries
 
@@ -70,7 +71,8 @@ class Daemon:
             check_listen(opts.listen[0], opts.token)
         signals.install(self.stop, who="reasonmed daemon", on_hup=self.reload,
                         on_signal=lambda signum: log.info("daemon.stopping", signal=signal.Signals(signum).name))
-        async with Pipeline.open(config, opts.db) as pipeline:
+        metrics = Metrics(config.cost) if opts.listen is not None else None  # served as GET /metrics
+        async with Pipeline.open(config, opts.db, metrics=metrics) as pipeline:
             self._pipeline = pipeline
             if pipeline.store.space is not None:
                 pipeline.store.space.on_floor = self.stop.set  # below the free-space floor: a clean stop, exit 4
