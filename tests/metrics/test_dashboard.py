@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 import yaml
 from aiohttp import web
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
 from e2e_support import ROOT, sim_config
@@ -34,7 +35,8 @@ _SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
 
 
 @pytest.fixture
-async def scraped(tmp_path: Path) -> AsyncIterator[str]:
+async def served(tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of a ControlAPI on 127.0.0.1 over a pipeline that has run three questions."""
     config = parse_config(sim_config(latency_ms="1"))
     questions = list(load_questions(ROOT / "examples" / "questions.jsonl", limits=config.input_limits()))[:3]
     async with Pipeline.open(config, tmp_path / "run.db", metrics=Metrics(config.cost)) as pipeline:
@@ -47,13 +49,17 @@ async def scraped(tmp_path: Path) -> AsyncIterator[str]:
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         host, port = runner.addresses[0][:2]
         try:
-            async with aiohttp.ClientSession() as http:
-                response = await http.get(f"http://{host}:{port}/metrics",
-                                          headers={"Authorization": f"Bearer {TOKEN}"})
-                assert response.status == 200
-                yield await response.text()
+            yield f"http://{host}:{port}"
         finally:
             await runner.cleanup()
+
+
+async def scrape(url: str, **headers: str) -> tuple[str, str]:
+    """(content type, body) of ``GET /metrics`` with the token."""
+    async with aiohttp.ClientSession() as http:
+        response = await http.get(f"{url}/metrics", headers={"Authorization": f"Bearer {TOKEN}", **headers})
+        assert response.status == 200
+        return response.headers["Content-Type"], await response.text()
 
 
 def exported_names(text: str) -> set[str]:
@@ -69,7 +75,8 @@ def panel_queries(dashboard: dict) -> dict[str, list[str]]:
     return {p["title"]: [t["expr"] for t in p["targets"]] for p in dashboard["panels"]}
 
 
-async def test_every_panel_queries_metrics_the_app_exports(scraped: str) -> None:
+async def test_every_panel_queries_metrics_the_app_exports(served: str) -> None:
+    _, scraped = await scrape(served)
     exported = exported_names(scraped)
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     queries = panel_queries(dashboard)
@@ -85,6 +92,15 @@ async def test_every_panel_queries_metrics_the_app_exports(scraped: str) -> None
     samples = {s.name for f in text_string_to_metric_families(scraped) for s in f.samples}
     assert {"reasonmed_llm_requests_total", "reasonmed_llm_request_duration_seconds_bucket",
             "reasonmed_llm_tokens_total", "reasonmed_bus_queue_depth"} <= samples
+
+
+async def test_openmetrics_is_served_when_the_scraper_asks_for_it(served: str) -> None:
+    content_type, body = await scrape(served, Accept="application/openmetrics-text; version=1.0.0")
+    assert content_type.startswith("application/openmetrics-text")
+    families = {f.name: f for f in openmetrics_families(body)}
+    assert body.rstrip().endswith("# EOF")
+    requests = families["reasonmed_llm_requests"]
+    assert requests.type == "counter" and sum(s.value for s in requests.samples if s.name.endswith("_total")) > 0
 
 
 def test_the_dashboard_has_the_shape_grafana_imports() -> None:
