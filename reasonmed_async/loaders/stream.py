@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+from array import array
 from collections.abc import Iterator
 from itertools import islice
 
@@ -26,7 +27,7 @@ import msgspec
 from reasonmed_async.loaders.common import Collector, detect_test_split, parse_json
 from reasonmed_async.loaders.dedup import merge_key
 from reasonmed_async.loaders.dispatch import _detect, _is_record, load_questions
-from reasonmed_async.loaders.limits import InputLimits, NestingError
+from reasonmed_async.loaders.limits import InputLimits, NestingError, clip
 from reasonmed_async.loaders.errors import InputError
 from reasonmed_async.loaders.generic import GenericParser
 from reasonmed_async.loaders.medqa import MedQAParser
@@ -55,12 +56,15 @@ class QuestionSource:
         first: dict[bytes, int] = {}
         self._merged: dict[int, list[str]] = {}  # position of a kept question -> the ids merged into it
         total = 0
+        self._ids = array("I")  # each question's id hashed: a later pass must read the same ids
+        self._validated = False
         for i, q in enumerate(self._questions()):  # every record is checked, the limit counts after
             if limit is not None and i >= limit:
                 continue
             total += 1
             if merge_duplicates and (at := first.setdefault(merge_key(q), i)) != i:
                 self._merged.setdefault(at, []).append(q.id)
+        self._validated = True
         self._kept = set(first.values()) if self._merged else None
         self._count = len(self._kept) if self._kept is not None else total
         self.duplicates: dict[str, tuple[str, ...]] = {}  # kept id -> the ids merged into it, in input order
@@ -89,16 +93,33 @@ class QuestionSource:
         if self._streamed is None:
             yield from load_questions(self.path, **self._options)
             return
-        col = Collector(self.name, self.limits)
+        # The first pass checks ids for repeats (a table of every id); later passes compare each id with the
+        # first pass's (4 bytes a question) instead: the same ids in the same order cannot repeat.
+        validated = self._validated
+        col = Collector(self.name, self.limits, check_ids=not validated)
         parser = self._streamed(col)
+        ids = self._ids
         for rec, loc, where in self._records():
             parser.feed(rec, loc, where)
+            for q in col.questions:
+                self._same_id(ids, validated, q, loc)
             yield from col.questions
             col.questions.clear()
         parser.finish()
+        for q in col.questions:
+            self._same_id(ids, validated, q, {})
         yield from col.questions
         if not col.count:
             raise InputError(self.name, "no questions in the file")
+
+    def _same_id(self, ids: array, validated: bool, q: Question, loc: dict) -> None:
+        """First pass: note ``q``'s id; later passes: refuse an id that is not the one first read there."""
+        h = hash(q.id) & 0xFFFFFFFF
+        if not validated:
+            ids.append(h)
+        elif q.ordinal >= len(ids) or ids[q.ordinal] != h:
+            raise InputError(self.name, f"the file changed while it was being read (the id here is now {clip(q.id)}):"
+                             " run the command again", field="id", **loc)
 
     def _stream_format(self, fmt: str | None) -> type[GenericParser] | type[MedQAParser] | None:
         """The parser to stream the file with, or None when it must be parsed whole."""
