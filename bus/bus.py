@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
@@ -27,6 +28,7 @@ from .stop import StopRun
 from .subscription import ConsumerStats, Handler, Subscription, handle_with_retries
 
 log = structlog.get_logger("bus")
+_root = logging.getLogger()  # the logging setup sets its level to the lowest any handler writes
 
 __all__ = ["ConsumerStats", "Handler", "MessageBus", "Subscription"]
 
@@ -252,7 +254,9 @@ class MessageBus:
             try:
                 outputs, ok = await handle_with_retries(sub, message, stats, cancelled=lambda: self._cancelling)
                 new = await self._journal.commit([self.route(m) for m in outputs], Ack(message.id, sub.name, ok))
-                log.debug("handler.done", ok=ok, outputs=len(outputs), latency_s=round(time.perf_counter() - started, 4))
+                if _root.isEnabledFor(logging.DEBUG):  # a per-message event: not even built below DEBUG
+                    log.debug("handler.done", ok=ok, outputs=len(outputs),
+                              latency_s=round(time.perf_counter() - started, 4))
             except StopRun as exc:  # the message stays pending: the run stops, a resume delivers it again
                 self.halt(exc)
                 return

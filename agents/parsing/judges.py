@@ -6,6 +6,7 @@ sentences>``, ``"your reason here"``) is unparseable, never accepted as content.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -30,8 +31,17 @@ _DESCRIPTOR = re.compile(
 )
 
 
+_NON_WORD = re.compile(r"[^\w\s-]")
+
+
 def _words(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s-]", " ", text).lower().split())
+    return " ".join(_NON_WORD.sub(" ", text).lower().split())
+
+
+@functools.lru_cache(maxsize=64)
+def _instruction_words(instructions: str) -> str:
+    """A template's text as padded words: the same few templates on every call, so worked out once each."""
+    return f" {_words(instructions)} "
 
 
 def is_placeholder(text: str, instructions: str = "") -> bool:
@@ -45,7 +55,7 @@ def is_placeholder(text: str, instructions: str = "") -> bool:
     words = _words(text)
     if _DESCRIPTOR.fullmatch(words) is not None:
         return True
-    return len(words.split()) >= 4 and f" {words} " in f" {_words(instructions)} "
+    return len(words.split()) >= 4 and f" {words} " in _instruction_words(instructions)
 
 
 def _fields(data: dict[str, Any]) -> dict[str, Any]:

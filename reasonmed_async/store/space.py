@@ -26,8 +26,10 @@ class LowDiskSpace(Exception):
 
 def free_bytes(path: Path) -> int:
     """Bytes an unprivileged writer may still use on the filesystem holding ``path`` (or its directory)."""
-    target = path if path.exists() else path.parent
-    st = os.statvfs(target)
+    try:  # one system call after every commit: the database exists then
+        st = os.statvfs(path)
+    except FileNotFoundError:
+        st = os.statvfs(path.parent)
     return st.f_bavail * st.f_frsize
 
 
