@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import aiohttp
+import msgspec
 
 from agents.llm import (
     BadRequest,
@@ -211,6 +212,18 @@ def _clip(text: str) -> str:
 
 # --------------------------------------------------------------------------- one POST
 
+_encode_body = msgspec.json.Encoder().encode  # ~10 x faster than json.dumps on a chat body
+_JSON = {"Content-Type": "application/json"}
+
+
+def decode_json(payload: bytes) -> Any:
+    """A response body as ``json.loads`` reads it; msgspec first (several times faster on UTF-8 JSON),
+    ``json.loads`` for what msgspec refuses (another encoding, ``NaN``), so its errors and answers stay."""
+    try:
+        return msgspec.json.decode(payload)
+    except msgspec.DecodeError:
+        return json.loads(payload)
+
 
 async def post_chat(session: aiohttp.ClientSession, url: str, body: Mapping[str, Any], *,
                     headers: Mapping[str, str], timeout_s: float, endpoint: str, backend: str,
@@ -220,7 +233,7 @@ async def post_chat(session: aiohttp.ClientSession, url: str, body: Mapping[str,
     started = time.monotonic()
     try:
         async with asyncio.timeout(timeout_s):
-            async with session.post(url, json=body, headers=dict(headers)) as response:
+            async with session.post(url, data=_encode_body(body), headers={**_JSON, **headers}) as response:
                 payload = await response.read()
                 status, answer_headers = response.status, response.headers
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -229,7 +242,7 @@ async def post_chat(session: aiohttp.ClientSession, url: str, body: Mapping[str,
     if status != 200:
         raise error_for_status(status, answer_headers, payload, where=endpoint, secrets=secrets)
     try:
-        data = json.loads(payload)
+        data = decode_json(payload)
     except (ValueError, UnicodeDecodeError):
         raise BadResponse(f"{endpoint}: the response is not JSON: {server_message(payload, secrets)}") from None
     return parse_completion(data, latency_s=latency, endpoint=endpoint, backend=backend)
