@@ -20,6 +20,7 @@ from typing import Any
 from agents.llm import ChatMessage
 from bus.messages import LETTERS, Judgement, Path, Question
 
+from .rendering import Pieces, compile_section, substitute as _substitute
 from .schemas import RANKING_SCHEMA, SCORE_SCHEMA, VERDICT_SCHEMA, ranking_schema  # noqa: F401  (re-exported)
 
 _QUESTION = frozenset({"stem", "options", "context"})
@@ -175,10 +176,17 @@ def _fields(q: Question, extra: Mapping[str, str]) -> dict[str, str]:
 
 def render_messages(text: str, fields: Mapping[str, str]) -> tuple[ChatMessage, ...]:
     """A template's messages: its system section (if any), then the user message, variables filled in."""
-    system, user = split_sections(text)
-    out = [ChatMessage("system", string.Template(system).substitute(fields).strip())] if system is not None else []
-    out.append(ChatMessage("user", string.Template(user).substitute(fields).strip()))
+    system, user = _compiled(text)
+    out = [ChatMessage("system", _substitute(system, fields).strip())] if system is not None else []
+    out.append(ChatMessage("user", _substitute(user, fields).strip()))
     return tuple(out)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(text: str) -> tuple[Pieces | None, Pieces]:
+    """A template's sections split and compiled once (a handful of texts, rendered on every call)."""
+    system, user = split_sections(text)
+    return (None if system is None else compile_section(system)), compile_section(user)
 
 
 def _messages(t: Templates, name: str, q: Question, **extra: str) -> tuple[ChatMessage, ...]:
