@@ -8,7 +8,9 @@ attempt ``ModelHealth`` (``health.py``) decides: fail the request, retry it
 strike, while ``outage_budget_s`` lasts), stop the run (``OutageBudgetSpent``)
 or open the model's circuit (``CircuitOpen``).  Waits are exponential, capped
 and jittered, and never longer than ``max_wait_s`` (a ``Retry-After`` included).
-Nothing above this layer retries an ``LLMError`` again.
+Nothing above this layer retries an ``LLMError`` again.  One resend happens below it: a 401 to a
+request whose key file has since changed is sent again at once by the backend with the new key
+(``credentials.py``); this layer sees only the 401s a re-read could not fix.
 """
 
 from __future__ import annotations
