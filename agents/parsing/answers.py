@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from bus.messages import LETTERS
 
 _ANSWER_HEAD = re.compile(
+    # every head starts at a word boundary with one of these letters: a position without one fails at once
+    r"\b(?=[fcbrmao])"
     r"(?P<final>\bfinal\s+)?\b(?:(?:correct|best|right|most\s+likely|most\s+appropriate)\s+)?"
     r"(?:answer|(?<=correct )option|(?<=best )option|(?<=correct )choice|(?<=best )choice)\b"
     r"(?:\s+(?:to|for)\s+(?:this|the)\s+question)?"
