@@ -70,21 +70,27 @@ def derive(r: dict) -> dict:
         "rss_before_mib": r["rss_before_kib"] / 1024,
         "rss_run_growth_mib": (r["rss_peak_kib"] - r["rss_before_kib"]) / 1024,
     }
+    if "intake_cpu_s" in r and calls:  # the run alone: a stopped large size ingested far more than it ran
+        d["run_cpu_ms_per_call"] = (cpu - r["intake_cpu_s"]) * 1e3 / calls
     if "sim" in r and calls:
         d["sim_ms_per_call"] = r["sim"]["ms_per_call"]
         d["runtime_ms_per_call"] = d["cpu_ms_per_call"] - d["sim_ms_per_call"]
-        d["runtime_target_met"] = d["runtime_ms_per_call"] <= TARGET_RUNTIME_MS
+        if "run_cpu_ms_per_call" in d:
+            d["runtime_run_ms_per_call"] = d["run_cpu_ms_per_call"] - d["sim_ms_per_call"]
+        d["runtime_target_met"] = d.get("runtime_run_ms_per_call", d["runtime_ms_per_call"]) <= TARGET_RUNTIME_MS
     return d
 
 
 def verdicts(sizes: list[dict]) -> dict:
     """Each issue target beside its measured figure: ``{"name": (target text, measured text, met or None)}``."""
     out: dict = {}
-    own = [(s["questions"], s["derived"].get("runtime_ms_per_call")) for s in sizes]
+    # per LLM call, the intake left out (it is per question: a stopped 200,000 ingested all, ran a quarter)
+    own = [(s["questions"], s["derived"].get("runtime_run_ms_per_call", s["derived"].get("runtime_ms_per_call")))
+           for s in sizes]
     own = [(n, v) for n, v in own if v is not None]
     if own:
         worst = max(v for _, v in own)
-        out["runtime"] = (f"runtime's own CPU <= {TARGET_RUNTIME_MS} ms per call (sim), every size",
+        out["runtime"] = (f"runtime's own CPU <= {TARGET_RUNTIME_MS} ms per call (sim, run after intake), every size",
                           ", ".join(f"{v:.3f} ms at {n:,}" for n, v in own), worst <= TARGET_RUNTIME_MS)
         if len(own) >= 2:
             ratio = own[-1][1] / own[0][1]
@@ -132,14 +138,15 @@ def table(result: dict) -> str:
              f"machine: {m['cpu_model']}, {m['nproc']} cpu, {m['platform']}, Python {m['python']}, "
              f"load average at start {m['loadavg_at_start'][0]}", ""]
     head = ("size", "source", "wall s", "CPU s", "q/s", "msg/s", "calls/s", "calls", "CPU ms/call",
-            "sim ms/call", "own ms/call", "RSS MiB", "(run +MiB)")
+            "sim ms/call", "own ms/call", "own, run only", "RSS MiB", "(run +MiB)")
     rows = [head]
     for s in result["sizes"]:
         d = s["derived"]
         rows.append((str(s["questions"]), s["source"], _f(s["wall_s"], ".1f"), _f(s["cpu_s"], ".1f"),
                      _f(d["questions_per_s"], ".0f"), _f(d["messages_per_s"], ".0f"), _f(d["calls_per_s"], ".0f"),
                      str(s["llm_calls"]), _f(d["cpu_ms_per_call"], ".3f"), _f(d.get("sim_ms_per_call"), ".3f"),
-                     _f(d.get("runtime_ms_per_call"), ".3f"), _f(d["rss_peak_mib"], ".1f"),
+                     _f(d.get("runtime_ms_per_call"), ".3f"), _f(d.get("runtime_run_ms_per_call"), ".3f"),
+                     _f(d["rss_peak_mib"], ".1f"),
                      _f(d["rss_run_growth_mib"], "+.1f")))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     for i, r in enumerate(rows):
@@ -150,7 +157,9 @@ def table(result: dict) -> str:
     for s in result["sizes"]:
         lines.append(f"{s['questions']}: CPU user {s['cpu_user_s']:.1f} s + sys {s['cpu_sys_s']:.1f} s, "
                      f"CPU/wall {s['derived']['cpu_util']:.2f}, {s['messages']} messages, {s['records']} records, "
-                     f"db {s['db_bytes'] / 2**20:.0f} MiB, RSS before run {s['derived']['rss_before_mib']:.1f} MiB")
+                     f"db {s['db_bytes'] / 2**20:.0f} MiB, RSS before run {s['derived']['rss_before_mib']:.1f} MiB"
+                     + (f", intake {s['intake_cpu_s']:.1f} s CPU ({s['intake_cpu_s'] * 1e3 / s['questions']:.2f} ms"
+                        " a question)" if "intake_cpu_s" in s else ""))
     for s in result["sizes"]:
         z = s.get("zstd")
         if z:
