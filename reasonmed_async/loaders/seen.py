@@ -1,7 +1,7 @@
 """The question ids of a file seen so far, and where each was first seen, in a few bytes each.
 
 A ``dict[str, str]`` of 200,000 ids costs ~30 MiB (two string objects and a
-dict entry per id, kept for the whole pass); this table costs ~20-40 bytes an
+dict entry per id, kept for the whole pass); this table costs ~40 bytes an
 id: an open-addressing table of 32-bit hashes and offsets (two ``array``\\ s)
 over one ``bytearray`` holding each id and its place as UTF-8.  A hash match is
 confirmed against the stored id, so two ids are never taken for one.  Large
