@@ -20,6 +20,7 @@ import msgspec
 from agents.gates import GateSettings
 from agents.settings import FlowSettings, GeneratorModel, Sampling, TierPolicy
 
+from reasonmed_async.config_changes import identity
 from reasonmed_async.config_errors import describe
 from reasonmed_async.loaders.limits import InputLimits
 from reasonmed_async.config_schema import ConfigFile, ModelTable, given
@@ -80,7 +81,14 @@ class AppConfig:
 
     @property
     def digest(self) -> str:
-        """What the config means, not how it is written: comments and layout do not change a run's id."""
+        """The run's identity: what the config means for the data, not how it is written or reached —
+        comments, layout and the keys that may change under a run (``config_changes``: URLs, limits,
+        retry, ...) do not change a run's id."""
+        return hashlib.sha256(canonical(identity(tomllib.loads(self.text))).encode()).hexdigest()[:16]
+
+    @property
+    def legacy_digest(self) -> str:
+        """The digest earlier builds gave the same config (every key): the ids of the runs they started."""
         return hashlib.sha256(canonical(tomllib.loads(self.text)).encode()).hexdigest()[:16]
 
     def input_limits(self) -> InputLimits:

@@ -173,8 +173,12 @@ class Pipeline:
         runs share its config): then a run of the same input is the same job,
         and submitting it again returns its id without adding anything."""
         run_id = run_id_for(input_digest, self.config.digest, limit)
+        existing = await queries.runs(self.store)
+        legacy = run_id_for(input_digest, self.config.legacy_digest, limit)  # a run an earlier build started
+        if legacy in {r.id for r in existing} and run_id not in {r.id for r in existing}:
+            run_id = legacy
         resuming = False  # an intake cut short (the run is still "ingesting") is finished, not refused
-        for run in await queries.runs(self.store):
+        for run in existing:
             if run.status == "ingesting" and run.id == run_id:
                 resuming = True
                 continue

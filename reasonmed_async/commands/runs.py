@@ -10,6 +10,7 @@ from pathlib import Path
 from reasonmed_async.commands.common import UsageError, existing_db
 from reasonmed_async.commands.drive import drive
 from reasonmed_async.config import AppConfig, load_config
+from reasonmed_async.corrected_config import config_to_resume
 from reasonmed_async.exit_codes import ExitCode
 from reasonmed_async.loaders.dedup import describe_duplicates
 from reasonmed_async.loaders.stream import QuestionSource
@@ -54,7 +55,8 @@ async def resume(args: argparse.Namespace) -> int:
 
     async def config_of(store: CheckpointStore) -> AppConfig:
         try:
-            return with_budget(args, await resumed_config(store, await stored_config(store)))
+            config = await config_to_resume(store, await stored_config(store), getattr(args, "config", None))
+            return with_budget(args, await resumed_config(store, config))
         except RunConflict as exc:  # nothing to resume: say why (a WAL gone missing; failures left to retry)
             if store.notices:
                 raise RunConflict(f"{exc}; {'; '.join(store.notices)}") from None

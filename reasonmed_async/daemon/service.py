@@ -112,11 +112,16 @@ class Daemon:
 
     async def _check_unfinished(self, pipeline: Pipeline) -> None:
         rows = await queries.unfinished_run_digests(pipeline.store)
-        other = [run_id for run_id, digest in rows if digest != pipeline.config.digest]
+        mine = (pipeline.config.digest, pipeline.config.legacy_digest)  # URLs, limits, retry may differ (config_changes)
+        other = [run_id for run_id, digest in rows if digest not in mine]
         if other:
-            raise ConfigError(f"{self.options.db} holds unfinished runs started with another config ({', '.join(other)}):"
-                              f" finish them with `reasonmed resume --db {self.options.db}` or start the daemon"
-                              " with their config")
+            from reasonmed_async.corrected_config import first_data_change
+            from reasonmed_async.pipeline import stored_config
+
+            key = first_data_change(await stored_config(pipeline.store), pipeline.config)
+            raise ConfigError(f"{self.options.db} holds unfinished runs started with another config ({', '.join(other)}"
+                              f"{'; ' + key if key else ''}): finish them with `reasonmed resume --db"
+                              f" {self.options.db}` or start the daemon with their config")
         if rows:
             log.info("daemon.resuming", runs=len(rows))
 

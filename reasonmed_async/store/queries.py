@@ -284,6 +284,14 @@ async def meta_value(store: CheckpointStore, key: str) -> str | None:
     return rows[0][0] if rows else None
 
 
+async def config_override(store: CheckpointStore, prefix: str) -> tuple[str, str] | None:
+    """(run id, text) of the corrected config ``resume --config`` stored (meta ``<prefix><run id>``) for the
+    latest unfinished run, if it has one."""
+    rows = await store.query("SELECT r.id, m.value FROM runs r JOIN meta m ON m.key = ? || r.id"
+                             " WHERE r.status='running' ORDER BY r.created_at DESC LIMIT 1", (prefix,))
+    return (rows[0][0], rows[0][1]) if rows else None
+
+
 # -- the run report (reports/report/): through any reader, a read-only connection included ----
 class Reader(Protocol):
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...

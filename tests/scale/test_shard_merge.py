@@ -102,7 +102,8 @@ def test_three_shards_one_killed_merge_into_the_single_process_run(config, pubme
 @pytest.mark.slow
 def test_shards_of_another_config_are_refused(config, pubmedqa, tmp_path) -> None:
     other = tmp_path / "other.toml"
-    other.write_text(config.read_text().replace("latency_ms = 3", "latency_ms = 4"), encoding="utf-8")
+    # another seed is another run (a latency, a URL or a limit is not: config_changes)
+    other.write_text(config.read_text().replace("seed = 20250611", "seed = 20250612"), encoding="utf-8")
     for i, cfg in ((0, config), (1, other)):
         r = run_cli("run", "--config", cfg, "--input", pubmedqa, "--limit", 6, "--shard", f"{i}/2",
                     "--db", tmp_path / f"s{i}.db", timeout=120)
