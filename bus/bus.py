@@ -43,6 +43,8 @@ class MessageBus:
         self._outstanding = 0
         self._in_flight = 0
         self._idle = asyncio.Event()
+        #: set whenever a delivery settles (handled, or an intake committed); its one watcher clears it
+        self.settled = asyncio.Event()
         self._quiet = asyncio.Event()
         self._quiet.set()
         self._stopping = False
@@ -124,6 +126,7 @@ class MessageBus:
 
     def _settle(self, count: int = 1) -> None:
         self._outstanding -= count
+        self.settled.set()
         if self._outstanding == 0:
             self._idle.set()
 

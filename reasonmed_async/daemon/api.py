@@ -1,7 +1,9 @@
 """The daemon's HTTP control API (aiohttp), on 127.0.0.1 unless told otherwise.
 
     POST /v1/jobs        a question file as the body (``?name=file.jsonl`` tells its format) → 201 {"job": id}
-    GET  /v1/jobs/{id}   the job's progress
+    GET  /v1/jobs/{id}   the job's progress and state (running, done, failed, stopped) with its exit code;
+                         ``?wait=S[&state=X]`` answers once the state is not X (default: the state now)
+                         or after S seconds (at most 300): a client waits for the end without polling
     GET  /v1/status      stages, tiers, LLM calls, tokens and cost
     GET  /v1/health      liveness, without authentication
     GET  /metrics        Prometheus metrics (``reasonmed_async.metrics``): calls, tokens, cost, latency, queues
@@ -27,7 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from reasonmed_async.loaders.errors import InputError
-from reasonmed_async.daemon.jobs import job_status
+from reasonmed_async.daemon.job_events import JobEvents
 from reasonmed_async.daemon.report_page import PATHS as REPORT_PATHS, ReportPage
 from reasonmed_async.pipeline import Pipeline
 from reasonmed_async.reports.status import read_status
@@ -51,8 +53,9 @@ def check_listen(host: str, token: str | None) -> None:
 
 class ControlAPI:
     def __init__(self, pipeline: Pipeline, submit: Callable[[Path], Awaitable[str]], uploads: Path,
-                 token: str | None, on_drain: Callable[[], None]) -> None:
+                 token: str | None, on_drain: Callable[[], None], jobs: JobEvents | None = None) -> None:
         self._pipeline = pipeline
+        self._jobs = jobs or JobEvents(pipeline)
         self._submit = submit
         self._uploads = uploads
         self._token = token
@@ -101,7 +104,15 @@ class ControlAPI:
         return web.json_response({"job": job}, status=201, headers={"Location": f"/v1/jobs/{job}"})
 
     async def _get_job(self, request: web.Request) -> web.Response:
-        status = await job_status(self._pipeline, request.match_info["job"])
+        job, wait = request.match_info["job"], request.query.get("wait")
+        if wait is None:
+            status = await self._jobs.status(job)
+        else:  # long-poll: answered once the state is not ?state= (default: the state now), or after wait s
+            try:
+                timeout_s = float(wait)
+            except ValueError:
+                return web.json_response({"error": f"wait must be a number of seconds, got {wait[:40]!r}"}, status=400)
+            status = await self._jobs.wait(job, request.query.get("state"), timeout_s)
         if status is None:
             return web.json_response({"error": "no such job"}, status=404)
         return web.json_response(status)

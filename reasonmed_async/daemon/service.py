@@ -24,10 +24,12 @@ from reasonmed_async.config import ConfigError, load_config
 from reasonmed_async import signals
 from reasonmed_async.daemon.api import ControlAPI, check_listen
 from reasonmed_async.daemon.inbox import Inbox
+from reasonmed_async.daemon.job_events import JobEvents
 from reasonmed_async.daemon.jobs import submit_file
 from reasonmed_async.llm.credentials import reload_all
 from reasonmed_async.metrics.registry import Metrics
 from reasonmed_async.pipeline import Pipeline
+from reasonmed_async.reports.outcome import interrupted_code
 from reasonmed_async.store import queries
 
 log = structlog.get_logger("daemon")
@@ -69,14 +71,16 @@ class Daemon:
         config = load_config(opts.config)
         if opts.listen is not None:
             check_listen(opts.listen[0], opts.token)
-        signals.install(self.stop, who="reasonmed daemon", on_hup=self.reload,
-                        on_signal=lambda signum: log.info("daemon.stopping", signal=signal.Signals(signum).name))
+        received = signals.install(self.stop, who="reasonmed daemon", on_hup=self.reload,
+                                   on_signal=lambda signum: log.info("daemon.stopping", signal=signal.Signals(signum).name))
         metrics = Metrics(config.cost) if opts.listen is not None else None  # served as GET /metrics
         async with Pipeline.open(config, opts.db, metrics=metrics) as pipeline:
             self._pipeline = pipeline
             if pipeline.store.space is not None:
                 pipeline.store.space.on_floor = self.stop.set  # below the free-space floor: a clean stop, exit 4
             await self._check_unfinished(pipeline)
+            jobs = JobEvents(pipeline)  # job states change as runs end (job_events.py); API clients can wait for it
+            await jobs.finish_settled()
 
             async def submit(path: Path) -> str:
                 return await submit_file(pipeline, path)
@@ -85,11 +89,14 @@ class Daemon:
             async with asyncio.TaskGroup() as tg:
                 bus = tg.create_task(pipeline.bus.run(until_idle=False, stop=self.stop, grace_s=config.grace_s))
                 helpers = [tg.create_task(self._drain_when_asked(pipeline))]
+                watcher = tg.create_task(jobs.watch(lambda: interrupted_code(received[0]) if received else None),
+                                         name="jobs")  # cancelled after the drain (or by a halt): jobs read stopped
                 if opts.inbox is not None:
                     self._inbox = Inbox(opts.inbox, submit)
                     helpers.append(tg.create_task(self._inbox.run(), name="inbox"))
                 if opts.listen is not None:
-                    self._api = ControlAPI(pipeline, submit, Path(f"{opts.db}.jobs"), opts.token, self.draining.set)
+                    self._api = ControlAPI(pipeline, submit, Path(f"{opts.db}.jobs"), opts.token, self.draining.set,
+                                           jobs=jobs)
                     runner = web.AppRunner(self._api.app(), access_log=None, handler_cancellation=True)
                     await runner.setup()
                     site = web.TCPSite(runner, opts.listen[0], opts.listen[1])
@@ -103,6 +110,7 @@ class Daemon:
                 for task in helpers:
                     task.cancel()
                 await bus  # drains within the grace period, then returns
+                watcher.cancel()
             if runner is not None:
                 await runner.cleanup()
             if pipeline.store.space is not None and pipeline.store.space.low is not None:
