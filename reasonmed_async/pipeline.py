@@ -28,6 +28,7 @@ from reasonmed_async.config import AppConfig, ConfigError, parse_config
 from reasonmed_async.store.lock import OwnerLock
 from reasonmed_async.store.space import SpaceWatch, check_free
 from reasonmed_async.llm.budget import CappedClient, SpendCap
+from reasonmed_async.llm.gauge import CallGauge
 from reasonmed_async.llm.retry import RetryingClient, RetryPolicy
 from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore
@@ -81,6 +82,7 @@ class Pipeline:
         self.backends = backends
         self.spend_cap: SpendCap | None = None
         self.metrics: Metrics | None = None
+        self.gauge = CallGauge()
 
     @classmethod
     @asynccontextmanager
@@ -138,9 +140,11 @@ class Pipeline:
             def metered(inner: LLMClient, model: str) -> LLMClient:
                 return inner if metrics is None else metrics.calls.metered(inner, model)
 
+            gauge = CallGauge()  # attempts on the wire and waiting, across every model (status shows it)
             clients: dict[str, LLMClient] = {
                 model: CachedClient(capped(metered(RetryingClient(backends[backend], backoff, policy=policy,
-                                                                  observer=observer, on_circuit=observer), model)),
+                                                                  observer=observer, on_circuit=observer, gauge=gauge),
+                                                   model)),
                                     store, rounds)
                 for model, backend in wanted.items()
             }
@@ -154,6 +158,7 @@ class Pipeline:
                 bus.subscribe(sub)
             pipeline = cls(config, store, bus, clients, backends)
             pipeline.spend_cap = cap
+            pipeline.gauge = gauge
             if metrics is not None:
                 metrics.watch(pipeline)
                 pipeline.metrics = metrics

@@ -13,6 +13,7 @@ from reasonmed_async.llm.credentials import reload_all
 from reasonmed_async.loaders.stream import QuestionSource
 from reasonmed_async.logs.setup import configure_for
 from reasonmed_async.pipeline import ConfigFromStore, Pipeline
+from reasonmed_async.reports.live import forget_open_circuits, publish as publish_live
 from reasonmed_async.reports.outcome import settle
 from reasonmed_async.reports.status import read_status, render
 from reasonmed_async.run_guards import cap_stop_reason, preflight_for, stop_at_cap
@@ -31,6 +32,7 @@ async def drive(config: AppConfig | ConfigFromStore, db: Path,
         if from_store:  # resume: the run's own, read from the store
             config = pipeline.config
             configure_for(config, db)
+        await forget_open_circuits(pipeline.store)  # this process starts with its circuits closed
         for notice in pipeline.store.notices:
             print(f"reasonmed: warning: {notice}", file=sys.stderr)
         if from_store:
@@ -52,12 +54,14 @@ async def drive(config: AppConfig | ConfigFromStore, db: Path,
                 ticker = tg.create_task(watch(pipeline.store, pipeline.config, console=Console(stderr=True)))
             else:
                 ticker = tg.create_task(progress(pipeline))
+            live = tg.create_task(publish_live(pipeline))  # calls on the wire, for `status`
             cap = pipeline.spend_cap
             if cap is not None and cap.reached:
                 stop.set()  # already spent when it started: deliver nothing
             capper = tg.create_task(stop_at_cap(cap, stop)) if cap is not None else None
             done = await pipeline.drive(stop)
             ticker.cancel()
+            live.cancel()
             if capper is not None:
                 capper.cancel()
         report = await read_status(pipeline.store, config)

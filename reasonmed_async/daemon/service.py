@@ -29,6 +29,7 @@ from reasonmed_async.daemon.jobs import submit_file
 from reasonmed_async.llm.credentials import reload_all
 from reasonmed_async.metrics.registry import Metrics
 from reasonmed_async.pipeline import Pipeline
+from reasonmed_async.reports.live import forget_open_circuits, publish as publish_live
 from reasonmed_async.reports.outcome import interrupted_code
 from reasonmed_async.store import queries
 
@@ -81,6 +82,7 @@ class Daemon:
             await self._check_unfinished(pipeline)
             jobs = JobEvents(pipeline)  # job states change as runs end (job_events.py); API clients can wait for it
             await jobs.finish_settled()
+            await forget_open_circuits(pipeline.store)  # this process starts with its circuits closed
 
             async def submit(path: Path) -> str:
                 return await submit_file(pipeline, path)
@@ -88,7 +90,7 @@ class Daemon:
             runner: web.AppRunner | None = None
             async with asyncio.TaskGroup() as tg:
                 bus = tg.create_task(pipeline.bus.run(until_idle=False, stop=self.stop, grace_s=config.grace_s))
-                helpers = [tg.create_task(self._drain_when_asked(pipeline))]
+                helpers = [tg.create_task(self._drain_when_asked(pipeline)), tg.create_task(publish_live(pipeline))]
                 watcher = tg.create_task(jobs.watch(lambda: interrupted_code(received[0]) if received else None),
                                          name="jobs")  # cancelled after the drain (or by a halt): jobs read stopped
                 if opts.inbox is not None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -21,6 +22,11 @@ SAMPLE_STRIDE = 100_000
 
 #: the ``calls.outcome`` of a model whose circuit opened
 CIRCUIT_OPEN = "circuit_open"
+#: ``calls.outcome`` rows that count events, not calls made: a call the cache answered, an attempt sent again
+CACHED, RETRIED = "cached", "retried"
+#: the ``meta`` key of a model whose circuit is open, with its endpoint and error class
+OPEN_CIRCUIT_PREFIX = "circuit_open:"
+EVENT_OUTCOMES = (CACHED, RETRIED)
 
 
 class ResponseStore(Protocol):
@@ -31,6 +37,8 @@ class ResponseStore(Protocol):
     ) -> None: ...
 
     async def count_call(self, stage: str, model: str, endpoint: str, outcome: str, prompt: int, completion: int) -> None: ...
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
 
 
 class FailedAttempts:
@@ -44,8 +52,17 @@ class FailedAttempts:
         await self._store.count_call(request.meta.get("task", ""), request.model, error.endpoint,
                                      f"error:{type(error).__name__}", 0, 0)
 
+    async def retrying(self, request: ChatRequest, error: LLMError) -> None:
+        """The failed attempt is sent again (a strike, or a wait while the endpoint is out)."""
+        await self._store.count_call(request.meta.get("task", ""), request.model, error.endpoint, RETRIED, 0, 0)
+
     async def circuit_opened(self, model: str, endpoint: str, error: str) -> None:
         await self._store.count_call("", model, endpoint, CIRCUIT_OPEN, 0, 0)
+        # open until a process drives the run again (``reports/live.py``): the error's class only, never its text
+        # (a server may echo the key it refused)
+        opened = json.dumps({"endpoint": endpoint, "error": error.split(": ", 1)[0], "at": time.time()})
+        await self._store.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                                  (OPEN_CIRCUIT_PREFIX + model, opened))
 
 
 class _LeaderGone(Exception):
@@ -97,6 +114,7 @@ class CachedClient:
                 if stored is not None:
                     self.hits += 1
                     completion = replace(_decode(stored), cached=True)
+                    await self._store.count_call(stage, request.model, completion.endpoint, CACHED, 0, 0)
                     break
             leader = self._in_flight.get(key)
             if leader is None:

@@ -26,6 +26,7 @@ import structlog
 from agents.llm import ChatRequest, Completion, LLMClient, LLMError, LLMTimeout, RateLimited
 from bus import Backoff
 
+from reasonmed_async.llm.gauge import CallGauge
 from reasonmed_async.llm.health import ModelHealth, Next, RetryPolicy
 from reasonmed_async.outcome import CircuitOpen, OutageBudgetSpent
 
@@ -54,8 +55,10 @@ class RetryingClient:
                  policy: RetryPolicy | None = None, observer: AttemptObserver | None = None,
                  health: ModelHealth | None = None, on_circuit: CircuitObserver | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None,
+                 gauge: CallGauge | None = None) -> None:
         self._inner = inner
+        self.gauge = gauge or CallGauge()  # attempts on the wire and waits now (``status`` shows the pipeline's)
         self._backoff = backoff
         self._policy = policy or RetryPolicy(attempts=backoff.attempts, timeout_s=timeout_s)
         self._timeout_s = timeout_s if policy is None else policy.timeout_s
@@ -85,7 +88,8 @@ class RetryingClient:
             context = structlog.contextvars.bind_contextvars(attempt=attempt)  # on the backend's lines
             try:
                 async with asyncio.timeout(self._timeout_s):
-                    completion = await self._inner.complete(request)
+                    with self.gauge.sending(request.model):
+                        completion = await self._inner.complete(request)
             except TimeoutError as exc:
                 error: LLMError = LLMTimeout(f"no answer within {self._timeout_s} s")
                 error.__cause__ = exc
@@ -120,7 +124,10 @@ class RetryingClient:
                 floor = error.retry_after_s or 0.0 if isinstance(error, RateLimited) else 0.0
                 ceiling = min(self._backoff.cap_s, self._backoff.base_s * 2 ** min(waits - 1, 30))
                 delay = max(min(floor, self._policy.max_wait_s), self._rng.uniform(ceiling / 2, ceiling))
-            await self._sleep(min(delay, self._policy.max_wait_s))
+            if self._observer is not None and hasattr(self._observer, "retrying"):
+                await self._observer.retrying(request, error)
+            with self.gauge.waiting(request.model):
+                await self._sleep(min(delay, self._policy.max_wait_s))
 
     async def _circuit_opened(self, model: str, error: LLMError, health: ModelHealth) -> None:
         log.error("llm.circuit_open", model=model, endpoint=error.endpoint, error=health.circuit,

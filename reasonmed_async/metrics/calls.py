@@ -132,3 +132,6 @@ class _Tee:
     async def circuit_opened(self, model: str, endpoint: str, error: str) -> None:
         self._metrics.circuit_opened(model)
         await self._inner.circuit_opened(model, endpoint, error)
+
+    async def retrying(self, request: ChatRequest, error: LLMError) -> None:  # status's retries row
+        await self._inner.retrying(request, error)

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from reasonmed_async.config import AppConfig
+from reasonmed_async.llm.cache import CACHED
+from reasonmed_async.reports.live import live_snapshot, open_circuits
 from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore
 from reasonmed_async.store.lock import OwnerLock
@@ -44,6 +46,10 @@ class StatusReport:
     db: str = ""
     started_at: float | None = None
     last_activity: float | None = None
+    cache_hits: dict[str, int] = field(default_factory=dict)  # per model: calls the cache answered (not paid again)
+    retries: dict[str, int] = field(default_factory=dict)  # per model: failed attempts sent again
+    open_circuits: list[dict[str, Any]] = field(default_factory=list)  # model, endpoint, error class
+    live: dict[str, Any] | None = None  # the driving process's snapshot (reports/live.py): calls on the wire
 
     @property
     def finished(self) -> bool:
@@ -69,6 +75,15 @@ class StatusReport:
         return max(0.0, end - self.started_at)
 
     @property
+    def in_flight(self) -> dict[str, Any] | None:
+        """Calls out on the wire, attempts waiting to be resent and messages being handled now (None: not running)."""
+        if self.live is None or not self.running:
+            return None
+        return {"calls": self.live.get("in_flight", 0), "queued": self.live.get("queued", 0),
+                "waiting": self.live.get("backing_off", 0), "handlers_busy": self.live.get("handlers_busy", 0),
+                "age_s": round(max(0.0, time.time() - float(self.live.get("at", time.time()))), 3)}
+
+    @property
     def attempt_errors(self) -> dict[str, int]:
         """Failed attempts (retried or final) by error class; ``RateLimited`` are the 429s."""
         errors: dict[str, int] = {}
@@ -91,6 +106,9 @@ class StatusReport:
                       for st, m, o, n, p, c in self.calls],
             "failed_attempts": self.attempt_errors,
             "rate_limited": self.attempt_errors.get("RateLimited", 0),
+            "retries": sum(self.retries.values()), "cache_hits": sum(self.cache_hits.values()),
+            "cache_hits_by_model": dict(self.cache_hits), "open_circuits": list(self.open_circuits),
+            "in_flight": self.in_flight,
             "cost_usd": round(sum(self.costs.values()), 6),
         }
 
@@ -115,6 +133,10 @@ async def read_status(store: CheckpointStore, config: AppConfig | None = None) -
     report.ranker_fallbacks = await queries.ranker_fallbacks(store)
     report.records = await queries.record_count(store)
     report.calls = await queries.call_totals(store)
+    for model, event, count in await queries.call_events(store):
+        (report.cache_hits if event == CACHED else report.retries)[model] = count
+    report.open_circuits = await open_circuits(store)
+    report.live = await live_snapshot(store) if report.driving else None  # nothing is out while nobody drives
     if config is not None:
         report.costs = {(st, m, o): config.cost(m, p, c) for st, m, o, _, p, c in report.calls}
     return report
@@ -145,6 +167,7 @@ def render(report: StatusReport) -> str:
         lines.append(f"{'ranker fallbk':<14}{report.ranker_fallbacks:>9}")
     lines.append("")
     lines.append(f"final records: {report.records}")
+    lines.extend(_call_rows(report))
     if report.calls:
         lines.append("")
         lines.append(f"{'LLM calls':<12}{'model':<32}{'outcome':<22}{'calls':>8}{'prompt tok':>12}{'compl. tok':>12}"
@@ -157,6 +180,24 @@ def render(report: StatusReport) -> str:
             lines.append("failed attempts (retried or final): " + ", ".join(f"{k} {v}" for k, v in sorted(errors.items()))
                          + f"; 429s: {errors.get('RateLimited', 0)}")
     return "\n".join(lines)
+
+
+def _call_rows(report: StatusReport) -> list[str]:
+    """In flight (apart from pending), retries, 429s, cache hits and open circuits: a row each."""
+    if (flight := report.in_flight) is not None:
+        row = (f"in flight: {flight['calls']} LLM calls on the wire, {flight['queued']} queued for a replica slot,"
+               f" {flight['waiting']} waiting to be sent again")
+        rows = [row + f"; {flight['handlers_busy']} messages being handled (as of {flight['age_s']:.0f} s ago)"]
+    else:
+        rows = ["in flight: 0 (no process drives this database)"]
+    rows.append(f"retries: {sum(report.retries.values())} attempts sent again; "
+                f"429s: {report.attempt_errors.get('RateLimited', 0)}")
+    rows.append(f"cache hits: {sum(report.cache_hits.values())} calls answered by the cache (not paid again)")
+    circuits = "; ".join(f"{c['model']} at {c.get('endpoint') or 'its endpoint'} ({c.get('error', '?')})"
+                         for c in report.open_circuits)
+    rows.append(f"open circuits: {circuits or 'none'}"
+                + (f" (fix the key or URL, then `reasonmed resume --db {report_db(report)}`)" if circuits else ""))
+    return rows
 
 
 def report_db(report: StatusReport) -> str:

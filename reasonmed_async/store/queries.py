@@ -156,12 +156,30 @@ async def record_count(store: CheckpointStore, run_id: str | None = None) -> int
     return int(n)
 
 
+#: ``calls`` rows that count events rather than calls made (``llm/cache.py``: CACHED, RETRIED)
+_EVENT_OUTCOMES = "('cached', 'retried')"
+
+
 async def call_totals(store: CheckpointStore) -> list[tuple[str, str, str, int, int, int]]:
     """(stage, model, outcome, calls, prompt tokens, completion tokens) per stage, model and outcome."""
     rows = await store.query(
         "SELECT stage, model, outcome, SUM(calls), SUM(prompt_tokens), SUM(completion_tokens) FROM calls"
-        " GROUP BY stage, model, outcome ORDER BY stage, model, outcome")
+        f" WHERE outcome NOT IN {_EVENT_OUTCOMES} GROUP BY stage, model, outcome ORDER BY stage, model, outcome")
     return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+
+async def call_events(store: CheckpointStore) -> list[tuple[str, str, int]]:
+    """(model, event, count): calls the cache answered (``cached``) and attempts sent again (``retried``)."""
+    rows = await store.query(f"SELECT model, outcome, SUM(calls) FROM calls WHERE outcome IN {_EVENT_OUTCOMES}"
+                             " GROUP BY model, outcome ORDER BY model, outcome")
+    return [(r[0], r[1], int(r[2])) for r in rows]
+
+
+async def meta_values(store: CheckpointStore, prefix: str) -> dict[str, str]:
+    """Every ``meta`` value whose key starts with ``prefix`` (the open circuits: ``circuit_open:<model>``)."""
+    rows = await store.query("SELECT key, value FROM meta WHERE substr(key, 1, ?) = ? ORDER BY key",
+                             (len(prefix), prefix))
+    return {r[0][len(prefix):]: r[1] for r in rows}
 
 
 # -- messages -------------------------------------------------------------------

@@ -99,4 +99,4 @@ async def test_a_second_answer_to_a_stored_key_is_counted_never_stored_twice(tmp
         rows = await store.query("SELECT COUNT(*) FROM llm_cache")
         calls = await store.query("SELECT outcome, calls FROM calls ORDER BY outcome")
     assert rows == [(1,)]
-    assert calls == [("duplicate", 1), ("ok", 1)]
+    assert calls == [("cached", 1), ("duplicate", 1), ("ok", 1)]  # the third is a cache hit, counted as one

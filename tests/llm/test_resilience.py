@@ -311,8 +311,10 @@ async def test_cached_client_second_identical_request_is_a_hit(tmp_path):
         third = await client.complete(replace(request(), meta={"task": "generate", "gold": "B"}))
         assert third.cached and len(inner.calls) == 1
         calls = await store.query("SELECT stage, model, endpoint, outcome, calls, prompt_tokens, completion_tokens"
-                                  " FROM calls")
-        assert calls == [("generate", "m-1", "http://fake", "ok", 1, 12, 5)]
+                                  " FROM calls ORDER BY outcome")
+        # the hits are counted (status: cache hits), never as tokens paid
+        assert calls == [("generate", "m-1", "http://fake", "cached", 2, 0, 0),
+                         ("generate", "m-1", "http://fake", "ok", 1, 12, 5)]
     # the cache is durable: a fresh client over the reopened store pays nothing
     async with await CheckpointStore.open(path) as store:
         client = CachedClient(inner, store)
@@ -385,7 +387,8 @@ async def test_cache_over_retries_with_failed_attempt_accounting(tmp_path):
         assert (await client.complete(request())).cached
         assert len(inner.calls) == 3
         calls = await store.query("SELECT outcome, calls FROM calls ORDER BY outcome")
-        assert calls == [("error:RateLimited", 1), ("error:ServerError", 1), ("ok", 1)]
+        # two failed attempts, both sent again; the second request a cache hit
+        assert calls == [("cached", 1), ("error:RateLimited", 1), ("error:ServerError", 1), ("ok", 1), ("retried", 2)]
         assert first.text.endswith("#3")
 
 
