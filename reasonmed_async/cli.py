@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
                           " (default: merged into it, both ids in its records)")
     resume = sub.add_parser("resume", help="continue the unfinished run of a database after a crash or stop")
     resume.add_argument("--db", required=True)
-    resume.add_argument("--config", help="a corrected configuration: endpoints, key variables, concurrency, limits,"
+    resume.add_argument("--config", help="a corrected configuration: endpoints, key variables or files, concurrency, limits,"
                                          " retry, timeouts, budget may change (kept for later resumes); a key that"
                                          " would change the data is refused")
     resume.add_argument("--max-cost-usd", type=float, help="raise (or set) the run's [budget] max_cost_usd")

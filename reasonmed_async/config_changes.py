@@ -29,7 +29,7 @@ class Kind(Enum):
     DATA = "data"    # changes what the run produces: refused on resume, part of the run's identity
 
 
-_ENDPOINT = ("base_url", "base_urls", "endpoint", "api_version", "api_key_env")
+_ENDPOINT = ("base_url", "base_urls", "endpoint", "api_version", "api_key_env", "api_key_file", "auth", "entra_scope")
 _LIMITS = ("timeout_s", "max_concurrency", "max_num_seqs", "replicas", "adaptive", "initial_concurrency",
            "eject_after", "cooloff_s", "eject_last")
 
@@ -48,7 +48,7 @@ RULES: tuple[tuple[str, Kind], ...] = (
     ("models.*.price_out", Kind.SAFE),
 )
 
-SAFE_SUMMARY = ("endpoint URLs, api_key_env, api_version, timeouts, concurrency, rate limits (rpm/tpm), [retry],"
+SAFE_SUMMARY = ("endpoint URLs, api_key_env / api_key_file / auth, api_version, timeouts, concurrency, rate limits (rpm/tpm), [retry],"
                 " [store], [logging], [budget] and prices")
 
 
