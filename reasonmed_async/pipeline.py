@@ -197,7 +197,8 @@ class Pipeline:
             if run.status == "running":
                 same = " of the same input" if run.id == run_id else ""
                 raise RunConflict(f"{self.store.path} holds the unfinished run {run.id}{same}: "
-                                  f"continue it with `reasonmed resume --db {self.store.path}`")
+                                  f"continue it with `reasonmed resume --db {self.store.path}`"
+                                  " (`--config FILE` corrects its endpoints, keys' variables or limits)")
             if run.id == run_id:
                 raise RunConflict(f"{self.store.path} already holds the finished run {run_id} of this input: "
                                   f"`reasonmed export --db {self.store.path} --out DIR` writes its data"

@@ -47,6 +47,10 @@ async def test_wrong_url_then_resume_with_a_corrected_config_finishes_identical(
         assert "circuit open" in err and "/wrong/v1" in err and "HTTP 404" in err, err
         assert db_rows(db, "SELECT COUNT(*) FROM deliveries WHERE state='failed'") == [(0,)]
 
+        rc, _, err = await cli("run", "--config", str(fixed), "--input", str(QUESTIONS), "--db", str(db),
+                               "--limit", "6", environ=env(server))
+        assert rc == 2 and "the unfinished run" in err and "same input" in err and "--config FILE" in err, err
+
         rc, _, err = await cli("resume", "--db", str(db), environ=env(server), guard_s=60)
         assert rc == 2 and "/wrong/v1" in err and "HTTP 404" in err and "Traceback" not in err, err  # still wrong
 
