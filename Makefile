@@ -5,7 +5,7 @@ INPUT  ?= examples/questions.jsonl
 CONFIG ?= examples/sim.toml
 OUT    ?= out/demo
 
-.PHONY: venv demo test test-report test-vllm test-router test-real bench clean
+.PHONY: venv demo test test-report test-vllm test-router test-real bench bench-capacity clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 2; }
@@ -43,6 +43,10 @@ test-real:
 
 bench: venv
 	$(PY) bench/run.py
+
+# 16 fake 70B replicas, 2,000 in flight, 2,500 and 5,000 synthetic questions, projected to the paper's run (~15 min)
+bench-capacity: venv
+	$(PY) bench/capacity.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -25,6 +25,7 @@ from reasonmed_async.exit_codes import ExitCode
 from reasonmed_async.outcome import RunStopped
 from reasonmed_async.loaders.dispatch import SOURCE_FORMATS
 from reasonmed_async.llm.preflight import PreflightFailed
+from reasonmed_async.logs import loop_lag
 from reasonmed_async.logs import tail as logtail
 from reasonmed_async.reports.scoring import register as _register_score
 from reasonmed_async.reports.report.command import register as _register_report
@@ -114,7 +115,7 @@ EXTRA_COMMANDS.append(_batch_command.register)  # batch export / import (scale/b
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        code = asyncio.run(args.handler(args))
+        code = asyncio.run(loop_lag.sampled(args.handler(args)))  # the sampler: opt-in, REASONMED_LOOP_LAG_FILE
         sys.stdout.flush()  # here, not at exit: a reader gone (`status | head`) is a quiet end, not a traceback
         return code
     except KeyboardInterrupt:  # a Ctrl-C before the handlers were installed (or after they were removed)
