@@ -98,7 +98,7 @@ def run_size(args: argparse.Namespace, questions: Path, n: int, work: Path) -> d
                "REASONMED_LOOP_LAG_INTERVAL_MS": str(args.lag_interval_ms)}
         cmd = [str(Path(sys.executable).with_name("reasonmed")), "run", "--config", str(config), "--input",
                str(questions), "--limit", str(n), "--db", str(work / "db" / "capacity.db")]
-        load0, fakes_cpu0, t0 = os.getloadavg(), _proc_cpu_s(fakes.pid), time.perf_counter()
+        load0, fakes_cpu0, t0, spawned = os.getloadavg(), _proc_cpu_s(fakes.pid), time.perf_counter(), time.monotonic()
         print(f"bench: capacity: {n:,} questions, {len(urls)} replicas, {args.in_flight} in flight, "
               f"time scale {args.time_scale} (load {load0[0]:.2f}) ...", file=sys.stderr, flush=True)
         with (work / "stdout.txt").open("wb") as out, (work / "stderr.txt").open("wb") as err:
@@ -116,6 +116,9 @@ def run_size(args: argparse.Namespace, questions: Path, n: int, work: Path) -> d
          "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_kib": ru.ru_maxrss, "fakes_cpu_s": fakes_cpu,
          "db_bytes": _db_bytes(work), "loadavg_start": load0, "loadavg_end": os.getloadavg(),
          "loop_lag": json.loads(lag.read_text()) if lag.is_file() else None, "fakes": stats, **_tally(stdout)}
+    if stats.get("first_s") is not None:  # CLOCK_MONOTONIC is one clock for every process of the machine
+        r["first_call_after_s"] = stats["t0_monotonic"] + stats["first_s"] - spawned
+        r["exit_after_last_call_s"] = wall - (stats["t0_monotonic"] + stats["last_s"] - spawned)
     if code != 0:
         r["warning"] = f"exit {code}: {(work / 'stderr.txt').read_text(errors='replace')[-600:]}"
     return derive(r, args.in_flight)
@@ -136,15 +139,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--report", type=Path, metavar="FILE", help="only print the tables of a saved result")
     args = p.parse_args(argv)
     if args.report is not None:
-        print(report(json.loads(args.report.read_text(encoding="utf-8"))))
+        saved = json.loads(args.report.read_text(encoding="utf-8"))
+        saved["runs"] = [derive(r, saved["in_flight"]) for r in saved["runs"]]  # figures of an older harness too
+        print(report(saved))
         return 0
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
-    started = dt.datetime.now(dt.timezone.utc)
+    started, machine = dt.datetime.now(dt.timezone.utc), machine_info(ROOT)  # the tree as it was at the start
     with tempfile.TemporaryDirectory(prefix="reasonmed-capacity-") as tmp:
         questions = write_questions(Path(tmp) / "synthetic.jsonl", max(sizes))
         runs = [run_size(args, questions, n, Path(tmp) / f"size-{n}") for n in sizes]
     result = {"benchmark": "capacity: reasonmed run against fake 70B replicas, latency scaled down",
-              "started_utc": started.isoformat(timespec="seconds"), "machine": machine_info(ROOT), "replicas": args.replicas, "in_flight": args.in_flight,
+              "started_utc": started.isoformat(timespec="seconds"), "machine": machine, "replicas": args.replicas, "in_flight": args.in_flight,
               "time_scale": args.time_scale, "generator_factor": args.generator_factor,
               "serving": {"replica_tok_s": args.replica_tok_s, "gpus_per_replica": args.gpus_per_replica,
                           "seqs_per_replica": math.ceil(args.in_flight / args.replicas)},

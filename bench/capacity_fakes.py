@@ -50,6 +50,7 @@ class Replicas:
         self.last = self.t0
         self.in_flight = self.max_in_flight = 0
         self.area: list[float] = []  # request-seconds in flight, per second since start
+        self.done: list[int] = []  # calls answered, per second since start
         self.calls: Counter[str] = Counter()
         self.out_tokens: Counter[str] = Counter()
         self.prompt_tokens: Counter[str] = Counter()
@@ -131,6 +132,9 @@ class Replicas:
                 self.in_flight -= 1
         if counted:
             self.last_done = time.monotonic()
+            second = int(self.last_done - self.t0)
+            self.done.extend([0] * (second + 1 - len(self.done)))
+            self.done[second] += 1
             self.calls[stage] += 1
             self.out_tokens[stage] += tokens
             self.prompt_tokens[stage] += prompt_tokens
@@ -154,7 +158,7 @@ class Replicas:
             "calls": dict(self.calls), "output_tokens": dict(self.out_tokens),
             "prompt_tokens": dict(self.prompt_tokens), "output_bytes": dict(self.out_bytes),
             "truncated": self.truncated, "gold_misses": self.gold_misses, "max_in_flight": self.max_in_flight,
-            "in_flight_area": self.area, "first_s": rel(self.first), "last_s": rel(self.last_done),
+            "in_flight_area": self.area, "done_per_s": self.done, "t0_monotonic": self.t0, "first_s": rel(self.first), "last_s": rel(self.last_done),
             "per_port": {str(k): v for k, v in self.per_port.items()}})
 
 

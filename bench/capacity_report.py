@@ -17,6 +17,20 @@ def in_flight_mean(area: list[float], first_s: float, last_s: float, lo: float =
     return sum(window) / len(window) if window else 0.0
 
 
+def steady_window(done_per_s: list[int], lo: float = 0.1, hi: float = 0.9) -> tuple[int, int]:
+    """The whole seconds [a, b) from the one in which the ``lo`` share of all calls had been answered to
+    the one in which the ``hi`` share had: the run at full tilt, without its ramp and its tail (the
+    last questions wait on their slowest generation)."""
+    total, seen, a, b = sum(done_per_s), 0, None, None
+    for second, n in enumerate(done_per_s):
+        seen += n
+        if a is None and seen >= lo * total:
+            a = second
+        if b is None and seen >= hi * total:
+            b = second + 1
+    return (a or 0), max(b or len(done_per_s), (a or 0) + 1)
+
+
 def derive(r: dict, in_flight: int) -> dict:
     f = r["fakes"]
     calls = sum(f["calls"].values())
@@ -36,6 +50,12 @@ def derive(r: dict, in_flight: int) -> dict:
         "cot_bytes_mean": f["output_bytes"].get("generate", 0) / gen_calls if gen_calls else None,
         "calls_per_question": calls / r["questions"],
     })
+    if f.get("done_per_s"):  # steady state: between 10 % and 90 % of the calls answered
+        a, b = steady_window(f["done_per_s"])
+        window = f["in_flight_area"][a:b]
+        r["steady_s"] = b - a
+        r["steady_calls_per_s"] = sum(f["done_per_s"][a:b]) / (b - a)
+        r["in_flight_mid"] = sum(window) / len(window) if window else 0.0
     r["in_flight_used"] = r["in_flight_mid"] / in_flight
     return r
 
@@ -59,11 +79,13 @@ def report(result: dict) -> str:
              f"{result['in_flight']} in flight ({s['seqs_per_replica']} per replica, fixed), latency ÷ "
              f"{result['time_scale']:g}; commit {m.get('git_commit')}{' (dirty)' if m.get('git_dirty') else ''}",
              f"machine: {m.get('cpu_model')}, {m.get('nproc')} cpu, started {result['started_utc']}", ""]
-    head = ("questions", "calls", "exit", "active s", "calls/s", "in flight (mid)", "used", "CPU ms/call",
+    head = ("questions", "calls", "exit", "active s", "calls/s", "steady calls/s", "in flight steady", "used",
+            "CPU ms/call",
             "user+sys s", "CPU/wall", "lag p50 ms", "lag p99 ms", "lag max ms", "peak RSS MiB", "DB MiB",
             "DB KiB/q", "fakes ms/call", "load start-end")
     rows = [(f"{r['questions']:,}", f"{r['calls']:,}", str(r["exit_code"]), _f(r["active_s"], ".0f"),
-             _f(r["calls_per_s"], ".0f"), f"{r['in_flight_mid']:.0f} / {r['in_flight_cap']}",
+             _f(r["calls_per_s"], ".0f"), _f(r.get("steady_calls_per_s"), ".0f"),
+             f"{r['in_flight_mid']:.0f} / {r['in_flight_cap']}",
              f"{r['in_flight_used']:.0%}", _f(r["cpu_ms_per_call"], ".3f"),
              f"{r['cpu_user_s']:.0f}+{r['cpu_sys_s']:.0f}", f"{r['cpu_util']:.2f}", _f(r["lag_p50_ms"], ".1f"),
              _f(r["lag_p99_ms"], ".1f"), _f(r["lag_max_ms"], ".0f"), f"{r['peak_rss_mib']:.0f}",
@@ -77,7 +99,10 @@ def report(result: dict) -> str:
                      f"records {r['records']}, failed {r['question_failures']}; mean CoT {_f(r['cot_bytes_mean'], '.0f')}"
                      f" bytes; {r['calls_per_question']:.2f} calls/q; max in flight {f['max_in_flight']}; "
                      f"truncated {f['truncated']}; gold misses {f['gold_misses']}; calls per replica "
-                     f"{min(f['per_port'].values(), default=0):,}-{max(f['per_port'].values(), default=0):,}")
+                     f"{min(f['per_port'].values(), default=0):,}-{max(f['per_port'].values(), default=0):,}; "
+                     f"first call {_f(r.get('first_call_after_s'), '.1f')} s after spawning, exit "
+                     f"{_f(r.get('exit_after_last_call_s'), '.1f')} s after the last; worst loop stalls [s, ms] "
+                     f"{[[round(t), round(ms)] for t, ms in (r.get('loop_lag') or {}).get('worst', [])]}")
         if r.get("warning"):
             lines.append(f"WARNING {r['questions']:,} q: {r['warning']}")
     ok = [r for r in runs if r["calls"]]
@@ -91,9 +116,10 @@ def report(result: dict) -> str:
     measured = Measured(questions=big["questions"], calls=big["calls"], output_tokens=big["output_tokens"],
                         prompt_tokens=big["prompt_tokens"], orchestrator_cpu_s_per_call=slope if slope > 0 else
                         big["cpu_s"] / big["calls"], db_bytes=big["db_bytes"])
-    real_rate = big["calls_per_s"] / result["time_scale"] if big["calls_per_s"] else None
+    rate = big.get("steady_calls_per_s") or big["calls_per_s"]
+    real_rate = rate / result["time_scale"] if rate else None
     need16 = project(measured, serving, result["replicas"]).calls_per_s
-    lines += [f"the {big['questions']:,}-question run sustained {_f(big['calls_per_s'], '.0f')} calls/s with latency ÷ "
+    lines += [f"the {big['questions']:,}-question run sustained {_f(rate, '.0f')} calls/s (steady) with latency ÷ "
               f"{result['time_scale']:g}: {_f(real_rate, '.0f')} calls/s in real time; the real run on "
               f"{result['replicas']} replicas needs {need16:.0f} calls/s (projection below)", "",
               f"Projection to the paper's run: {PAPER_QUESTIONS:,} questions ({PAPER_PATHS:,} paths), linear in "

@@ -31,14 +31,17 @@ def percentile(ordered: Sequence[float], q: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-def summarize(lags_s: Sequence[float], interval_s: float) -> dict[str, float | int]:
-    """Lag figures in milliseconds: samples, mean, p50, p90, p99, p99.9, max."""
+def summarize(lags_s: Sequence[float], interval_s: float) -> dict[str, Any]:
+    """Lag figures in milliseconds: samples, mean, p50, p90, p99, p99.9, max, and the five worst stalls
+    as ``[seconds since the sampler started, lag ms]`` (when in the command they happened)."""
+    worst = sorted(range(len(lags_s)), key=lags_s.__getitem__, reverse=True)[:5]
     ordered = sorted(lags_s)
     ms = {f"p{label}_ms": percentile(ordered, q) * 1e3 for label, q in (("50", 0.5), ("90", 0.9), ("99", 0.99),
                                                                         ("99_9", 0.999))}
     return {"samples": len(ordered), "interval_ms": interval_s * 1e3,
             "mean_ms": (sum(ordered) / len(ordered) * 1e3) if ordered else 0.0, **ms,
-            "max_ms": (ordered[-1] * 1e3) if ordered else 0.0}
+            "max_ms": (ordered[-1] * 1e3) if ordered else 0.0,
+            "worst": [[round((i + 1) * interval_s + sum(lags_s[: i + 1]), 3), lags_s[i] * 1e3] for i in sorted(worst)]}
 
 
 async def _sample(lags: array, interval_s: float) -> None:

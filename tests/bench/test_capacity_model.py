@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from capacity_model import Measured, Serving, draw_tokens, latency_s, marginal_per_call, project  # noqa: E402
-from capacity_report import in_flight_mean  # noqa: E402
+from capacity_report import in_flight_mean, steady_window  # noqa: E402
 from capacity_text import cot, stage_of  # noqa: E402
 
 from agents.parsing import split_thinking, stated_answer  # noqa: E402
@@ -104,3 +104,12 @@ def test_fake_cots_are_read_back_by_the_project_parsers(model: str, thinks: bool
     assert stated_answer(visible, ["Pericarditis", "Aortic dissection", "Angina"]) == "C"
     assert 2700 < len(text) < 3400
     assert all(f"{i}. " in visible for i in range(1, 7))
+
+
+@pytest.mark.parametrize("done, window", [
+    ([10] * 10, (0, 9)),                      # even: 10 % answered in second 0, 90 % in second 8
+    ([0, 0, 50, 50, 0, 0, 0, 0, 0, 1], (2, 4)),  # one straggler 6 s later is left out
+    ([5], (0, 1)),
+])
+def test_steady_window_leaves_out_ramp_and_tail(done: list[int], window: tuple[int, int]) -> None:
+    assert steady_window(done) == window

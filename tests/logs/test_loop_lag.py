@@ -28,6 +28,9 @@ def test_summary_is_in_milliseconds() -> None:
     assert got["samples"] == 100 and got["interval_ms"] == pytest.approx(100)
     assert got["p50_ms"] == pytest.approx(0.2) and got["p99_ms"] == pytest.approx(15)
     assert got["max_ms"] == pytest.approx(240) and got["mean_ms"] == pytest.approx((98 * 0.2 + 255) / 100)
+    # the worst stalls, in order of time: the 240 ms one came at the 100th wake-up, ~10.27 s in
+    assert len(got["worst"]) == 5 and got["worst"][-2][1] == pytest.approx(15)
+    assert got["worst"][-1] == [pytest.approx(10.0 + 98 * 0.0002 + 0.255, abs=1e-3), pytest.approx(240)]
 
 
 def test_off_unless_the_variable_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
