@@ -60,12 +60,14 @@ class Replicas:
         self.first = self.last_done = None
 
     def _advance(self, now: float) -> None:
-        t = self.last
-        while t < now:
-            b = int(t - self.t0)
-            while len(self.area) <= b:
-                self.area.append(0.0)
-            end = min(now, self.t0 + b + 1)
+        """Add the requests in flight since the last change to each whole second's area.  In seconds since
+        ``t0``: ``int(t) <= t < int(t) + 1`` holds exactly, so every step moves on (absolute times would
+        round ``t0 + b + 1`` onto ``t`` now and then and never leave the loop)."""
+        t, until = self.last - self.t0, now - self.t0
+        while t < until:
+            b = int(t)
+            self.area.extend([0.0] * (b + 1 - len(self.area)))
+            end = min(until, b + 1.0)
             self.area[b] += self.in_flight * (end - t)
             t = end
         self.last = max(self.last, now)

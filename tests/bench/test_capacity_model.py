@@ -113,3 +113,14 @@ def test_fake_cots_are_read_back_by_the_project_parsers(model: str, thinks: bool
 ])
 def test_steady_window_leaves_out_ramp_and_tail(done: list[int], window: tuple[int, int]) -> None:
     assert steady_window(done) == window
+
+
+def test_the_fakes_in_flight_area_always_moves_on() -> None:
+    from capacity_fakes import Replicas
+
+    fakes = Replicas({}, SERVING, 1.0, 2.0, 0.8, 0)
+    fakes.t0 = fakes.last = 4_815.123456789  # a monotonic clock hours in: t0 + b + 1 rounds
+    fakes.in_flight = 2
+    for step in range(1, 3001):  # 3 s in 1 ms steps, each ending on a float that may round onto a second
+        fakes._advance(fakes.t0 + step / 1000)
+    assert [round(a, 6) for a in fakes.area] == [2.0, 2.0, 2.0]
