@@ -4,8 +4,10 @@ and what zstd would make of the stored LLM text.  Read-only; run on a closed dat
 - **unique text bytes**: every distinct question text (stem, options, context) and every distinct LLM
   completion text (CoTs, verdict JSON with its reason, rankings, rewrites, summaries / responses), UTF-8.
 - **page fill**: bytes used ÷ bytes of pages, over every b-tree page (SQLite's ``dbstat``).
-- **zstd**: each stored completion payload compressed on its own (level 3), on a sample: the ratio and the CPU
-  per payload to compress and to decompress (``zstandard`` if installed; the figures are then ``None``).
+- **stored texts**: the ``texts`` table (schema v3: each text and each repeated part of a message stored once),
+  its rows and bytes by kind.
+- **zstd**: each stored text compressed on its own (level 3), on a sample: the ratio and the CPU per text to
+  compress and to decompress (``zstandard`` if installed; the figures are then ``None``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from pathlib import Path
 import msgspec
 
 from agents.llm import Completion
-from bus import decode
+from reasonmed_async.store.reading import MESSAGE_COLUMNS, cached_payloads, load_messages
+from reasonmed_async.store.texts import Memo
 
 ZSTD_SAMPLE = 2000
 
@@ -31,17 +34,19 @@ def storage_figures(db: str | Path) -> dict:
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         questions: set[str] = set()
-        for (payload,) in con.execute("SELECT payload FROM messages WHERE type='QuestionIngested'"):
-            q = decode(payload).question
+        memo = Memo()
+        for _, m in load_messages(con, memo, db, f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE type='QuestionIngested'"):
+            q = m.question  # type: ignore[attr-defined]
             questions.add("\x1f".join((q.stem, *q.options, q.context)))
         completion = msgspec.json.Decoder(Completion).decode
         texts: set[str] = set()
-        payloads: list[bytes] = []
-        for (payload,) in con.execute("SELECT payload FROM llm_cache"):
-            c = completion(payload)
-            texts.update(ch.text for ch in c.choices)
-            if len(payloads) < ZSTD_SAMPLE:
-                payloads.append(payload)
+        rows = con.execute("SELECT key, payload, checksum FROM llm_cache").fetchall()
+        for start in range(0, len(rows), 1000):
+            for _, payload in cached_payloads(con, memo, db, rows[start : start + 1000]):
+                texts.update(ch.text for ch in completion(payload).choices)
+        stored = {kind: (n, size) for kind, n, size in
+                  con.execute("SELECT kind, COUNT(*), SUM(LENGTH(body)) FROM texts GROUP BY kind")}
+        payloads = [b for (b,) in con.execute("SELECT body FROM texts WHERE kind=1 LIMIT ?", (ZSTD_SAMPLE,))]
         used, total = con.execute("SELECT SUM(pgsize - unused), SUM(pgsize) FROM dbstat").fetchone()
         by_table = dict(con.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT 6"))
     finally:
@@ -51,7 +56,8 @@ def storage_figures(db: str | Path) -> dict:
     size = _db_bytes(db)
     return {"db_bytes": size, "db_bytes_per_question": size / n, "unique_text_bytes": unique,
             "unique_text_bytes_per_question": unique / n, "db_over_unique_text": size / unique if unique else None,
-            "page_fill": used / total if total else None, "bytes_by_table": by_table, "zstd": _zstd(payloads)}
+            "page_fill": used / total if total else None, "bytes_by_table": by_table,
+            "stored_texts": {"strings": stored.get(1, (0, 0)), "parts": stored.get(2, (0, 0))}, "zstd": _zstd(payloads)}
 
 
 def _zstd(payloads: list[bytes]) -> dict | None:
@@ -70,5 +76,6 @@ def _zstd(payloads: list[bytes]) -> dict | None:
     t2 = time.process_time()
     raw, small = sum(map(len, payloads)), sum(map(len, packed))
     return {"version": zstandard.__version__, "level": 3, "sample": len(payloads), "ratio": raw / small,
+            "raw_bytes": raw, "zstd_bytes": small,
             "compress_us_per_payload": (t1 - t0) * 1e6 / len(payloads),
             "decompress_us_per_payload": (t2 - t1) * 1e6 / len(payloads)}

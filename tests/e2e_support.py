@@ -18,7 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bus import Message, decode
+from bus import Message
+from reasonmed_async.store.reading import MESSAGE_COLUMNS, load_messages
+from reasonmed_async.store.texts import Memo
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_TOML = ROOT / "examples" / "sim.toml"
@@ -70,7 +72,9 @@ def query(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, .
 def messages(db: Path, *types: str) -> list[Message]:
     """Every stored message (of these types), in commit order."""
     where = f"WHERE type IN ({','.join('?' * len(types))})" if types else ""
-    return [decode(p) for (p,) in query(db, f"SELECT payload FROM messages {where} ORDER BY seq", tuple(types))]
+    with read_only(db) as con:
+        return [m for _, m in load_messages(con, Memo(), db, f"SELECT {MESSAGE_COLUMNS} FROM messages {where}"
+                                            " ORDER BY seq", tuple(types))]
 
 
 def cache_keys(db: Path) -> set[str]:

@@ -51,8 +51,9 @@ def flip_bit(db: Path, table: str, where: str) -> tuple[str, str | None]:
     """Flip one bit inside the payload of one row of ``table`` (a bit flip on disk): (its id, its question)."""
     con = sqlite3.connect(db)
     try:
-        id_column, question = ("id", "question_id") if table == "messages" else ("key", "NULL")
-        rows = con.execute(f"SELECT {id_column}, payload, {question} FROM {table} WHERE {where}").fetchall()
+        id_column, body, question = {"messages": ("id", "payload", "question_id"), "llm_cache": ("key", "payload", "NULL"),
+                                     "texts": ("hex(digest)", "body", "NULL")}[table]
+        rows = con.execute(f"SELECT {id_column}, {body}, {question} FROM {table} WHERE {where}").fetchall()
     finally:
         con.close()
     data = bytearray(db.read_bytes())
@@ -63,7 +64,7 @@ def flip_bit(db: Path, table: str, where: str) -> tuple[str, str | None]:
                 at = data.index(fragment) + 12
                 data[at] ^= 0x04
                 db.write_bytes(bytes(data))
-                return identity, qid
+                return identity.lower() if table == "texts" else identity, qid
     raise AssertionError(f"no unique payload bytes found in {table} WHERE {where}")
 
 

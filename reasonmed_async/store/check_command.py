@@ -1,8 +1,8 @@
-"""``reasonmed check --db``: is this database whole?  And ``reasonmed migrate --db`` (v1 -> v2).
+"""``reasonmed check --db``: is this database whole?  And ``reasonmed migrate --db`` (v1 / v2 -> v3).
 
 ``check`` opens the database read-only and reports SQLite's ``integrity_check``,
 the schema version and every row of ``messages`` / ``llm_cache`` whose checksum
-does not match, naming the rows and their questions: exit 0 when all is well, 5
+does not match, and of ``texts`` whose content does not match its digest, naming the rows and their questions: exit 0 when all is well, 5
 when something is damaged, 2 when it is not a checkpoint database (or needs
 ``migrate``).  A write-ahead log that vanished after an unclean stop is reported.
 """
@@ -51,7 +51,7 @@ def check(db: Path) -> tuple[int, list[str]]:
             damaged = list(scan(con))
         except sqlite3.DatabaseError as exc:
             return ExitCode.DAMAGED, [*lines, f"damaged: {db}: reading the rows failed: {exc}"]
-        messages, cached = row_counts(con)
+        messages, cached, texts = row_counts(con)
     finally:
         con.close()
     for row in damaged[:SHOWN]:
@@ -63,12 +63,13 @@ def check(db: Path) -> tuple[int, list[str]]:
         questions = sorted({r.question for r in damaged if r.question})
         by_table = Counter(r.table for r in damaged)
         lines.append(f"{db}: DAMAGED: integrity_check {'ok' if problems == ['ok'] else 'failed'};"
-                     f" {by_table['messages']} of {messages} messages and {by_table['llm_cache']} of {cached}"
-                     f" cached responses fail their checksum ({len(questions)} questions: "
+                     f" {by_table['messages']} of {messages} messages, {by_table['llm_cache']} of {cached}"
+                     f" cached responses and {by_table['texts']} of {texts} stored texts fail their checksum"
+                     f" ({len(questions)} questions: "
                      f"{', '.join(questions[:10])}{' ...' if len(questions) > 10 else ''})")
         return ExitCode.DAMAGED, lines
-    lines.append(f"{db}: ok: integrity_check ok, schema v{version}, {messages} messages and {cached}"
-                 " cached responses match their checksums")
+    lines.append(f"{db}: ok: integrity_check ok, schema v{version}, {messages} messages, {cached}"
+                 f" cached responses and {texts} stored texts match their checksums")
     return ExitCode.OK, lines
 
 
@@ -92,8 +93,19 @@ async def _migrate(args: argparse.Namespace) -> int:
     lock = OwnerLock(db)
     lock.acquire()
     try:
+        con = sqlite3.connect(db)
+        try:
+            before = schema_version(con, db)
+        finally:
+            con.close()
         async with await CheckpointStore.open(db):
             pass
+        if before < STORE_SCHEMA_VERSION:  # the old payloads' pages back to the file system
+            con = sqlite3.connect(db)
+            try:
+                con.execute("VACUUM")
+            finally:
+                con.close()
     finally:
         lock.release()
     print(f"{db}: store schema v{STORE_SCHEMA_VERSION}")

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from bus import Ack, Backlog, Message, Routed, decode
+from bus import Ack, Backlog, Message, Routed
 
 from reasonmed_async.store.errors import DamageError, StoreError
 from reasonmed_async.store.integrity import verified
 from reasonmed_async.store.space import SpaceWatch
 from reasonmed_async.store.opening import WalGuard, check_schema, connect, database_error
+from reasonmed_async.store.reading import MESSAGE_COLUMNS, load
 from reasonmed_async.store.sql import apply_batch, read_batch
+from reasonmed_async.store.texts import Memo
 from reasonmed_async.store.writer import Batcher
 
 __all__ = ["PAGE", "CheckpointStore", "DamageError", "StoreError"]
@@ -33,9 +36,10 @@ class CheckpointStore:
         self.path = path
         self._db = writer
         self._ro = reader
-        self._committer = None if writer is None else Batcher(writer, apply_batch, transaction=True,
-                                                               name="store-writer", path=str(path))
-        self._reader = Batcher(reader, read_batch, transaction=False, name="store-reader")
+        self._memo = Memo()  # the reader connection's resolved texts (the writer has its own)
+        self._committer = None if writer is None else Batcher(writer, partial(apply_batch, memo=Memo()),
+                                                               transaction=True, name="store-writer", path=str(path))
+        self._reader = Batcher(reader, partial(read_batch, memo=self._memo), transaction=False, name="store-reader")
         self._guard: WalGuard | None = None
         self.damage: DamageError | None = None  # once a damaged row is read, nothing more is written
         self.notices: list[str] = []  # what the opener should tell the user (a write-ahead log gone missing)
@@ -149,18 +153,17 @@ class CheckpointStore:
         upper = 2**62 if watermark is None else watermark
         where = " AND d.intake=1" if intake_only else ""
         while True:
-            async with self._ro.execute(
-                "SELECT d.seq, m.id, m.payload, m.checksum, m.question_id FROM deliveries d"
+            rows = await self.load(
+                "SELECT m.id, m.payload, m.checksum, m.question_id, d.seq FROM deliveries d"
                 " JOIN messages m ON m.id = d.message_id "
                 f"WHERE d.consumer=? AND d.state='pending' AND d.seq>? AND d.seq<=?{where} ORDER BY d.seq LIMIT ?",
                 (consumer, after, upper, PAGE),
-            ) as cur:
-                rows = await cur.fetchall()
+            )
             if not rows:
                 return
-            for seq, mid, payload, checksum, question in rows:
+            for (seq,), message in rows:
                 after = seq
-                yield seq, decode(self.verified("messages", mid, payload, checksum, question))
+                yield seq, message
 
     # -- the tierer's join -----------------------------------------------------
     async def gather(self, key: str, item_id: str, item: Message, expected: int) -> list[Message] | None:
@@ -168,8 +171,7 @@ class CheckpointStore:
 
         Items are messages the journal already holds (the bus delivers nothing
         else), so the join keeps their ids, not copies."""
-        rows = await self._write("join", key, item_id, item.id, expected)
-        return None if rows is None else [decode(p) for p in rows]
+        return await self._write("join", key, item_id, item.id, expected)
 
     # -- LLM response cache ----------------------------------------------------
     async def cache_get(self, key: str) -> bytes | None:
@@ -213,17 +215,26 @@ class CheckpointStore:
         async with self._ro.execute(sql, params) as cur:
             return list(await cur.fetchall())
 
+    async def load(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[tuple[Any, ...], Message]]:
+        """Messages of a query whose first columns are ``reading.MESSAGE_COLUMNS``: (the other columns,
+        the message), each row verified and rehydrated; damage: ``DamageError`` (nothing more is written)."""
+        try:
+            return await load(self._ro, self._memo, self.path, sql, params)
+        except DamageError as exc:
+            self.damage = exc
+            raise
+
     async def messages_of(self, run_id: str, types: Sequence[str]) -> AsyncIterator[Message]:
         marks = ",".join("?" * len(types))
         after = 0
         while True:
-            rows = await self.query(
-                f"SELECT seq, id, payload, checksum, question_id FROM messages WHERE run_id=? AND type IN ({marks})"
+            rows = await self.load(
+                f"SELECT {MESSAGE_COLUMNS}, seq FROM messages WHERE run_id=? AND type IN ({marks})"
                 " AND seq>? ORDER BY seq LIMIT ?",
                 (run_id, *types, after, PAGE * 4),
             )
             if not rows:
                 return
-            for seq, mid, payload, checksum, question in rows:
+            for (seq,), message in rows:
                 after = seq
-                yield decode(self.verified("messages", mid, payload, checksum, question))
+                yield message

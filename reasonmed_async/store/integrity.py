@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from reasonmed_async.store.errors import DamageError, StoreError
+from reasonmed_async.store.texts import digest
 
 
 def row_checksum(identity: str, payload: bytes) -> int:
@@ -40,7 +41,8 @@ class DamagedRow:
 
 
 def scan(db: sqlite3.Connection, batch: int = 2048) -> Iterator[DamagedRow]:
-    """Every row of ``messages`` and ``llm_cache`` whose checksum does not match."""
+    """Every row of ``messages`` and ``llm_cache`` whose checksum does not match, and of ``texts`` whose
+    content does not match its digest."""
     queries = (("messages", "SELECT id, payload, checksum, question_id FROM messages"),
                ("llm_cache", "SELECT key, payload, checksum, NULL FROM llm_cache"))
     for table, sql in queries:
@@ -53,6 +55,11 @@ def scan(db: sqlite3.Connection, batch: int = 2048) -> Iterator[DamagedRow]:
                 data = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload
                 if checksum is None or row_checksum(identity, data) != checksum:
                     yield DamagedRow(table, identity, question)
+    cur = db.execute("SELECT digest, kind, body FROM texts")
+    while rows := cur.fetchmany(batch):
+        for key, kind, body in rows:
+            if not isinstance(body, bytes) or not isinstance(key, bytes) or digest(kind, body) != key:
+                yield DamagedRow("texts", key.hex() if isinstance(key, bytes) else str(key), None)
 
 
 def add_checksums(db: sqlite3.Connection) -> None:
@@ -80,8 +87,9 @@ def integrity_problems(con: sqlite3.Connection, limit: int = 100) -> list[str]:
     return [r[0] for r in con.execute(f"PRAGMA integrity_check({int(limit)})")]
 
 
-def row_counts(con: sqlite3.Connection) -> tuple[int, int]:
-    """(messages, cached responses)."""
+def row_counts(con: sqlite3.Connection) -> tuple[int, int, int]:
+    """(messages, cached responses, stored texts)."""
     (messages,) = con.execute("SELECT COUNT(*) FROM messages").fetchone()
     (cached,) = con.execute("SELECT COUNT(*) FROM llm_cache").fetchone()
-    return int(messages), int(cached)
+    (texts,) = con.execute("SELECT COUNT(*) FROM texts").fetchone()
+    return int(messages), int(cached), int(texts)

@@ -5,7 +5,7 @@ identity) over a disjoint part of its questions, with their ordinals in the
 whole input.  So the merged database is the union of the shards' rows: the
 journal copied shard by shard in each shard's own order (one question's
 messages keep their relative order, which is all the export reads), the
-response cache and joins de-duplicated by key, the call accounting summed, and
+response cache, joins and texts de-duplicated by key, the call accounting summed, and
 one ``runs`` row counting every question.  The checks (same fingerprint, no
 question in two shards, every shard present and finished) are the caller's:
 ``reasonmed_async.scale.merge``.
@@ -29,6 +29,7 @@ _COPIED = {
     "joins": "key, item_id, message_id",
     "records": "record_id, run_id, question_id, ordinal, path, message_id",
     "scores": "label, target_id, model, score, justification, template, created_at",
+    "texts": "digest, kind, body",  # content-addressed: a text two shards share is one row
 }
 
 

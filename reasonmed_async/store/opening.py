@@ -13,7 +13,7 @@ import structlog
 from bus.messages import SCHEMA_VERSION as MESSAGE_SCHEMA_VERSION
 
 from reasonmed_async.store.errors import DamageError, StoreError
-from reasonmed_async.store.integrity import add_checksums
+from reasonmed_async.store.migration import upgrade
 from reasonmed_async.store.schema import DDL, STORE_SCHEMA_VERSION
 
 log = structlog.get_logger("store")
@@ -57,7 +57,7 @@ async def _scalar(conn: aiosqlite.Connection, sql: str) -> object:
 
 
 async def check_schema(conn: aiosqlite.Connection, path: Path, *, writable: bool) -> None:
-    """Refuse a database that is not ours or of another version; create (writable) or migrate (v1 -> v2)."""
+    """Refuse a database that is not ours or of a newer version; create (writable) or migrate (v1/v2 -> v3)."""
     tables = {r[0] for r in await conn.execute_fetchall("SELECT name FROM sqlite_master WHERE type='table'")}
     if tables and "meta" not in tables:
         raise StoreError(f"{path}: an SQLite database, but not a reasonmed checkpoint database")
@@ -72,7 +72,7 @@ async def check_schema(conn: aiosqlite.Connection, path: Path, *, writable: bool
     if version is not None and int(str(version)) < STORE_SCHEMA_VERSION:
         if not writable:
             raise StoreError(f"{path}: store schema v{version}, this build reads v{STORE_SCHEMA_VERSION}:"
-                             f" `reasonmed migrate --db {path}` upgrades it (add checksums)")
+                             f" `reasonmed migrate --db {path}` upgrades it")
         await migrate(conn, int(str(version)), path)
         return
     if writable:
@@ -96,13 +96,14 @@ async def check_message_format(conn: aiosqlite.Connection, path: Path) -> None:
 
 
 async def migrate(conn: aiosqlite.Connection, version: int, path: Path) -> None:
-    """v1 -> v2 in one transaction: checksums computed for the rows already there."""
-    if version != 1:
+    """v1 / v2 -> v3 in one transaction (``store/migration.py``): checksums, each text stored once, records
+    keyed by run.  A damaged row stops it before anything is rewritten (``DamageError``, exit 5)."""
+    if version not in (1, 2):
         raise StoreError(f"{path}: store schema v{version} cannot be migrated to v{STORE_SCHEMA_VERSION}")
-    await conn.executescript(DDL)  # tables and indexes v2 adds (idempotent; executescript commits first)
+    await conn.executescript(DDL)  # tables and indexes v3 adds (idempotent; executescript commits first)
     await conn.execute("BEGIN IMMEDIATE")
     try:
-        await conn._execute(add_checksums, conn._conn)  # noqa: SLF001 - one sync function on the connection's thread
+        await conn._execute(upgrade, conn._conn, version)  # noqa: SLF001 - one sync function on the connection's thread
         await conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(STORE_SCHEMA_VERSION),))
     except BaseException:
         await conn.execute("ROLLBACK")

@@ -27,9 +27,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bus import StageFailed, decode
+from bus import StageFailed
 
-from reasonmed_async.store.integrity import verified
+from reasonmed_async.store.reading import MESSAGE_COLUMNS, db_name, load_messages
+from reasonmed_async.store.texts import Memo
 
 FIRST_PASS = frozenset({"generate", "verify", "verifier"})
 #: the LLM task (``ChatRequest.meta["task"]``) behind a failure of a stage or of a subscription; "*": any
@@ -86,9 +87,9 @@ def _reissue(con: sqlite3.Connection, stage: str | None, kind: str | None, quest
              max_tokens: int | None) -> Reissued:
     by_question: dict[tuple[str, str], list[StageFailed]] = defaultdict(list)
     name = db_name(con)
-    rows = con.execute("SELECT id, payload, checksum, question_id FROM messages WHERE type='StageFailed' ORDER BY seq")
-    for mid, payload, checksum, qid in rows:
-        f = decode(verified(name, "messages", mid, payload, checksum, qid))  # damage: DamageError, exit 5
+    rows = load_messages(con, Memo(), name,  # damage: DamageError, exit 5
+                         f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE type='StageFailed' ORDER BY seq")
+    for _, f in rows:
         if isinstance(f, StageFailed):
             by_question[(f.run_id, f.question_id)].append(f)
     done = Reissued()
@@ -135,6 +136,3 @@ def _reissue(con: sqlite3.Connection, stage: str | None, kind: str | None, quest
         done.removed += len(removed)
     return done
 
-
-def db_name(con: sqlite3.Connection) -> str:
-    return next((row[2] for row in con.execute("PRAGMA database_list") if row[1] == "main"), "database")

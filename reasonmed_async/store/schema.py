@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
-STORE_SCHEMA_VERSION = 2
+STORE_SCHEMA_VERSION = 3
 # v1 -> v2: ``checksum`` on messages and llm_cache (``integrity.add_checksums`` migrates a v1 database)
+# v2 -> v3: each text stored once: ``payload`` of messages and llm_cache is a skeleton referencing ``texts``
+#           (store/texts.py); ``records`` keyed by (run_id, record_id), so each run keeps its records
+#           (``migration.to_v3`` migrates a v2 database)
 
-DDL = """
+#: the columns of ``records`` (v3: keyed by run, so each run keeps its records); the migration builds it too
+RECORDS_COLUMNS = """(
+    record_id   TEXT NOT NULL,
+    run_id      TEXT NOT NULL,
+    question_id TEXT NOT NULL,
+    ordinal     INTEGER NOT NULL,
+    path        TEXT NOT NULL,
+    message_id  TEXT NOT NULL,
+    PRIMARY KEY (run_id, record_id)
+)"""
+
+DDL = f"""
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -66,15 +80,14 @@ CREATE TABLE IF NOT EXISTS joins (
     message_id TEXT NOT NULL,
     PRIMARY KEY (key, item_id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS records (
-    record_id   TEXT PRIMARY KEY,
-    run_id      TEXT NOT NULL,
-    question_id TEXT NOT NULL,
-    ordinal     INTEGER NOT NULL,
-    path        TEXT NOT NULL,
-    message_id  TEXT NOT NULL
-);
+CREATE TABLE IF NOT EXISTS records {RECORDS_COLUMNS};
 CREATE INDEX IF NOT EXISTS records_by_run ON records (run_id, ordinal, path);
+CREATE TABLE IF NOT EXISTS texts (
+    seq    INTEGER PRIMARY KEY,
+    digest BLOB NOT NULL UNIQUE,
+    kind   INTEGER NOT NULL,
+    body   BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS scores (
     label         TEXT NOT NULL,
     target_id     TEXT NOT NULL,

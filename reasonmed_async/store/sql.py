@@ -7,11 +7,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from bus import Ack, Message, Ranked, RecordReady, Routed, StageFailed, TierAssigned, Verdict, encode
+from bus import Ack, Message, Ranked, RecordReady, Routed, StageFailed, TierAssigned, Verdict
 from bus.messages import SCHEMA_VERSION
 
 from reasonmed_async.store.errors import StoreError
-from reasonmed_async.store.integrity import row_checksum, verified
+from reasonmed_async.store.integrity import row_checksum
+from reasonmed_async.store.reading import cached_payloads, db_name, messages_of_rows
+from reasonmed_async.store.texts import Memo, Pieces, split_json, split_message, store_pieces
 from reasonmed_async.store.writer import Op
 
 __all__ = ["StoreError", "apply_batch", "read_batch"]
@@ -34,7 +36,7 @@ class _path:  # noqa: N801 - the database's file name, looked up only when an er
         self._db = db
 
     def __str__(self) -> str:
-        return next((row[2] for row in self._db.execute("PRAGMA database_list") if row[1] == "main"), "database")
+        return db_name(self._db)
 
 
 def _label(message: Message) -> str:
@@ -49,9 +51,11 @@ def _label(message: Message) -> str:
     return ""
 
 
-def apply_batch(db: sqlite3.Connection, batch: Sequence[Op]) -> list[Any]:
-    """Every write operation of one batch, on the writer connection's thread, inside its transaction."""
+def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo) -> list[Any]:
+    """Every write operation of one batch, on the writer connection's thread, inside its transaction;
+    the texts of every message and completion it stores go into ``texts`` once (``store/texts.py``)."""
     now = time.time()
+    pieces: Pieces = {}
     results: list[Any] = [None] * len(batch)
     routed_by_op: list[tuple[int, Sequence[Routed], bool]] = []
     acks: list[Ack] = []
@@ -78,9 +82,10 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op]) -> list[Any]:
             routed_by_op.append((i, routed, True))
         elif op.kind == "cache":
             key, model, payload, stage, endpoint, prompt, completion = op.args
+            skeleton = split_json(payload, pieces)
             stored = db.execute(
                 "INSERT OR IGNORE INTO llm_cache(key, model, payload, created_at, checksum) VALUES (?,?,?,?,?)",
-                (key, model, payload, now, row_checksum(key, payload)),
+                (key, model, skeleton, now, row_checksum(key, skeleton)),
             ).rowcount
             # A second answer to a stored key (a router's retry, a call raced by a redelivery, a batch result
             # imported twice) keeps the first answer: it is counted, never stored twice.
@@ -88,15 +93,16 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op]) -> list[Any]:
         elif op.kind == "call":
             db.execute(_COUNT_CALL, op.args)
         elif op.kind == "join":
-            results[i] = _join(db, *op.args)
+            results[i] = _join(db, memo, *op.args)
         elif op.kind == "sql":
             db.execute(*op.args)
         elif op.kind == "finish":
             db.execute("UPDATE runs SET status='finished', finished_at=? WHERE id=?", (now, op.args[0]))
         else:
             raise ValueError(f"unknown store operation {op.kind!r}")
-    for i, new in _insert_messages(db, routed_by_op, now).items():
+    for i, new in _insert_messages(db, routed_by_op, now, pieces).items():
         results[i] = new
+    store_pieces(db, pieces)
     if acks:
         db.executemany(
             "UPDATE deliveries SET state=?, updated_at=? WHERE message_id=? AND consumer=? AND state='pending'",
@@ -110,7 +116,7 @@ def _insert_questions(db: sqlite3.Connection, run_id: str, questions: Sequence[t
 
 
 def _insert_messages(
-    db: sqlite3.Connection, routed_by_op: list[tuple[int, Sequence[Routed], bool]], now: float
+    db: sqlite3.Connection, routed_by_op: list[tuple[int, Sequence[Routed], bool]], now: float, pieces: Pieces
 ) -> dict[int, list[Routed]]:
     ids = list({r.message.id for _, routed, _ in routed_by_op for r in routed})
     existing: set[str] = set()
@@ -129,7 +135,7 @@ def _insert_messages(
                 continue
             existing.add(mid)
             new.append(r)
-            payload = encode(m)
+            payload = split_message(m, SCHEMA_VERSION, pieces)
             message_rows.append((mid, m.run_id, m.question_id, type(m).__name__, _label(m), m.parent_id,
                                  SCHEMA_VERSION, payload, now, row_checksum(mid, payload)))
             delivery_rows.extend((mid, c, int(intake), now) for c in r.consumers)
@@ -153,7 +159,8 @@ def _insert_messages(
         )
     return new_by_op
 
-def _join(db: sqlite3.Connection, key: str, item_id: str, message_id: str, expected: int) -> list[bytes] | None:
+def _join(db: sqlite3.Connection, memo: Memo, key: str, item_id: str, message_id: str,
+          expected: int) -> list[Message] | None:
     db.execute("INSERT OR IGNORE INTO joins(key, item_id, message_id) VALUES (?,?,?)", (key, item_id, message_id))
     (count,) = db.execute("SELECT COUNT(*) FROM joins WHERE key=?", (key,)).fetchone()
     if count < expected:
@@ -164,15 +171,15 @@ def _join(db: sqlite3.Connection, key: str, item_id: str, message_id: str, expec
     ).fetchall()
     if len(rows) < count:
         raise StoreError(f"join {key}: {count - len(rows)} item(s) are not in the journal")
-    return [verified(_path(db), "messages", *row) for row in rows]
+    return [m for _, m in messages_of_rows(db, memo, _path(db), rows)]
 
-def read_batch(db: sqlite3.Connection, batch: Sequence[Op]) -> list[Any]:
+def read_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo) -> list[Any]:
     """Cache look-ups, many keys per query."""
     keys = list({op.args[0] for op in batch})
     found: dict[str, bytes] = {}
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
         rows = db.execute(f"SELECT key, payload, checksum FROM llm_cache WHERE key IN ({','.join('?' * len(chunk))})",
-                          chunk)
-        found.update((key, verified(_path(db), "llm_cache", key, payload, checksum)) for key, payload, checksum in rows)
+                          chunk).fetchall()
+        found.update(cached_payloads(db, memo, _path(db), rows))
     return [found.get(op.args[0]) for op in batch]

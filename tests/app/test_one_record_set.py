@@ -6,7 +6,7 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from e2e_support import ROOT, SIM_TOML, read_jsonl, run_cli
+from e2e_support import ROOT, SIM_TOML, query, read_jsonl, run_cli
 
 QUESTIONS = ROOT / "examples" / "questions.jsonl"
 
@@ -40,6 +40,12 @@ def test_a_limited_run_then_a_full_run_exports_each_question_once(tmp_path):
     assert [r["record_id"] for r in records] == [r["record_id"] for r in once["records"]]
     assert both["reasonmed"] == once["reasonmed"]
     assert set(Counter(r["question_id"] for r in records)) <= set(question_ids)
+    # each run keeps its records (the records table is keyed by run), and status counts what export writes
+    per_run = dict(query(db, "SELECT run_id, COUNT(*) FROM records GROUP BY run_id"))
+    assert len(per_run) == 2 and per_run[records[-1]["run_id"]] == len(records), per_run
+    status = run_cli("status", "--db", db)
+    assert status.returncode == 0, status.stderr
+    assert f"final records: {len(records)}\n" in status.stdout, status.stdout
     # one run alone, on request
     first = _export(db, tmp_path / "first", "--run", records[-1]["run_id"])
     assert [r["record_id"] for r in first["records"]] == [r["record_id"] for r in records]

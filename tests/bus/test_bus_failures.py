@@ -54,10 +54,11 @@ async def test_transient_handler_error_is_retried_then_becomes_stage_failed(tmp_
         bus = make_bus(store, subs)
         await intake(store, bus, 2)
         await run(bus, until_idle=True)
-        rows = await store.query("SELECT id, payload, label, parent_id FROM messages WHERE type='StageFailed'")
+        rows = await store.load("SELECT id, payload, checksum, question_id, label, parent_id FROM messages"
+                                " WHERE type='StageFailed'")
         assert len(rows) == 2
-        for mid, payload, label, parent in rows:
-            failed = decode(payload)
+        for (label, parent), failed in rows:
+            mid = failed.id
             assert isinstance(failed, StageFailed)
             assert failed.id == mid
             assert failed.stage is Stage.VERIFY and label == "verify"
@@ -72,7 +73,7 @@ async def test_transient_handler_error_is_retried_then_becomes_stage_failed(tmp_
             state = await store.query("SELECT state FROM deliveries WHERE message_id=? AND consumer='checker'",
                                       (parent,))
             assert state == [("failed",)]
-        assert sorted(f.id for f in failures) == sorted(r[0] for r in rows)
+        assert sorted(f.id for f in failures) == sorted(m.id for _, m in rows)
         assert sorted(calls.values()) == [1, 1, 1, 1] + [attempts] * 2
         assert bus.stats["checker"].failed == 2
         assert bus.stats["checker"].retried == 2 * (attempts - 1)

@@ -30,7 +30,8 @@ class Unparseable(Exception):
 
 
 async def _failures(store: CheckpointStore) -> list[StageFailed]:
-    return [decode(p) for (p,) in await store.query("SELECT payload FROM messages WHERE type='StageFailed'")]
+    return [m for _, m in await store.load("SELECT id, payload, checksum, question_id FROM messages"
+                                           " WHERE type='StageFailed'")]
 
 
 @pytest.mark.parametrize(("error", "kind", "raw"), [

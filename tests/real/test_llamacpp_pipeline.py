@@ -121,10 +121,9 @@ def outcome(llama_server: str, tmp_path_factory: pytest.TempPathFactory) -> Outc
 
 
 def _messages(db: Path, *types: str) -> list:
-    marks = ",".join("?" * len(types))
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-        rows = con.execute(f"SELECT payload FROM messages WHERE type IN ({marks}) ORDER BY seq", types).fetchall()
-    return [decode(bytes(p)) for (p,) in rows]
+    from e2e_support import messages
+
+    return messages(db, *types)
 
 
 def test_the_run_finishes_and_every_question_is_a_record_or_a_typed_failure(outcome: Outcome) -> None:

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bus import SCHEMA_VERSION, decode
+from bus import SCHEMA_VERSION
 from e2e_support import read_jsonl, sim_config
 from reasonmed_async.config import parse_config
 from reasonmed_async.loaders.dispatch import load_questions
@@ -24,6 +24,7 @@ from reasonmed_async.pipeline import Pipeline, file_digest
 from reasonmed_async.reports.export import export
 from reasonmed_async.store.checkpoint import CheckpointStore
 from reasonmed_async.store.integrity import row_checksum
+from reasonmed_async.store.texts import Memo, Rehydrator, split_envelope, store_pieces
 
 NEW_JUDGEMENT_KEYS = ("model", "temperature", "stated_answer", "judge")
 NEW_MESSAGE_KEYS = ("judge", "gate", "steps", "warnings")
@@ -60,12 +61,16 @@ def test_an_old_database_exports_the_nine_paths(pubmedqa, tmp_path: Path) -> Non
     asyncio.run(run())
     con = sqlite3.connect(db)
     stripped = 0
+    texts = Rehydrator(con, Memo(), db)
     for seq, mid, payload in con.execute("SELECT seq, id, payload FROM messages").fetchall():
-        envelope = json.loads(payload)
+        (full,) = texts.json_of([payload], [mid])
+        envelope = json.loads(full)
         old = {"v": envelope["v"], "m": old_shape(envelope["m"], in_message=True)}
         assert old["v"] == SCHEMA_VERSION
         stripped += old != envelope
-        data = json.dumps(old).encode()  # as written then: its checksum matches it (a v1 store is migrated so)
+        pieces: dict = {}  # stored as this build stores any payload: its skeleton and its texts
+        data = split_envelope(old, pieces)
+        store_pieces(con, pieces)
         con.execute("UPDATE messages SET payload=?, checksum=? WHERE seq=?", (data, row_checksum(mid, data), seq))
     con.commit()
     con.close()
@@ -73,8 +78,9 @@ def test_an_old_database_exports_the_nine_paths(pubmedqa, tmp_path: Path) -> Non
 
     async def export_old() -> None:
         async with await CheckpointStore.open(db) as store:
-            rows = await store.query("SELECT payload FROM messages WHERE type='TierAssigned' LIMIT 1")
-            judged = decode(rows[0][0]).judgements  # type: ignore[attr-defined]
+            rows = await store.load("SELECT id, payload, checksum, question_id FROM messages"
+                                    " WHERE type='TierAssigned' LIMIT 1")
+            judged = rows[0][1].judgements  # type: ignore[attr-defined]
             assert judged and all(j.model == "" and j.judge is None for j in judged)
             await export(store, tmp_path / "export", parquet=False)
 

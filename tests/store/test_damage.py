@@ -34,7 +34,7 @@ def test_check_of_a_whole_database_says_ok(finished: Path) -> None:
     before = _sha(finished)
     proc = run_cli("check", "--db", finished, timeout=TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "ok: integrity_check ok, schema v2" in proc.stdout
+    assert "ok: integrity_check ok, schema v3" in proc.stdout
     assert _sha(finished) == before, "check wrote to the database"
 
 
@@ -56,6 +56,26 @@ def test_a_flipped_bit_is_found_named_and_never_exported(finished: Path, tmp_pat
         line = one_line_error(proc)
         assert "damaged" in line and identity in line and question in line
         assert not any((out / name).exists() for name in EXPORT_FILES), "a damaged export was left behind"
+
+
+def test_a_flipped_bit_in_a_stored_text_is_found_and_never_exported(finished: Path, tmp_path: Path) -> None:
+    from e2e_support import messages
+    from reasonmed_async.store.texts import TEXT, digest
+
+    db = copy_db(finished, tmp_path / "damaged")
+    record = messages(db, "RecordReady")[0]  # its question's stem: a text every message of the question needs
+    key = digest(TEXT, record.question.stem.encode()).hex()
+    identity, _ = flip_bit(db, "texts", f"hex(digest) = '{key.upper()}'")
+    assert identity == key
+    proc = run_cli("check", "--db", db, timeout=TIMEOUT_S)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert f"texts row {key}" in proc.stdout and "1 of" in proc.stdout.splitlines()[-1]
+    out = tmp_path / "export"
+    proc = run_cli("export", "--db", db, "--out", out, timeout=TIMEOUT_S)
+    assert proc.returncode == 5, proc.stderr
+    line = one_line_error(proc)
+    assert "damaged row in texts" in line and key in line and record.question_id in line, line
+    assert not any((out / name).exists() for name in EXPORT_FILES), "a damaged export was left behind"
 
 
 def test_a_truncated_database_is_damage_and_every_command_exits(finished: Path, tmp_path: Path) -> None:
@@ -83,7 +103,7 @@ def test_a_file_that_is_not_a_database_is_one_line_exit_2(tmp_path: Path, comman
 
 
 def _as_v1(db: Path) -> None:
-    """What a database of the previous schema looks like: no checksum columns, schema_version 1."""
+    """What a database of schema v1 looks like: v2 (written by the v2 build) without the checksum columns."""
     con = sqlite3.connect(db)
     con.execute("ALTER TABLE messages DROP COLUMN checksum")
     con.execute("ALTER TABLE llm_cache DROP COLUMN checksum")
@@ -92,22 +112,26 @@ def _as_v1(db: Path) -> None:
     con.close()
 
 
-def test_a_previous_version_database_is_migrated_with_checksums(finished: Path, tmp_path: Path) -> None:
-    db = copy_db(finished, tmp_path / "v1")
+def test_a_v1_database_is_migrated_with_checksums(tmp_path: Path) -> None:
+    from test_migration_v3 import _v2
+
+    db = _v2(tmp_path / "v1")
     _as_v1(db)
     proc = run_cli("status", "--db", db, timeout=TIMEOUT_S)  # read-only: refuses, says how to upgrade
     assert proc.returncode == 2
     line = one_line_error(proc)
-    assert "v1" in line and "v2" in line and "reasonmed migrate" in line, line
+    assert "v1" in line and "v3" in line and "reasonmed migrate" in line, line
     proc = run_cli("migrate", "--db", db, timeout=TIMEOUT_S)
     assert proc.returncode == 0, proc.stderr
-    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("2",)]
+    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("3",)]
     assert query(db, "SELECT COUNT(*) FROM messages WHERE checksum IS NULL") == [(0,)]
     assert run_cli("check", "--db", db, timeout=TIMEOUT_S).returncode == 0
     exported = tmp_path / "export"
     assert run_cli("export", "--db", db, "--out", exported, timeout=TIMEOUT_S).returncode == 0
+    v2 = _v2(tmp_path / "v2")  # the same database migrated from v2 exports the same
+    assert run_cli("migrate", "--db", v2, timeout=TIMEOUT_S).returncode == 0
     original = tmp_path / "original"
-    assert run_cli("export", "--db", finished, "--out", original, timeout=TIMEOUT_S).returncode == 0
+    assert run_cli("export", "--db", v2, "--out", original, timeout=TIMEOUT_S).returncode == 0
     files = sorted(p.name for p in original.iterdir())
     assert sorted(p.name for p in exported.iterdir()) == files and "reasonmed.jsonl" in files
     for name in files:
@@ -124,7 +148,7 @@ def test_a_newer_version_database_is_refused_naming_both_versions(finished: Path
         proc = run_cli(command, "--db", db, timeout=TIMEOUT_S)
         assert proc.returncode == 2, (command, proc.stderr)
         line = one_line_error(proc)
-        assert "v9" in line and "v2" in line, line
+        assert "v9" in line and "v3" in line, line
 
 
 def test_a_damaged_unfinished_run_is_not_resumed_over(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Reads of the checkpoint schema live in ``store/queries.py`` (and the journal), nowhere else."""
+"""Reads of the checkpoint schema live in the ``store/queries/`` package (and the journal), nowhere else."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 _READ = re.compile(r"\bSELECT\b[^\"']*\bFROM\b")
-_JOURNAL_AND_QUERIES = {"checkpoint.py", "sql.py", "queries.py", "writer.py", "merge.py", "opening.py", "integrity.py",
-                        "reissue.py"}  # merge: shard DBs; reissue: `reasonmed retry`'s journal surgery
+_JOURNAL_AND_QUERIES = {"checkpoint.py", "sql.py", "writer.py", "merge.py", "opening.py", "integrity.py",
+                        "reissue.py",  # merge: shard DBs; reissue: `reasonmed retry`'s journal surgery
+                        "texts.py", "reading.py", "migration.py"}  # the texts a row references; the v3 migration
 
 
 def test_schema_reads_only_in_the_store_room() -> None:
@@ -17,7 +18,9 @@ def test_schema_reads_only_in_the_store_room() -> None:
         for path in sorted((ROOT / package).rglob("*.py")):
             if path.parent.name == "store" and path.name in _JOURNAL_AND_QUERIES:
                 continue
+            if path.parent.name == "queries" and path.parent.parent.name == "store":  # the queries package
+                continue
             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
                 if _READ.search(line):
                     offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
-    assert not offenders, "read the schema through reasonmed_async/store/queries.py:\n" + "\n".join(offenders)
+    assert not offenders, "read the schema through the reasonmed_async/store/queries package:\n" + "\n".join(offenders)

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from bus import Ack, CoTGenerated, Path, Question, QuestionIngested, RecordReady, Routed, Provenance, decode
+from bus import Ack, CoTGenerated, Path, Question, QuestionIngested, RecordReady, Routed, Provenance
 from reasonmed_async.store.schema import STORE_SCHEMA_VERSION
 from reasonmed_async.store.checkpoint import PAGE, CheckpointStore, StoreError
 from reasonmed_async.outcome import StoreFull
@@ -108,10 +108,11 @@ async def test_commit_returns_only_new_messages(tmp_path):
         assert new(await store.commit([routed(d, "gen"), routed(d, "gen")])) == [d]
         assert await count(store, "messages") == 4
         assert await count(store, "deliveries") == 4
-        stored = await rows(store, "SELECT id, type, parent_id, schema_version, payload FROM messages ORDER BY seq")
+        stored = await rows(store, "SELECT id, type, parent_id, schema_version FROM messages ORDER BY seq")
         assert [r[0] for r in stored] == [a.id, b.id, c.id, d.id]
         assert {r[1] for r in stored} == {"QuestionIngested"}
-        assert [decode(r[4]) for r in stored] == [a, b, c, d]
+        loaded = await store.load("SELECT id, payload, checksum, question_id FROM messages ORDER BY seq")
+        assert [m for _, m in loaded] == [a, b, c, d]
 
 
 async def test_concurrent_commits_of_one_message_deliver_it_once(tmp_path):
@@ -323,7 +324,7 @@ async def test_cache_round_trip_and_call_accounting(tmp_path):
         assert await store.cache_get("k1") is None
         await store.cache_put("k1", "model-a", b'{"text":"hi"}', "generate", "http://e", 10, 5)
         await store.cache_put("k2", "model-a", b'{"text":"yo"}', "generate", "http://e", 7, 3)
-        await store.cache_put("k3", "model-b", b"x", "verify", "", 1, 1)
+        await store.cache_put("k3", "model-b", b'{"x":1}', "verify", "", 1, 1)
         await store.count_call("generate", "model-a", "", "error:ServerError", 0, 0)
         await store.count_call("generate", "model-a", "", "error:ServerError", 0, 0)
         assert await store.cache_get("k1") == b'{"text":"hi"}'

@@ -10,19 +10,26 @@ from urllib.parse import quote
 
 import aiosqlite
 
+from bus import Message
 from reasonmed_async.store import queries
+from reasonmed_async.store.reading import load
 from reasonmed_async.store.schema import STORE_SCHEMA_VERSION
 from reasonmed_async.store.sql import StoreError
+from reasonmed_async.store.texts import Memo
 
 
 class ReadOnlyStore:
     def __init__(self, path: Path, db: aiosqlite.Connection) -> None:
         self.path = path
         self._db = db
+        self._memo = Memo()
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         async with self._db.execute(sql, params) as cur:
             return list(await cur.fetchall())
+
+    async def load(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[tuple[Any, ...], Message]]:
+        return await load(self._db, self._memo, self.path, sql, params)
 
 
 @asynccontextmanager

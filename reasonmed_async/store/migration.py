@@ -1,0 +1,70 @@
+"""Upgrading an older checkpoint database in place: v1 -> v2 -> v3, synchronous, in the caller's transaction.
+
+v1 -> v2 (``integrity.add_checksums``): the checksum columns.
+v2 -> v3 (``to_v3``): every stored message and cached completion is verified
+against its v2 checksum (damage stops the migration: nothing is rewritten over
+a damaged row), split into its skeleton and its texts (``store/texts.py``) and
+rewritten with a checksum of the skeleton; ``records`` is rebuilt, keyed by
+(run, record id), from the journal's ``RecordReady`` messages — so the records
+a second run lost to v2's key come back.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from bus import RecordReady, decode
+from bus.messages import SCHEMA_VERSION
+
+from reasonmed_async.store.integrity import add_checksums, row_checksum, verified
+from reasonmed_async.store.reading import db_name
+from reasonmed_async.store.schema import RECORDS_COLUMNS
+from reasonmed_async.store.texts import Pieces, split_json, split_message, store_pieces
+
+PAGE = 2000
+
+
+
+def upgrade(con: sqlite3.Connection, version: int) -> None:
+    """From ``version`` to the newest, step by step (the caller holds the transaction)."""
+    if version == 1:
+        add_checksums(con)
+        version = 2
+    if version == 2:
+        to_v3(con)
+
+
+def to_v3(con: sqlite3.Connection) -> None:
+    name = db_name(con)
+    con.execute(f"CREATE TABLE records_v3 {RECORDS_COLUMNS}")
+    after = 0
+    while rows := con.execute("SELECT seq, id, payload, checksum, question_id FROM messages WHERE seq > ?"
+                              " ORDER BY seq LIMIT ?", (after, PAGE)).fetchall():
+        pieces: Pieces = {}
+        updates, records = [], []
+        for seq, mid, payload, checksum, qid in rows:
+            message = decode(verified(name, "messages", mid, payload, checksum, qid))
+            skeleton = split_message(message, SCHEMA_VERSION, pieces)
+            updates.append((skeleton, row_checksum(mid, skeleton), seq))
+            if isinstance(message, RecordReady):
+                records.append((message.record_id, message.run_id, message.question_id, message.question.ordinal,
+                                message.path.name, mid))
+        store_pieces(con, pieces)
+        con.executemany("UPDATE messages SET payload=?, checksum=? WHERE seq=?", updates)
+        con.executemany("INSERT OR IGNORE INTO records_v3(record_id, run_id, question_id, ordinal, path, message_id)"
+                        " VALUES (?,?,?,?,?,?)", records)
+        after = rows[-1][0]
+    after = 0
+    while rows := con.execute("SELECT rowid, key, payload, checksum FROM llm_cache WHERE rowid > ? ORDER BY rowid"
+                              " LIMIT ?", (after, PAGE)).fetchall():
+        pieces = {}
+        updates = []
+        for rowid, key, payload, checksum in rows:
+            skeleton = split_json(verified(name, "llm_cache", key, payload, checksum), pieces)
+            updates.append((skeleton, row_checksum(key, skeleton), rowid))
+        store_pieces(con, pieces)
+        con.executemany("UPDATE llm_cache SET payload=?, checksum=? WHERE rowid=?", updates)
+        after = rows[-1][0]
+    con.execute("DROP TABLE records")
+    con.execute("ALTER TABLE records_v3 RENAME TO records")
+    con.execute("CREATE INDEX IF NOT EXISTS records_by_run ON records (run_id, ordinal, path)")

@@ -1,0 +1,56 @@
+"""Reading journal rows back into messages: each row's checksum verified, its texts rehydrated, decoded.
+
+Every read of a stored message or cached completion goes through here, on the
+connection's own thread: ``load_messages`` (synchronous, for the writer's join,
+``reasonmed retry`` and the tests' own connections) and ``load`` (a connection
+of aiosqlite's, for the store and the read-only report).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import aiosqlite
+
+from bus import Message, decode
+
+from reasonmed_async.store.integrity import verified
+from reasonmed_async.store.texts import Memo, Rehydrator
+
+#: the first four columns of every message query: the rest are handed back beside the message
+MESSAGE_COLUMNS = "id, payload, checksum, question_id"
+
+
+def messages_of_rows(db: sqlite3.Connection, memo: Memo, where: object,
+                     rows: Sequence[Sequence[Any]]) -> list[tuple[tuple[Any, ...], Message]]:
+    """(the extra columns, the message) of rows that start with ``MESSAGE_COLUMNS``."""
+    skeletons = [verified(where, "messages", r[0], r[1], r[2], r[3]) for r in rows]
+    owners = [f"message {r[0]} of question {r[3]}" for r in rows]
+    payloads = Rehydrator(db, memo, where).json_of(skeletons, owners)
+    return [(tuple(r[4:]), decode(p)) for r, p in zip(rows, payloads, strict=True)]
+
+
+def load_messages(db: sqlite3.Connection, memo: Memo, where: object, sql: str,
+                  params: Sequence[Any] = ()) -> list[tuple[tuple[Any, ...], Message]]:
+    return messages_of_rows(db, memo, where, db.execute(sql, tuple(params)).fetchall())
+
+
+def cached_payloads(db: sqlite3.Connection, memo: Memo, where: object,
+                    rows: Sequence[Sequence[Any]]) -> list[tuple[str, bytes]]:
+    """(key, the completion's JSON) of ``llm_cache`` rows (key, payload, checksum)."""
+    skeletons = [verified(where, "llm_cache", key, payload, checksum) for key, payload, checksum in rows]
+    payloads = Rehydrator(db, memo, where).json_of(skeletons, [f"cached response {r[0]}" for r in rows])
+    return [(r[0], p) for r, p in zip(rows, payloads, strict=True)]
+
+
+async def load(conn: aiosqlite.Connection, memo: Memo, where: object, sql: str,
+               params: Sequence[Any] = ()) -> list[tuple[tuple[Any, ...], Message]]:
+    """``load_messages`` on an aiosqlite connection's thread (one hop for the query and its texts)."""
+    return await conn._execute(load_messages, conn._conn, memo, where, sql, tuple(params))  # noqa: SLF001
+
+
+def db_name(con: sqlite3.Connection) -> str:
+    """The database's file name, as error messages name it."""
+    return next((row[2] for row in con.execute("PRAGMA database_list") if row[1] == "main"), "database")
