@@ -163,7 +163,7 @@ def table(result: dict) -> str:
     for s in result["sizes"]:
         z = s.get("zstd")
         if z:
-            lines.append(f"{s['questions']}: zstd {z['version']} level {z['level']} on {z['sample']} stored completions:"
+            lines.append(f"{s['questions']}: zstd {z['version']} level {z['level']} on {z['sample']} stored texts:"
                          f" ×{z['ratio']:.2f} smaller, {z['compress_us_per_payload']:.1f} µs to compress and "
                          f"{z['decompress_us_per_payload']:.1f} µs to decompress one; tables by bytes: "
                          + ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in s.get("bytes_by_table", {}).items()))

@@ -23,7 +23,7 @@ from reasonmed_async.store.space import SpaceWatch
 from reasonmed_async.store.opening import WalGuard, check_schema, connect, database_error
 from reasonmed_async.store.reading import MESSAGE_COLUMNS, load
 from reasonmed_async.store.sql import apply_batch, read_batch
-from reasonmed_async.store.texts import Memo
+from reasonmed_async.store.texts import Memo, Splitter
 from reasonmed_async.store.writer import Batcher
 
 __all__ = ["PAGE", "CheckpointStore", "DamageError", "StoreError"]
@@ -37,7 +37,7 @@ class CheckpointStore:
         self._db = writer
         self._ro = reader
         self._memo = Memo()  # the reader connection's resolved texts (the writer has its own)
-        self._committer = None if writer is None else Batcher(writer, partial(apply_batch, memo=Memo()),
+        self._committer = None if writer is None else Batcher(writer, partial(apply_batch, memo=Memo(), splitter=Splitter()),
                                                                transaction=True, name="store-writer", path=str(path))
         self._reader = Batcher(reader, partial(read_batch, memo=self._memo), transaction=False, name="store-reader")
         self._guard: WalGuard | None = None

@@ -19,7 +19,7 @@ from bus.messages import SCHEMA_VERSION
 from reasonmed_async.store.integrity import add_checksums, row_checksum, verified
 from reasonmed_async.store.reading import db_name
 from reasonmed_async.store.schema import RECORDS_COLUMNS
-from reasonmed_async.store.texts import Pieces, split_json, split_message, store_pieces
+from reasonmed_async.store.texts import Pieces, Splitter, store_pieces
 
 PAGE = 2000
 
@@ -36,6 +36,7 @@ def upgrade(con: sqlite3.Connection, version: int) -> None:
 
 def to_v3(con: sqlite3.Connection) -> None:
     name = db_name(con)
+    splitter = Splitter()
     con.execute(f"CREATE TABLE records_v3 {RECORDS_COLUMNS}")
     after = 0
     while rows := con.execute("SELECT seq, id, payload, checksum, question_id FROM messages WHERE seq > ?"
@@ -44,7 +45,7 @@ def to_v3(con: sqlite3.Connection) -> None:
         updates, records = [], []
         for seq, mid, payload, checksum, qid in rows:
             message = decode(verified(name, "messages", mid, payload, checksum, qid))
-            skeleton = split_message(message, SCHEMA_VERSION, pieces)
+            skeleton = splitter.message(message, SCHEMA_VERSION, pieces)
             updates.append((skeleton, row_checksum(mid, skeleton), seq))
             if isinstance(message, RecordReady):
                 records.append((message.record_id, message.run_id, message.question_id, message.question.ordinal,
@@ -60,7 +61,7 @@ def to_v3(con: sqlite3.Connection) -> None:
         pieces = {}
         updates = []
         for rowid, key, payload, checksum in rows:
-            skeleton = split_json(verified(name, "llm_cache", key, payload, checksum), pieces)
+            skeleton = splitter.json(verified(name, "llm_cache", key, payload, checksum), pieces)
             updates.append((skeleton, row_checksum(key, skeleton), rowid))
         store_pieces(con, pieces)
         con.executemany("UPDATE llm_cache SET payload=?, checksum=? WHERE rowid=?", updates)

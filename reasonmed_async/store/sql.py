@@ -13,7 +13,7 @@ from bus.messages import SCHEMA_VERSION
 from reasonmed_async.store.errors import StoreError
 from reasonmed_async.store.integrity import row_checksum
 from reasonmed_async.store.reading import cached_payloads, db_name, messages_of_rows
-from reasonmed_async.store.texts import Memo, Pieces, split_json, split_message, store_pieces
+from reasonmed_async.store.texts import Memo, Pieces, Splitter, store_pieces
 from reasonmed_async.store.writer import Op
 
 __all__ = ["StoreError", "apply_batch", "read_batch"]
@@ -51,7 +51,7 @@ def _label(message: Message) -> str:
     return ""
 
 
-def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo) -> list[Any]:
+def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo, splitter: Splitter) -> list[Any]:
     """Every write operation of one batch, on the writer connection's thread, inside its transaction;
     the texts of every message and completion it stores go into ``texts`` once (``store/texts.py``)."""
     now = time.time()
@@ -82,7 +82,7 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo) -> list
             routed_by_op.append((i, routed, True))
         elif op.kind == "cache":
             key, model, payload, stage, endpoint, prompt, completion = op.args
-            skeleton = split_json(payload, pieces)
+            skeleton = splitter.json(payload, pieces)
             stored = db.execute(
                 "INSERT OR IGNORE INTO llm_cache(key, model, payload, created_at, checksum) VALUES (?,?,?,?,?)",
                 (key, model, skeleton, now, row_checksum(key, skeleton)),
@@ -100,7 +100,7 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo) -> list
             db.execute("UPDATE runs SET status='finished', finished_at=? WHERE id=?", (now, op.args[0]))
         else:
             raise ValueError(f"unknown store operation {op.kind!r}")
-    for i, new in _insert_messages(db, routed_by_op, now, pieces).items():
+    for i, new in _insert_messages(db, routed_by_op, now, pieces, splitter).items():
         results[i] = new
     store_pieces(db, pieces)
     if acks:
@@ -116,7 +116,8 @@ def _insert_questions(db: sqlite3.Connection, run_id: str, questions: Sequence[t
 
 
 def _insert_messages(
-    db: sqlite3.Connection, routed_by_op: list[tuple[int, Sequence[Routed], bool]], now: float, pieces: Pieces
+    db: sqlite3.Connection, routed_by_op: list[tuple[int, Sequence[Routed], bool]], now: float, pieces: Pieces,
+    splitter: Splitter,
 ) -> dict[int, list[Routed]]:
     ids = list({r.message.id for _, routed, _ in routed_by_op for r in routed})
     existing: set[str] = set()
@@ -135,7 +136,7 @@ def _insert_messages(
                 continue
             existing.add(mid)
             new.append(r)
-            payload = split_message(m, SCHEMA_VERSION, pieces)
+            payload = splitter.message(m, SCHEMA_VERSION, pieces)
             message_rows.append((mid, m.run_id, m.question_id, type(m).__name__, _label(m), m.parent_id,
                                  SCHEMA_VERSION, payload, now, row_checksum(mid, payload)))
             delivery_rows.extend((mid, c, int(intake), now) for c in r.consumers)

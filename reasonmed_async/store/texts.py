@@ -1,30 +1,36 @@
 """Each text stored once: payloads split into a skeleton and content-addressed pieces (``texts``).
 
-A message (or a cached completion) is turned into its builtin tree (dicts,
-lists, strings, numbers).  Bottom up, every string of ``MIN_TEXT`` characters
-or more, and every dict or list whose encoding (its own pieces already
-replaced) is ``MIN_TREE`` bytes or more, is stored once in ``texts`` under the
-BLAKE2b digest of its kind and bytes and replaced by a reference (a msgpack
-extension: ``TEXT`` or ``TREE`` and the digest).  What is left is the
-skeleton, the row's ``payload``.  So a question carried by 26 messages, a CoT
-carried by its path, the verdict, the tier, the ranking and the record, and a
-completion text both cached and parsed into a path, are each one row; a
-message row keeps what is its own (its verdict, tier, attempt) and references.
+A message (or a cached completion) is walked field by field.  Bottom up, every
+string of ``MIN_TEXT`` characters or more, and every struct, dict or list whose
+JSON (its own pieces already replaced) is ``MIN_TREE`` bytes or more, is stored
+once in ``texts`` — as its JSON, under the BLAKE2b digest of its kind and bytes
+— and replaced by a marker: the JSON string ``"\\u0000T<digest>"`` (a text) or
+``"\\u0000R<digest>"`` (a tree).  What is left is the skeleton, the row's
+``payload``.  So a question carried by 26 messages, a CoT carried by its path,
+the verdict, the tier, the ranking and the record, and a completion text both
+cached and parsed, are each one row; a message row keeps what is its own.
 
-Reading rehydrates: the references of a page of rows are fetched in bulk
-(``digest IN (...)``, level by level: a path references its CoT), each piece is
-checked against its digest — a damaged piece is a ``DamageError`` naming the
-piece and the message that needed it — and the tree is encoded back into the
-JSON the bus and the response cache have always read.  Pieces never change,
-so a bounded memo per connection keeps the hot ones (a question's, a path's).
+A marker is unambiguous: a real string that starts with NUL is always stored
+as a piece, and a marker is only matched where a JSON value starts (after
+``:``, ``,`` or ``[``; inside a string a quote is always escaped).  Reading
+splices each piece's JSON back in place of its marker (``re.sub`` over the
+skeleton's bytes: the pieces' contents are never scanned), level by level, each
+piece fetched in bulk and checked against its digest — a damaged or missing
+piece is a ``DamageError`` naming it and the rows that needed it — giving the
+JSON the bus and the response cache have always read.  Pieces never change, so
+a bounded memo per connection keeps the resolved JSON of the hot ones; the
+writer keeps the markers of the structs it has just split (by identity: the
+question object a handler passes on to its outputs is split once).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from enum import Enum
 from typing import Any
 
 import msgspec
@@ -35,70 +41,95 @@ from reasonmed_async.store.errors import DamageError
 
 TEXT, TREE = 1, 2
 MIN_TEXT = 64  # characters: shorter strings (labels, names, ids) stay in the skeleton
-MIN_TREE = 96  # bytes: a dict / list smaller than that costs more as a row (digest, index entry) than inline
+MIN_TREE = 96  # bytes: a smaller struct / dict / list costs more as a row (digest, index entry) than inline
 CHUNK = 500  # digests per look-up
+_LETTER = {TEXT: "T", TREE: "R"}
+_MARKER = re.compile(rb'(?<=[:,\[])"\\u0000([TR])([0-9a-f]{32})"(?!:)')
 
-_pack = msgspec.msgpack.Encoder().encode
 _to_json = msgspec.json.Encoder().encode
 _from_json = msgspec.json.decode
 
-Pieces = dict[bytes, tuple[int, bytes]]  # digest -> (kind, body)
+Pieces = dict[bytes, tuple[int, bytes]]  # digest -> (kind, body: the piece's JSON, markers inside)
 
 
 def digest(kind: int, body: bytes) -> bytes:
     return hashlib.blake2b(body, digest_size=16, person=b"reasonmed-%d" % kind).digest()
 
 
-class _Ref:
-    __slots__ = ("digest", "kind")
-
-    def __init__(self, kind: int, digest_: bytes) -> None:
-        self.kind = kind
-        self.digest = digest_
+def text_digest(text: str) -> bytes:
+    """The ``texts`` key of a stored string."""
+    return digest(TEXT, _to_json(text))
 
 
-_unpack = msgspec.msgpack.Decoder(ext_hook=lambda code, data: _Ref(code, bytes(data))).decode
+def _piece(kind: int, body: bytes, pieces: Pieces) -> str:
+    key = digest(kind, body)
+    pieces[key] = (kind, body)
+    return f"\x00{_LETTER[kind]}{key.hex()}"
 
 
-def _intern(node: Any, pieces: Pieces) -> Any:
-    if type(node) is str:
-        if len(node) < MIN_TEXT:
-            return node
-        body = node.encode("utf-8", "surrogatepass")
-        key = digest(TEXT, body)
-        pieces[key] = (TEXT, body)
-        return msgspec.msgpack.Ext(TEXT, key)
-    if type(node) is dict:
-        node = {k: _intern(v, pieces) for k, v in node.items()}
-    elif type(node) is list or type(node) is tuple:  # to_builtins keeps a struct's tuples
-        node = [_intern(v, pieces) for v in node]
-    else:
-        return node
-    body = _pack(node)
-    if len(body) < MIN_TREE:
-        return node
-    key = digest(TREE, body)
-    pieces[key] = (TREE, body)
-    return msgspec.msgpack.Ext(TREE, key)
+class Splitter:
+    """Splits payloads, remembering (by value, bounded) the structs it has split lately and their pieces:
+    the question, paths and judgements a message carries were mostly split with an earlier message."""
 
+    def __init__(self, capacity: int = 4096) -> None:
+        self._seen: OrderedDict[msgspec.Struct, tuple[Any, Pieces]] = OrderedDict()
+        self.capacity = capacity
 
-def _top(tree: dict[str, Any], pieces: Pieces) -> dict[str, Any]:
-    return {k: _intern(v, pieces) for k, v in tree.items()}  # the top level itself stays in the row
+    def message(self, message: Message, schema_version: int, pieces: Pieces) -> bytes:
+        """A message's skeleton: its envelope as the bus's codec writes it, with its pieces taken out."""
+        fields = {"type": type(message).__struct_config__.tag}
+        fields.update((f, self._conv(getattr(message, f), pieces)) for f in message.__struct_fields__)
+        return _to_json({"v": schema_version, "m": fields})
 
+    def json(self, payload: bytes, pieces: Pieces) -> bytes:
+        """The skeleton of a JSON object (a cached completion)."""
+        return _to_json(self.fields(_from_json(payload), pieces))
 
-def split_message(message: Message, schema_version: int, pieces: Pieces) -> bytes:
-    """A message's skeleton: its envelope as the bus's codec writes it, with its pieces taken out."""
-    return split_envelope({"v": schema_version, "m": msgspec.to_builtins(message)}, pieces)
+    def fields(self, tree: dict[str, Any], pieces: Pieces) -> dict[str, Any]:
+        """An object given as builtins, its values split (its top level stays in the row)."""
+        return {k: self._conv(v, pieces) for k, v in tree.items()}
+
+    def _conv(self, v: Any, pieces: Pieces) -> Any:
+        t = type(v)
+        if t is str:
+            if len(v) < MIN_TEXT and not v.startswith("\x00"):
+                return v
+            return _piece(TEXT, _to_json(v), pieces)
+        if t is int or t is float or t is bool or v is None:
+            return v
+        if isinstance(v, msgspec.Struct):
+            try:
+                seen = self._seen.get(v)  # frozen structs hash and compare by value (in C)
+            except TypeError:  # a field that does not hash (a dict): split it each time
+                return self._fit({f: self._conv(getattr(v, f), pieces) for f in v.__struct_fields__}, pieces)
+            if seen is not None:
+                self._seen.move_to_end(v)
+                pieces.update(seen[1])  # stored again (INSERT OR IGNORE): a batch that failed stored nothing
+                return seen[0]
+            own: Pieces = {}
+            out = self._fit({f: self._conv(getattr(v, f), own) for f in v.__struct_fields__}, own)
+            self._seen[v] = (out, own)
+            if len(self._seen) > self.capacity:
+                self._seen.popitem(last=False)
+            pieces.update(own)
+            return out
+        if isinstance(v, Enum):
+            return v.value
+        if t is tuple or t is list:
+            return self._fit([self._conv(x, pieces) for x in v], pieces)
+        if t is dict:
+            return self._fit({k: self._conv(x, pieces) for k, x in v.items()}, pieces)
+        return v
+
+    @staticmethod
+    def _fit(node: Any, pieces: Pieces) -> Any:
+        body = _to_json(node)
+        return node if len(body) < MIN_TREE else _piece(TREE, body, pieces)
 
 
 def split_envelope(envelope: dict[str, Any], pieces: Pieces) -> bytes:
-    """The skeleton of a message envelope (``{"v": version, "m": message}``) as builtins."""
-    return _pack({"v": envelope["v"], "m": _top(envelope["m"], pieces)})
-
-
-def split_json(payload: bytes, pieces: Pieces) -> bytes:
-    """The skeleton of a JSON object (a cached completion)."""
-    return _pack(_top(_from_json(payload), pieces))
+    """The skeleton of a message envelope (``{"v": version, "m": message}``) given as builtins."""
+    return _to_json({"v": envelope["v"], "m": Splitter().fields(envelope["m"], pieces)})
 
 
 def store_pieces(db: sqlite3.Connection, pieces: Pieces) -> None:
@@ -108,46 +139,25 @@ def store_pieces(db: sqlite3.Connection, pieces: Pieces) -> None:
 
 
 class Memo:
-    """Resolved pieces by digest (bounded, least recently used out); one per connection."""
+    """Resolved pieces' JSON by digest, least recently used out beyond ``capacity`` bytes; one per connection."""
 
-    def __init__(self, capacity: int = 20_000) -> None:
+    def __init__(self, capacity: int = 8 << 20) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[bytes, Any] = OrderedDict()
+        self.size = 0
+        self._items: OrderedDict[bytes, bytes] = OrderedDict()
 
-    def get(self, key: bytes) -> Any:
-        value = self._items.get(key, _MISSING)
-        if value is not _MISSING:
+    def get(self, key: bytes) -> bytes | None:
+        value = self._items.get(key)
+        if value is not None:
             self._items.move_to_end(key)
         return value
 
-    def put(self, key: bytes, value: Any) -> None:
-        self._items[key] = value
-        if len(self._items) > self.capacity:
-            self._items.popitem(last=False)
-
-
-_MISSING = object()
-
-
-def _refs(node: Any, out: set[bytes]) -> None:
-    if type(node) is _Ref:
-        out.add(node.digest)
-    elif type(node) is dict:
-        for v in node.values():
-            _refs(v, out)
-    elif type(node) is list:
-        for v in node:
-            _refs(v, out)
-
-
-def _build(node: Any, resolved: dict[bytes, Any]) -> Any:
-    if type(node) is _Ref:
-        return resolved[node.digest]
-    if type(node) is dict:
-        return {k: _build(v, resolved) for k, v in node.items()}
-    if type(node) is list:
-        return [_build(v, resolved) for v in node]
-    return node
+    def put(self, key: bytes, value: bytes) -> None:
+        if key not in self._items:
+            self._items[key] = value
+            self.size += len(value)
+            while self.size > self.capacity and self._items:
+                self.size -= len(self._items.popitem(last=False)[1])
 
 
 class Rehydrator:
@@ -157,39 +167,37 @@ class Rehydrator:
         self._db = db
         self._memo = memo
         self._where = where  # the database, as error messages name it
+        self._raw: dict[bytes, tuple[int, bytes]] = {}  # fetched by this call
+        self._resolved: dict[bytes, bytes] = {}  # found in the memo by this call (it may drop them meanwhile)
 
     def json_of(self, skeletons: Sequence[bytes], owners: Sequence[str]) -> list[bytes]:
         """Each skeleton as the JSON it was split from; ``owners`` name the rows (in a damage report)."""
-        trees = [_unpack(s) for s in skeletons]
-        resolved = self._resolve(trees, owners)
-        return [_to_json(_build(t, resolved)) for t in trees]
-
-    def _resolve(self, trees: Iterable[Any], owners: Sequence[str]) -> dict[bytes, Any]:
-        wanted: set[bytes] = set()
-        for tree in trees:
-            _refs(tree, wanted)
-        resolved: dict[bytes, Any] = {}
-        raw: dict[bytes, Any] = {}  # pieces as stored (trees still holding references)
+        wanted = {bytes.fromhex(m[2].decode()) for s in skeletons for m in _MARKER.finditer(s)}
         while wanted:
             missing = []
             for key in wanted:
-                value = self._memo.get(key)
-                if value is _MISSING:
+                if key in self._raw or key in self._resolved:
+                    continue
+                hit = self._memo.get(key)
+                if hit is None:
                     missing.append(key)
                 else:
-                    resolved[key] = value
-            nested: set[bytes] = set()
+                    self._resolved[key] = hit
+            wanted = set()
             for key, kind, body in self._fetch(missing, owners):
-                if kind == TEXT:
-                    resolved[key] = body.decode("utf-8", "surrogatepass")
-                    self._memo.put(key, resolved[key])
-                else:
-                    raw[key] = _unpack(body)
-                    _refs(raw[key], nested)
-            wanted = {k for k in nested if k not in resolved and k not in raw}
-        for key in _bottom_up(raw):
-            resolved[key] = _build(raw[key], resolved)
-            self._memo.put(key, resolved[key])
+                self._raw[key] = (kind, body)
+                if kind == TREE:
+                    wanted.update(bytes.fromhex(m[2].decode()) for m in _MARKER.finditer(body))
+        return [_MARKER.sub(self._splice, s) for s in skeletons]
+
+    def _splice(self, match: re.Match[bytes]) -> bytes:
+        key = bytes.fromhex(match[2].decode())
+        resolved = self._resolved.get(key)
+        if resolved is None:
+            kind, body = self._raw[key]
+            resolved = body if kind == TEXT else _MARKER.sub(self._splice, body)
+            self._resolved[key] = resolved
+            self._memo.put(key, resolved)
         return resolved
 
     def _fetch(self, keys: list[bytes], owners: Sequence[str]) -> list[tuple[bytes, int, bytes]]:
@@ -199,14 +207,13 @@ class Rehydrator:
             rows += self._db.execute(
                 f"SELECT digest, kind, body FROM texts WHERE digest IN ({','.join('?' * len(chunk))})", chunk
             ).fetchall()
-        found = set()
         for key, kind, body in rows:
-            if not isinstance(body, bytes) or digest(kind, body) != key:
+            if not isinstance(body, bytes) or kind not in _LETTER or digest(kind, body) != key:
                 raise DamageError(f"{self._where}: damaged row in texts ({bytes(key).hex()}, needed by"
                                   f" {_owners(owners)}): its content does not match its digest;"
                                   " `reasonmed check --db` lists every damaged row")
-            found.add(key)
-        if len(found) < len(keys):
+        if len(rows) < len(keys):
+            found = {r[0] for r in rows}
             lost = next(k for k in keys if k not in found)
             raise DamageError(f"{self._where}: a stored text is missing (texts {lost.hex()}, needed by"
                               f" {_owners(owners)}); `reasonmed check --db` lists every damaged row")
@@ -215,23 +222,3 @@ class Rehydrator:
 
 def _owners(owners: Sequence[str]) -> str:
     return ", ".join(owners[:3]) + (f" and {len(owners) - 3} more" if len(owners) > 3 else "")
-
-
-def _bottom_up(raw: dict[bytes, Any]) -> list[bytes]:
-    """Tree pieces ordered so that each comes after the pieces it references."""
-    order: list[bytes] = []
-    seen: set[bytes] = set()
-
-    def visit(key: bytes) -> None:
-        if key in seen or key not in raw:
-            return
-        seen.add(key)
-        inner: set[bytes] = set()
-        _refs(raw[key], inner)
-        for k in inner:
-            visit(k)
-        order.append(key)
-
-    for key in raw:
-        visit(key)
-    return order

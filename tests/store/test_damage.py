@@ -60,11 +60,11 @@ def test_a_flipped_bit_is_found_named_and_never_exported(finished: Path, tmp_pat
 
 def test_a_flipped_bit_in_a_stored_text_is_found_and_never_exported(finished: Path, tmp_path: Path) -> None:
     from e2e_support import messages
-    from reasonmed_async.store.texts import TEXT, digest
+    from reasonmed_async.store.texts import text_digest
 
     db = copy_db(finished, tmp_path / "damaged")
     record = messages(db, "RecordReady")[0]  # its question's stem: a text every message of the question needs
-    key = digest(TEXT, record.question.stem.encode()).hex()
+    key = text_digest(record.question.stem).hex()
     identity, _ = flip_bit(db, "texts", f"hex(digest) = '{key.upper()}'")
     assert identity == key
     proc = run_cli("check", "--db", db, timeout=TIMEOUT_S)
