@@ -37,8 +37,10 @@ class CheckpointStore:
         self._db = writer
         self._ro = reader
         self._memo = Memo()  # the reader connection's resolved texts (the writer has its own)
-        self._committer = None if writer is None else Batcher(writer, partial(apply_batch, memo=Memo(), splitter=Splitter()),
-                                                               transaction=True, name="store-writer", path=str(path))
+        splitter = Splitter()  # the writer's: it learns which texts are stored once their transaction commits
+        self._committer = None if writer is None else Batcher(
+            writer, partial(apply_batch, memo=Memo(), splitter=splitter), transaction=True, name="store-writer",
+            path=str(path), ended=splitter.transaction_ended)
         self._reader = Batcher(reader, partial(read_batch, memo=self._memo), transaction=False, name="store-reader")
         self._guard: WalGuard | None = None
         self.damage: DamageError | None = None  # once a damaged row is read, nothing more is written

@@ -102,7 +102,7 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo, splitte
             raise ValueError(f"unknown store operation {op.kind!r}")
     for i, new in _insert_messages(db, routed_by_op, now, pieces, splitter).items():
         results[i] = new
-    store_pieces(db, pieces)
+    store_pieces(db, pieces, splitter)
     if acks:
         db.executemany(
             "UPDATE deliveries SET state=?, updated_at=? WHERE message_id=? AND consumer=? AND state='pending'",

@@ -35,7 +35,7 @@ from typing import Any
 
 import msgspec
 
-from bus import Message
+from bus import Message, Provenance
 
 from reasonmed_async.store.errors import DamageError
 
@@ -71,14 +71,31 @@ class Splitter:
     """Splits payloads, remembering (by value, bounded) the structs it has split lately and their pieces:
     the question, paths and judgements a message carries were mostly split with an earlier message."""
 
-    def __init__(self, capacity: int = 4096) -> None:
+    def __init__(self, capacity: int = 4096, stored_capacity: int = 200_000) -> None:
         self._seen: OrderedDict[msgspec.Struct, tuple[Any, Pieces]] = OrderedDict()
         self.capacity = capacity
+        # digests known to be in ``texts`` (their transaction committed): not inserted again
+        self._stored: set[bytes] = set()
+        self._stored_capacity = stored_capacity
+        self._pending: set[bytes] = set()
+
+    def new_pieces(self, pieces: Pieces) -> list[tuple[bytes, int, bytes]]:
+        """The rows of ``pieces`` not known to be stored; they count as stored once the transaction commits."""
+        rows = [(key, kind, body) for key, (kind, body) in pieces.items() if key not in self._stored]
+        self._pending.update(r[0] for r in rows)
+        return rows
+
+    def transaction_ended(self, committed: bool) -> None:
+        if committed:
+            if len(self._stored) + len(self._pending) > self._stored_capacity:
+                self._stored.clear()  # forgetting costs only an INSERT OR IGNORE of an existing row
+            self._stored |= self._pending
+        self._pending.clear()
 
     def message(self, message: Message, schema_version: int, pieces: Pieces) -> bytes:
         """A message's skeleton: its envelope as the bus's codec writes it, with its pieces taken out."""
         fields = {"type": type(message).__struct_config__.tag}
-        fields.update((f, self._conv(getattr(message, f), pieces)) for f in message.__struct_fields__)
+        fields.update(self._fields(message, pieces))
         return _to_json({"v": schema_version, "m": fields})
 
     def json(self, payload: bytes, pieces: Pieces) -> bytes:
@@ -98,16 +115,21 @@ class Splitter:
         if t is int or t is float or t is bool or v is None:
             return v
         if isinstance(v, msgspec.Struct):
+            if type(v) in _LEAVES:  # scalars and short strings only: converted in C
+                node = msgspec.to_builtins(v)
+                body = _to_json(node)
+                if b"\\u0000" not in body:
+                    return node if len(body) < MIN_TREE else _piece(TREE, body, pieces)
             try:
                 seen = self._seen.get(v)  # frozen structs hash and compare by value (in C)
             except TypeError:  # a field that does not hash (a dict): split it each time
-                return self._fit({f: self._conv(getattr(v, f), pieces) for f in v.__struct_fields__}, pieces)
+                return self._fit(self._fields(v, pieces), pieces)
             if seen is not None:
                 self._seen.move_to_end(v)
                 pieces.update(seen[1])  # stored again (INSERT OR IGNORE): a batch that failed stored nothing
                 return seen[0]
             own: Pieces = {}
-            out = self._fit({f: self._conv(getattr(v, f), own) for f in v.__struct_fields__}, own)
+            out = self._fit(self._fields(v, own), own)
             self._seen[v] = (out, own)
             if len(self._seen) > self.capacity:
                 self._seen.popitem(last=False)
@@ -121,10 +143,24 @@ class Splitter:
             return self._fit({k: self._conv(x, pieces) for k, x in v.items()}, pieces)
         return v
 
+    def _fields(self, v: msgspec.Struct, pieces: Pieces) -> dict[str, Any]:
+        out = {}
+        for f in v.__struct_fields__:
+            x = getattr(v, f)
+            t = type(x)
+            if (t is str and len(x) < MIN_TEXT and not x.startswith("\x00")) or t is int or t is float or t is bool or x is None:
+                out[f] = x
+            else:
+                out[f] = self._conv(x, pieces)
+        return out
+
     @staticmethod
     def _fit(node: Any, pieces: Pieces) -> Any:
         body = _to_json(node)
         return node if len(body) < MIN_TREE else _piece(TREE, body, pieces)
+
+
+_LEAVES = frozenset({Provenance})  # structs of scalars and short strings: to_builtins does them at once
 
 
 def split_envelope(envelope: dict[str, Any], pieces: Pieces) -> bytes:
@@ -132,10 +168,10 @@ def split_envelope(envelope: dict[str, Any], pieces: Pieces) -> bytes:
     return _to_json({"v": envelope["v"], "m": Splitter().fields(envelope["m"], pieces)})
 
 
-def store_pieces(db: sqlite3.Connection, pieces: Pieces) -> None:
-    if pieces:
-        db.executemany("INSERT OR IGNORE INTO texts(digest, kind, body) VALUES (?,?,?)",
-                       [(key, kind, body) for key, (kind, body) in pieces.items()])
+def store_pieces(db: sqlite3.Connection, pieces: Pieces, splitter: Splitter | None = None) -> None:
+    rows = splitter.new_pieces(pieces) if splitter is not None else [(k, kind, b) for k, (kind, b) in pieces.items()]
+    if rows:
+        db.executemany("INSERT OR IGNORE INTO texts(digest, kind, body) VALUES (?,?,?)", rows)
 
 
 class Memo:

@@ -44,7 +44,8 @@ class StoreClosed(RuntimeError):
     """The checkpoint store was closed while work was still being submitted."""
 
 
-def _in_transaction(apply: ApplySync) -> ApplySync:
+def _in_transaction(apply: ApplySync, ended: Callable[[bool], None] | None) -> ApplySync:
+    """``apply`` inside BEGIN ... COMMIT; ``ended(committed)`` once the transaction is over either way."""
     def run(conn: sqlite3.Connection, batch: Sequence[Op]) -> list[Any]:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -53,7 +54,11 @@ def _in_transaction(apply: ApplySync) -> ApplySync:
         except BaseException:
             if conn.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL does)
                 conn.execute("ROLLBACK")
+            if ended is not None:
+                ended(False)
             raise
+        if ended is not None:
+            ended(True)
         return results
 
     return run
@@ -66,10 +71,10 @@ def is_full(exc: BaseException) -> bool:
 
 class Batcher:
     def __init__(self, db: aiosqlite.Connection, apply: ApplySync, *, transaction: bool, max_batch: int = 1024,
-                 name: str = "store", path: str = "") -> None:
+                 name: str = "store", path: str = "", ended: Callable[[bool], None] | None = None) -> None:
         self._path = path
         self._db = db
-        self._apply = _in_transaction(apply) if transaction else apply
+        self._apply = _in_transaction(apply, ended) if transaction else apply
         self._max_batch = max_batch
         self._name = name
         self._queue: asyncio.Queue[Op | None] = asyncio.Queue()
