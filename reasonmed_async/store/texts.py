@@ -3,9 +3,9 @@
 A message (or a cached completion) is walked field by field.  Bottom up, every
 string of ``MIN_TEXT`` characters or more, and every struct, dict or list whose
 JSON (its own pieces already replaced) is ``MIN_TREE`` bytes or more, is stored
-once in ``texts`` — as its JSON, under the BLAKE2b digest of its kind and bytes
-— and replaced by a marker: the JSON string ``"\\u0000T<digest>"`` (a text) or
-``"\\u0000R<digest>"`` (a tree).  What is left is the skeleton, the row's
+once in ``texts`` — as its JSON, under the 96-bit BLAKE2b digest of its kind and
+bytes — and replaced by a marker: the JSON string ``"\\u0000T<digest>"`` (a text)
+or ``"\\u0000R<digest>"`` (a tree), the digest in 16 characters of URL-safe base64.  What is left is the skeleton, the row's
 ``payload``.  So a question carried by 26 messages, a CoT carried by its path,
 the verdict, the tier, the ranking and the record, and a completion text both
 cached and parsed, are each one row; a message row keeps what is its own.
@@ -25,6 +25,7 @@ question object a handler passes on to its outputs is split once).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import sqlite3
@@ -44,7 +45,7 @@ MIN_TEXT = 64  # characters: shorter strings (labels, names, ids) stay in the sk
 MIN_TREE = 96  # bytes: a smaller struct / dict / list costs more as a row (digest, index entry) than inline
 CHUNK = 500  # digests per look-up
 _LETTER = {TEXT: "T", TREE: "R"}
-_MARKER = re.compile(rb'(?<=[:,\[])"\\u0000([TR])([0-9a-f]{32})"(?!:)')
+_MARKER = re.compile(rb'(?<=[:,\[])"\\u0000([TR])([A-Za-z0-9_-]{16})"(?!:)')
 
 _to_json = msgspec.json.Encoder().encode
 _from_json = msgspec.json.decode
@@ -53,7 +54,7 @@ Pieces = dict[bytes, tuple[int, bytes]]  # digest -> (kind, body: the piece's JS
 
 
 def digest(kind: int, body: bytes) -> bytes:
-    return hashlib.blake2b(body, digest_size=16, person=b"reasonmed-%d" % kind).digest()
+    return hashlib.blake2b(body, digest_size=12, person=b"reasonmed-%d" % kind).digest()
 
 
 def text_digest(text: str) -> bytes:
@@ -64,7 +65,7 @@ def text_digest(text: str) -> bytes:
 def _piece(kind: int, body: bytes, pieces: Pieces) -> str:
     key = digest(kind, body)
     pieces[key] = (kind, body)
-    return f"\x00{_LETTER[kind]}{key.hex()}"
+    return f"\x00{_LETTER[kind]}{base64.urlsafe_b64encode(key).decode()}"
 
 
 class Splitter:
@@ -208,7 +209,7 @@ class Rehydrator:
 
     def json_of(self, skeletons: Sequence[bytes], owners: Sequence[str]) -> list[bytes]:
         """Each skeleton as the JSON it was split from; ``owners`` name the rows (in a damage report)."""
-        wanted = {bytes.fromhex(m[2].decode()) for s in skeletons for m in _MARKER.finditer(s)}
+        wanted = {_b64(m[2]) for s in skeletons for m in _MARKER.finditer(s)}
         while wanted:
             missing = []
             for key in wanted:
@@ -223,11 +224,11 @@ class Rehydrator:
             for key, kind, body in self._fetch(missing, owners):
                 self._raw[key] = (kind, body)
                 if kind == TREE:
-                    wanted.update(bytes.fromhex(m[2].decode()) for m in _MARKER.finditer(body))
+                    wanted.update(_b64(m[2]) for m in _MARKER.finditer(body))
         return [_MARKER.sub(self._splice, s) for s in skeletons]
 
     def _splice(self, match: re.Match[bytes]) -> bytes:
-        key = bytes.fromhex(match[2].decode())
+        key = _b64(match[2])
         resolved = self._resolved.get(key)
         if resolved is None:
             kind, body = self._raw[key]
@@ -254,6 +255,9 @@ class Rehydrator:
             raise DamageError(f"{self._where}: a stored text is missing (texts {lost.hex()}, needed by"
                               f" {_owners(owners)}); `reasonmed check --db` lists every damaged row")
         return rows
+
+
+_b64 = base64.urlsafe_b64decode
 
 
 def _owners(owners: Sequence[str]) -> str:
