@@ -18,7 +18,6 @@ import aiosqlite
 from bus import Ack, Backlog, Message, Routed
 
 from reasonmed_async.store.errors import DamageError, StoreError
-from reasonmed_async.store.integrity import verified
 from reasonmed_async.store.space import SpaceWatch
 from reasonmed_async.store.opening import WalGuard, check_schema, connect, database_error
 from reasonmed_async.store.reading import MESSAGE_COLUMNS, load
@@ -116,15 +115,6 @@ class CheckpointStore:
             raise StoreError(f"{self.path}: opened read-only")
         try:
             return await self._committer.submit(kind, *args)
-        except DamageError as exc:
-            self.damage = exc
-            raise
-
-    def verified(self, table: str, identity: str, payload: bytes, checksum: int | None,
-                 question: str | None = None) -> bytes:
-        """``payload`` if it matches the row's checksum; else ``DamageError`` (and nothing more is written)."""
-        try:
-            return verified(self.path, table, identity, payload, checksum, question)
         except DamageError as exc:
             self.damage = exc
             raise

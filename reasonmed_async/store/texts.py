@@ -74,6 +74,7 @@ class Splitter:
 
     def __init__(self, capacity: int = 4096, stored_capacity: int = 200_000) -> None:
         self._seen: OrderedDict[msgspec.Struct, tuple[Any, Pieces]] = OrderedDict()
+        self._same: dict[int, tuple[msgspec.Struct, Any, Pieces]] = {}  # by identity: no hashing on the way
         self.capacity = capacity
         # digests known to be in ``texts`` (their transaction committed): not inserted again
         self._stored: set[bytes] = set()
@@ -121,12 +122,17 @@ class Splitter:
                 body = _to_json(node)
                 if b"\\u0000" not in body:
                     return node if len(body) < MIN_TREE else _piece(TREE, body, pieces)
+            same = self._same.get(id(v))
+            if same is not None and same[0] is v:  # the very object a handler passed on: no hashing
+                pieces.update(same[2])
+                return same[1]
             try:
                 seen = self._seen.get(v)  # frozen structs hash and compare by value (in C)
             except TypeError:  # a field that does not hash (a dict): split it each time
                 return self._fit(self._fields(v, pieces), pieces)
             if seen is not None:
                 self._seen.move_to_end(v)
+                self._remember(v, seen[0], seen[1])
                 pieces.update(seen[1])  # stored again (INSERT OR IGNORE): a batch that failed stored nothing
                 return seen[0]
             own: Pieces = {}
@@ -134,6 +140,7 @@ class Splitter:
             self._seen[v] = (out, own)
             if len(self._seen) > self.capacity:
                 self._seen.popitem(last=False)
+            self._remember(v, out, own)
             pieces.update(own)
             return out
         if isinstance(v, Enum):
@@ -143,6 +150,11 @@ class Splitter:
         if t is dict:
             return self._fit({k: self._conv(x, pieces) for k, x in v.items()}, pieces)
         return v
+
+    def _remember(self, v: msgspec.Struct, out: Any, own: Pieces) -> None:
+        if len(self._same) >= self.capacity:
+            self._same.clear()  # (the entries hold their objects, so an id is never reused while listed)
+        self._same[id(v)] = (v, out, own)
 
     def _fields(self, v: msgspec.Struct, pieces: Pieces) -> dict[str, Any]:
         out = {}
