@@ -34,6 +34,11 @@ PER_SOURCE = 5
 KILL_AFTER = 30          # answered calls before the SIGKILL: mid-generation / verification
 RUN_TIMEOUT_S = 2400
 CONCURRENCY_CAP = 4      # examples/llamacpp.toml: max_concurrency = 4 (at most that many in flight)
+# Answered by the server but not in the database when the SIGKILL lands: the requests in flight (the proxy
+# files them under the phase they arrived in, "run", when the server finishes them after the kill), and the
+# answer that triggered the kill, sent the moment the proxy relayed it: its slot is already free and reused
+# by the next request while its cache row still waits for the writer's commit.
+UNRECORDED_AT_KILL = CONCURRENCY_CAP + 1
 
 
 @dataclass
@@ -171,7 +176,7 @@ def test_resume_repays_no_completed_call(outcome: Outcome) -> None:
     repaid = sum((before & again).values())
     completed_not_recorded = sum(before.values()) - outcome.ok_calls_at_kill
     assert outcome.cached_at_kill > 0 and sum(again.values()) > 0, "the kill landed at the very start or the end"
-    assert 0 <= completed_not_recorded <= CONCURRENCY_CAP
+    assert 0 <= completed_not_recorded <= UNRECORDED_AT_KILL
     assert repaid <= completed_not_recorded, f"{repaid} calls re-paid; only {completed_not_recorded} were in flight"
     assert outcome.proxy.answered("after") == []
     # run and resume each probed the one model on the one endpoint before starting (preflight), and nothing else
@@ -182,7 +187,7 @@ def test_status_accounting_matches_the_servers_count(outcome: Outcome) -> None:
     ok_total = _one(outcome.db, "SELECT SUM(calls) FROM calls WHERE outcome='ok'")
     assert ok_total - outcome.ok_calls_at_kill == len(outcome.proxy.answered("resume"))  # exact, after the kill
     lost = len(outcome.proxy.answered("run")) - outcome.ok_calls_at_kill              # answered as the kill landed
-    assert 0 <= lost <= CONCURRENCY_CAP
+    assert 0 <= lost <= UNRECORDED_AT_KILL
     total_line = [line for line in outcome.status_text.splitlines() if line.startswith("total")]
     assert total_line and int(total_line[0].split()[1]) == ok_total, outcome.status_text
     fallbacks = _one(outcome.db, "SELECT COUNT(*) FROM messages WHERE type='Ranked' AND label='fallback'")
