@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import PUBMEDQA
 from fake_llm_server import FakeLLMServer, Faults
 from retry_support import KEY, QUESTIONS, ROOT, cli, config, db_rows, env, export_files, start_cli
 
@@ -41,15 +40,15 @@ async def _until(predicate, guard_s: float = 60.0) -> None:
             await asyncio.sleep(0.05)
 
 
-async def test_server_stopped_mid_run_and_restarted_loses_nothing(tmp_path):
+async def test_server_stopped_mid_run_and_restarted_loses_nothing(tmp_path, pubmedqa):
     limit = 100
     cfg = config(tmp_path, outage_budget_s=600)
     server = await FakeLLMServer(api_key=KEY).start()
     try:
-        clean = await _clean_export(tmp_path, server, cfg, PUBMEDQA, limit)
+        clean = await _clean_export(tmp_path, server, cfg, pubmedqa, limit)
         port, served_clean = server.port, len(server.requests)
         db, out = tmp_path / "outage.db", tmp_path / "outage"
-        proc = await start_cli("run", "--config", str(cfg), "--input", str(PUBMEDQA), "--db", str(db),
+        proc = await start_cli("run", "--config", str(cfg), "--input", str(pubmedqa), "--db", str(db),
                                "--limit", str(limit), environ=env(server))
         await _until(lambda: len(server.requests) > served_clean + 300)  # well into the run
         await server.kill()

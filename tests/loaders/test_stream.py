@@ -11,7 +11,6 @@ from reasonmed_async.loaders.dispatch import InputError, load_questions
 from reasonmed_async.loaders.stream import QuestionSource
 
 ROOT = Path(__file__).resolve().parents[2]
-PUBMEDQA = Path(__file__).resolve().parents[3] / "shared" / "data" / "pubmedqa_ori_pqal.json"
 
 
 def q(n: int, **extra) -> dict:
@@ -80,9 +79,9 @@ def test_same_questions_and_errors_as_load_questions(tmp_path, case, limit):
         assert list(source) == list(source) == expected  # read again on every iteration
 
 
-def test_the_real_pubmedqa_file(tmp_path):
-    source = QuestionSource(PUBMEDQA, limit=50)
-    assert len(source) == 50 and list(source) == load_questions(PUBMEDQA, limit=50)
+def test_the_real_pubmedqa_file(tmp_path, pubmedqa):
+    source = QuestionSource(pubmedqa, limit=50)
+    assert len(source) == 50 and list(source) == load_questions(pubmedqa, limit=50)
 
 
 def test_a_bad_record_is_found_before_any_question_is_handed_out(tmp_path):
