@@ -56,7 +56,7 @@ def _build(work: Path, calls: int, questions: int) -> tuple[Path, Path]:
         for start_i in range(0, calls, 50_000):
             rows = []
             for i in range(start_i, min(calls, start_i + 50_000)):
-                key = hashlib.sha256(f"done-{i}".encode()).hexdigest()
+                key = hashlib.sha256(f"done-{i}".encode()).digest()  # v4 stores the 32 bytes
                 payload = json.dumps({"text": f"{TEXT} #{i}", "finish_reason": "stop", "prompt_tokens": 812,
                                       "completion_tokens": 160, "latency_s": 1.2, "endpoint": "sim://local",
                                       "backend": "sim"}).encode()

@@ -5,7 +5,7 @@ and what zstd would make of the stored LLM text.  Read-only; run on a closed dat
   completion text (CoTs, verdict JSON with its reason, rankings, rewrites, summaries / responses), UTF-8.
 - **page fill**: bytes used ÷ bytes of pages, over every b-tree page (SQLite's ``dbstat``).
 - **stored texts**: the ``texts`` table (schema v3: each text and each repeated part of a message stored once),
-  its rows and bytes by kind.
+  its rows and stored bytes by kind (v4: zstd frames where smaller, counted also under ``compressed_texts``).
 - **zstd**: each stored text compressed on its own (level 3), on a sample: the ratio and the CPU per text to
   compress and to decompress (``zstandard`` if installed; the figures are then ``None``).
 """
@@ -19,8 +19,10 @@ from pathlib import Path
 import msgspec
 
 from agents.llm import Completion
+from reasonmed_async.store.integrity import CACHE_KEY
 from reasonmed_async.store.reading import MESSAGE_COLUMNS, cached_payloads, load_messages
-from reasonmed_async.store.texts import Memo
+from reasonmed_async.store.packing import ZSTD, unpack
+from reasonmed_async.store.texts import TREE, TEXT, Memo
 
 ZSTD_SAMPLE = 2000
 
@@ -40,13 +42,14 @@ def storage_figures(db: str | Path) -> dict:
             questions.add("\x1f".join((q.stem, *q.options, q.context)))
         completion = msgspec.json.Decoder(Completion).decode
         texts: set[str] = set()
-        rows = con.execute("SELECT key, payload, checksum FROM llm_cache").fetchall()
+        rows = con.execute(f"SELECT {CACHE_KEY}, payload, checksum FROM llm_cache").fetchall()
         for start in range(0, len(rows), 1000):
             for _, payload in cached_payloads(con, memo, db, rows[start : start + 1000]):
                 texts.update(ch.text for ch in completion(payload).choices)
         stored = {kind: (n, size) for kind, n, size in
                   con.execute("SELECT kind, COUNT(*), SUM(LENGTH(body)) FROM texts GROUP BY kind")}
-        payloads = [b for (b,) in con.execute("SELECT body FROM texts WHERE kind=1 LIMIT ?", (ZSTD_SAMPLE,))]
+        payloads = [unpack(kind, b)[1] for kind, b in  # the JSON of a sample of strings, as zstd would get it
+                    con.execute("SELECT kind, body FROM texts WHERE kind & ? = 1 LIMIT ?", (~ZSTD, ZSTD_SAMPLE))]
         used, total = con.execute("SELECT SUM(pgsize - unused), SUM(pgsize) FROM dbstat").fetchone()
         by_table = dict(con.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT 6"))
     finally:
@@ -57,7 +60,10 @@ def storage_figures(db: str | Path) -> dict:
     return {"db_bytes": size, "db_bytes_per_question": size / n, "unique_text_bytes": unique,
             "unique_text_bytes_per_question": unique / n, "db_over_unique_text": size / unique if unique else None,
             "page_fill": used / total if total else None, "bytes_by_table": by_table,
-            "stored_texts": {"strings": stored.get(1, (0, 0)), "parts": stored.get(2, (0, 0))}, "zstd": _zstd(payloads)}
+            "stored_texts": {name: [sum(stored.get(k, (0, 0))[i] for k in (kind, kind | ZSTD)) for i in (0, 1)]
+                             for name, kind in (("strings", TEXT), ("parts", TREE))},
+            "compressed_texts": [sum(stored.get(k, (0, 0))[i] for k in (TEXT | ZSTD, TREE | ZSTD)) for i in (0, 1)],
+            "zstd": _zstd(payloads)}
 
 
 def _zstd(payloads: list[bytes]) -> dict | None:

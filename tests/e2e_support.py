@@ -78,7 +78,7 @@ def messages(db: Path, *types: str) -> list[Message]:
 
 
 def cache_keys(db: Path) -> set[str]:
-    return {k for (k,) in query(db, "SELECT key FROM llm_cache")}
+    return {k for (k,) in query(db, "SELECT lower(hex(key)) FROM llm_cache")}  # v4 stores the 32 bytes
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

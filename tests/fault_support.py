@@ -51,7 +51,7 @@ def flip_bit(db: Path, table: str, where: str) -> tuple[str, str | None]:
     """Flip one bit inside the payload of one row of ``table`` (a bit flip on disk): (its id, its question)."""
     con = sqlite3.connect(db)
     try:
-        id_column, body, question = {"messages": ("id", "payload", "question_id"), "llm_cache": ("key", "payload", "NULL"),
+        id_column, body, question = {"messages": ("id", "payload", "question_id"), "llm_cache": ("lower(hex(key))", "payload", "NULL"),
                                      "texts": ("hex(digest)", "body", "NULL")}[table]
         rows = con.execute(f"SELECT {id_column}, {body}, {question} FROM {table} WHERE {where}").fetchall()
     finally:

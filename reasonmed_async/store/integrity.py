@@ -16,7 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from reasonmed_async.store.errors import DamageError, StoreError
+from reasonmed_async.store.packing import unpack
 from reasonmed_async.store.texts import digest
+
+#: ``llm_cache.key`` as the hex string the checksum covers (v4 stores the 32 bytes of the SHA-256)
+CACHE_KEY = "lower(hex(key))"
 
 
 def row_checksum(identity: str, payload: bytes) -> int:
@@ -44,7 +48,7 @@ def scan(db: sqlite3.Connection, batch: int = 2048) -> Iterator[DamagedRow]:
     """Every row of ``messages`` and ``llm_cache`` whose checksum does not match, and of ``texts`` whose
     content does not match its digest."""
     queries = (("messages", "SELECT id, payload, checksum, question_id FROM messages"),
-               ("llm_cache", "SELECT key, payload, checksum, NULL FROM llm_cache"))
+               ("llm_cache", f"SELECT {CACHE_KEY}, payload, checksum, NULL FROM llm_cache"))
     for table, sql in queries:
         cur = db.execute(sql)
         while rows := cur.fetchmany(batch):
@@ -58,7 +62,8 @@ def scan(db: sqlite3.Connection, batch: int = 2048) -> Iterator[DamagedRow]:
     cur = db.execute("SELECT digest, kind, body FROM texts")
     while rows := cur.fetchmany(batch):
         for key, kind, body in rows:
-            if not isinstance(body, bytes) or not isinstance(key, bytes) or digest(kind, body) != key:
+            piece = unpack(kind, body) if isinstance(body, bytes) and isinstance(kind, int) else None
+            if piece is None or not isinstance(key, bytes) or digest(*piece) != key:
                 yield DamagedRow("texts", key.hex() if isinstance(key, bytes) else str(key), None)
 
 

@@ -1,4 +1,4 @@
-"""Upgrading an older checkpoint database in place: v1 -> v2 -> v3, synchronous, in the caller's transaction.
+"""Upgrading an older checkpoint database in place: v1 -> v2 -> v3 -> v4, synchronous, in the caller's transaction.
 
 v1 -> v2 (``integrity.add_checksums``): the checksum columns.
 v2 -> v3 (``to_v3``): every stored message and cached completion is verified
@@ -7,10 +7,15 @@ a damaged row), split into its skeleton and its texts (``store/texts.py``) and
 rewritten with a checksum of the skeleton; ``records`` is rebuilt, keyed by
 (run, record id), from the journal's ``RecordReady`` messages — so the records
 a second run lost to v2's key come back.
+v3 -> v4 (``to_v4``): ``llm_cache`` is rebuilt with its key as the 32 bytes of
+its hex (payloads and checksums copied as they are: the checksum covers the hex,
+so nothing is re-derived and damage stays findable), and every ``texts`` body
+that zstd makes smaller is compressed (``store/packing.py``; digests unchanged).
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 from bus import RecordReady, decode
@@ -18,7 +23,8 @@ from bus.messages import SCHEMA_VERSION
 
 from reasonmed_async.store.integrity import add_checksums, row_checksum, verified
 from reasonmed_async.store.reading import db_name
-from reasonmed_async.store.schema import RECORDS_COLUMNS
+from reasonmed_async.store.packing import ZSTD, pack
+from reasonmed_async.store.schema import LLM_CACHE_COLUMNS, RECORDS_COLUMNS
 from reasonmed_async.store.texts import Pieces, Splitter, store_pieces
 
 PAGE = 2000
@@ -32,6 +38,9 @@ def upgrade(con: sqlite3.Connection, version: int) -> None:
         version = 2
     if version == 2:
         to_v3(con)
+        version = 3
+    if version == 3:
+        to_v4(con)
 
 
 def to_v3(con: sqlite3.Connection) -> None:
@@ -69,3 +78,34 @@ def to_v3(con: sqlite3.Connection) -> None:
     con.execute("DROP TABLE records")
     con.execute("ALTER TABLE records_v3 RENAME TO records")
     con.execute("CREATE INDEX IF NOT EXISTS records_by_run ON records (run_id, ordinal, path)")
+
+
+_HEX = re.compile(r"(?:[0-9a-f]{2})+")
+
+
+def _key_bytes(key: object) -> object:
+    """A v3 cache key as v4 stores it; a key that is not lower-case hex (damaged) is kept as its UTF-8 bytes,
+    so its checksum no longer matches and ``reasonmed check`` names it."""
+    if isinstance(key, str):
+        return bytes.fromhex(key) if _HEX.fullmatch(key) else key.encode("utf-8", "surrogatepass")
+    return key
+
+
+def to_v4(con: sqlite3.Connection) -> None:
+    con.create_function("rm_key_bytes", 1, _key_bytes, deterministic=True)
+    con.execute("ALTER TABLE llm_cache RENAME TO llm_cache_v3")
+    con.execute(f"CREATE TABLE llm_cache {LLM_CACHE_COLUMNS}")
+    con.execute("INSERT INTO llm_cache(key, model, payload, created_at, checksum)"
+                " SELECT rm_key_bytes(key), model, payload, created_at, checksum FROM llm_cache_v3 ORDER BY rowid")
+    con.execute("DROP TABLE llm_cache_v3")
+    after = 0
+    while rows := con.execute("SELECT seq, kind, body FROM texts WHERE seq > ? ORDER BY seq LIMIT ?",
+                              (after, PAGE)).fetchall():
+        updates = []
+        for seq, kind, body in rows:
+            if isinstance(kind, int) and not kind & ZSTD and isinstance(body, bytes):
+                packed = pack(kind, body)
+                if packed[0] != kind:
+                    updates.append((*packed, seq))
+        con.executemany("UPDATE texts SET kind=?, body=? WHERE seq=?", updates)
+        after = rows[-1][0]

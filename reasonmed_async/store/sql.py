@@ -11,7 +11,7 @@ from bus import Ack, Message, Ranked, RecordReady, Routed, StageFailed, TierAssi
 from bus.messages import SCHEMA_VERSION
 
 from reasonmed_async.store.errors import StoreError
-from reasonmed_async.store.integrity import row_checksum
+from reasonmed_async.store.integrity import CACHE_KEY, row_checksum
 from reasonmed_async.store.reading import cached_payloads, db_name, messages_of_rows
 from reasonmed_async.store.texts import Memo, Pieces, Splitter, store_pieces
 from reasonmed_async.store.writer import Op
@@ -85,7 +85,7 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo, splitte
             skeleton = splitter.json(payload, pieces)
             stored = db.execute(
                 "INSERT OR IGNORE INTO llm_cache(key, model, payload, created_at, checksum) VALUES (?,?,?,?,?)",
-                (key, model, skeleton, now, row_checksum(key, skeleton)),
+                (bytes.fromhex(key), model, skeleton, now, row_checksum(key, skeleton)),
             ).rowcount
             # A second answer to a stored key (a router's retry, a call raced by a redelivery, a batch result
             # imported twice) keeps the first answer: it is counted, never stored twice.
@@ -176,11 +176,11 @@ def _join(db: sqlite3.Connection, memo: Memo, key: str, item_id: str, message_id
 
 def read_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo) -> list[Any]:
     """Cache look-ups, many keys per query."""
-    keys = list({op.args[0] for op in batch})
+    keys = list({bytes.fromhex(op.args[0]) for op in batch})  # the SHA-256 hex digest, stored as its 32 bytes
     found: dict[str, bytes] = {}
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
-        rows = db.execute(f"SELECT key, payload, checksum FROM llm_cache WHERE key IN ({','.join('?' * len(chunk))})",
-                          chunk).fetchall()
+        rows = db.execute(f"SELECT {CACHE_KEY}, payload, checksum FROM llm_cache"
+                          f" WHERE key IN ({','.join('?' * len(chunk))})", chunk).fetchall()
         found.update(cached_payloads(db, memo, _path(db), rows))
     return [found.get(op.args[0]) for op in batch]

@@ -39,6 +39,7 @@ import msgspec
 from bus import Message, Provenance
 
 from reasonmed_async.store.errors import DamageError
+from reasonmed_async.store.packing import pack, unpack
 
 TEXT, TREE = 1, 2
 MIN_TEXT = 64  # characters: shorter strings (labels, names, ids) stay in the skeleton
@@ -183,8 +184,9 @@ def split_envelope(envelope: dict[str, Any], pieces: Pieces) -> bytes:
 
 def store_pieces(db: sqlite3.Connection, pieces: Pieces, splitter: Splitter | None = None) -> None:
     rows = splitter.new_pieces(pieces) if splitter is not None else [(k, kind, b) for k, (kind, b) in pieces.items()]
-    if rows:
-        db.executemany("INSERT OR IGNORE INTO texts(digest, kind, body) VALUES (?,?,?)", rows)
+    if rows:  # compressed (store/packing.py); the digest stays that of the JSON
+        db.executemany("INSERT OR IGNORE INTO texts(digest, kind, body) VALUES (?,?,?)",
+                       [(key, *pack(kind, body)) for key, kind, body in rows])
 
 
 class Memo:
@@ -256,17 +258,20 @@ class Rehydrator:
             rows += self._db.execute(
                 f"SELECT digest, kind, body FROM texts WHERE digest IN ({','.join('?' * len(chunk))})", chunk
             ).fetchall()
+        unpacked = []
         for key, kind, body in rows:
-            if not isinstance(body, bytes) or kind not in _LETTER or digest(kind, body) != key:
+            piece = unpack(kind, body) if isinstance(body, bytes) and isinstance(kind, int) else None
+            if piece is None or piece[0] not in _LETTER or digest(*piece) != key:
                 raise DamageError(f"{self._where}: damaged row in texts ({bytes(key).hex()}, needed by"
                                   f" {_owners(owners)}): its content does not match its digest;"
                                   " `reasonmed check --db` lists every damaged row")
+            unpacked.append((key, *piece))
         if len(rows) < len(keys):
             found = {r[0] for r in rows}
             lost = next(k for k in keys if k not in found)
             raise DamageError(f"{self._where}: a stored text is missing (texts {lost.hex()}, needed by"
                               f" {_owners(owners)}); `reasonmed check --db` lists every damaged row")
-        return rows
+        return unpacked
 
 
 _b64 = base64.urlsafe_b64decode

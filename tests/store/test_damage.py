@@ -34,7 +34,7 @@ def test_check_of_a_whole_database_says_ok(finished: Path) -> None:
     before = _sha(finished)
     proc = run_cli("check", "--db", finished, timeout=TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "ok: integrity_check ok, schema v3" in proc.stdout
+    assert "ok: integrity_check ok, schema v4" in proc.stdout
     assert _sha(finished) == before, "check wrote to the database"
 
 
@@ -113,17 +113,17 @@ def _as_v1(db: Path) -> None:
 
 
 def test_a_v1_database_is_migrated_with_checksums(tmp_path: Path) -> None:
-    from test_migration_v3 import _v2
+    from test_migration import _v2
 
     db = _v2(tmp_path / "v1")
     _as_v1(db)
     proc = run_cli("status", "--db", db, timeout=TIMEOUT_S)  # read-only: refuses, says how to upgrade
     assert proc.returncode == 2
     line = one_line_error(proc)
-    assert "v1" in line and "v3" in line and "reasonmed migrate" in line, line
+    assert "v1" in line and "v4" in line and "reasonmed migrate" in line, line
     proc = run_cli("migrate", "--db", db, timeout=TIMEOUT_S)
     assert proc.returncode == 0, proc.stderr
-    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("3",)]
+    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("4",)]
     assert query(db, "SELECT COUNT(*) FROM messages WHERE checksum IS NULL") == [(0,)]
     assert run_cli("check", "--db", db, timeout=TIMEOUT_S).returncode == 0
     exported = tmp_path / "export"
@@ -148,7 +148,7 @@ def test_a_newer_version_database_is_refused_naming_both_versions(finished: Path
         proc = run_cli(command, "--db", db, timeout=TIMEOUT_S)
         assert proc.returncode == 2, (command, proc.stderr)
         line = one_line_error(proc)
-        assert "v9" in line and "v3" in line, line
+        assert "v9" in line and "v4" in line, line
 
 
 def test_a_damaged_unfinished_run_is_not_resumed_over(tmp_path: Path) -> None:

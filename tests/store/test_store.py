@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import random
 import sqlite3
 
 import pytest
@@ -206,7 +208,9 @@ async def test_a_database_that_cannot_grow_fails_commits_with_store_full_and_kee
         async with store._db.execute("PRAGMA page_count") as cur:
             (pages,) = await cur.fetchone()
         await store._db.execute(f"PRAGMA max_page_count={pages + 2}")
-        big = [Question(id=f"q{i}", stem="x" * 20_000, options=("a", "b"), answer=0) for i in range(4)]
+        # stems zstd cannot shrink (stored texts are compressed): each needs several pages of its own
+        big = [Question(id=f"q{i}", stem=random.Random(i).randbytes(15_000).hex(), options=("a", "b"), answer=0)
+               for i in range(4)]
         with pytest.raises(StoreFull, match=r"x\.db: the database cannot grow .*full") as raised:
             await asyncio.gather(*(store.commit([routed(QuestionIngested(run_id=RUN, question_id=q.id, question=q),
                                                         "gen")]) for q in big))
@@ -318,18 +322,23 @@ async def test_gather_of_a_message_not_in_the_journal_fails(tmp_path):
 
 # -- LLM cache and call accounting ------------------------------------------------------------------
 
+def _key(name: str) -> str:
+    """A cache key as ``ChatRequest.cache_key`` makes one: a SHA-256 hex digest."""
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
 async def test_cache_round_trip_and_call_accounting(tmp_path):
     path = tmp_path / "x.db"
     async with await CheckpointStore.open(path) as store:
-        assert await store.cache_get("k1") is None
-        await store.cache_put("k1", "model-a", b'{"text":"hi"}', "generate", "http://e", 10, 5)
-        await store.cache_put("k2", "model-a", b'{"text":"yo"}', "generate", "http://e", 7, 3)
-        await store.cache_put("k3", "model-b", b'{"x":1}', "verify", "", 1, 1)
+        assert await store.cache_get(_key("k1")) is None
+        await store.cache_put(_key("k1"), "model-a", b'{"text":"hi"}', "generate", "http://e", 10, 5)
+        await store.cache_put(_key("k2"), "model-a", b'{"text":"yo"}', "generate", "http://e", 7, 3)
+        await store.cache_put(_key("k3"), "model-b", b'{"x":1}', "verify", "", 1, 1)
         await store.count_call("generate", "model-a", "", "error:ServerError", 0, 0)
         await store.count_call("generate", "model-a", "", "error:ServerError", 0, 0)
-        assert await store.cache_get("k1") == b'{"text":"hi"}'
+        assert await store.cache_get(_key("k1")) == b'{"text":"hi"}'
     async with await CheckpointStore.open(path) as store:
-        assert await store.cache_get("k2") == b'{"text":"yo"}'
+        assert await store.cache_get(_key("k2")) == b'{"text":"yo"}'
         calls = await rows(store, "SELECT stage, model, endpoint, outcome, calls, prompt_tokens, completion_tokens"
                                   " FROM calls ORDER BY stage, model, outcome")
         assert calls == [

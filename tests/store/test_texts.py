@@ -3,6 +3,7 @@ messages and cached completions carry it; every message and completion reads bac
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 
@@ -13,6 +14,7 @@ from reasonmed_async.store.checkpoint import CheckpointStore, DamageError
 from reasonmed_async.store.texts import text_digest
 
 RUN = "run-t"
+KEY = hashlib.sha256(b"key-1").hexdigest()  # a cache key as ChatRequest.cache_key makes one
 # a PubMedQA-like question: an abstract as context, the real shape of the stored texts
 CONTEXT = ("BACKGROUND: Reliable longitudinal data of patients with functional somatic symptoms in general practice"
            " are lacking. AIMS: To identify distinctive features in patients with persistent symptoms. "
@@ -62,10 +64,10 @@ async def test_every_message_reads_back_as_written_and_each_text_is_stored_once(
         await store.commit([Routed(m, ("next",)) for m in flow])
         completion = json.dumps({"text": THINK + COT, "finish_reason": "stop", "prompt_tokens": 812,
                                  "completion_tokens": 402, "more": [{"text": COT}]}).encode()
-        await store.cache_put("key-1", "qwen2.5-72b-instruct", completion, "generate", "http://127.0.0.1:1", 812, 402)
+        await store.cache_put(KEY, "qwen2.5-72b-instruct", completion, "generate", "http://127.0.0.1:1", 812, 402)
         loaded = await store.load("SELECT id, payload, checksum, question_id FROM messages ORDER BY seq")
         assert [m for _, m in loaded] == flow
-        assert json.loads(await store.cache_get("key-1")) == json.loads(completion)
+        assert json.loads(await store.cache_get(KEY)) == json.loads(completion)
         pending = [m async for _, m in store.pending("next", None)]
         assert pending == flow
     for text in (CONTEXT, STEM, COT, REASON, RESPONSE):  # carried by up to four messages and the cache: one row

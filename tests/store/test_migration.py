@@ -1,0 +1,161 @@
+"""Real databases of older store schemas, each written by the build of its version, are migrated to v4.
+
+``fixtures/v2-two-runs.db.gz`` (the v2 build: ``make_v2_fixture.py``) and ``fixtures/v3-two-runs.db.gz`` (the v3
+build at 1c8377a: ``make_v3_fixture.py``) each hold a finished ``run --limit 5`` and a full ``run`` SIGKILLed
+midway.  Migrated (by ``reasonmed migrate``, or by ``resume`` opening it), resumed and exported, each gives byte
+for byte the export of the same two runs made by this build from the start; ``status`` counts the records the
+export writes (v2's records table had lost the second run's records to the first run's ids: the migration
+rebuilds them from the journal).  Read-only commands refuse an older database in one line naming both versions;
+a newer version is refused so too.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from e2e_support import EXPORT_FILES, query, read_jsonl, run_cli
+from fault_support import QUESTIONS, TIMEOUT_S, one_line_error
+
+FIXTURES = Path(__file__).parent / "fixtures"
+OLDER = (2, 3)  # the store schemas a fixture database of exists for
+
+
+def _older(directory: Path, version: int) -> Path:
+    """A copy of the fixture database of store schema ``version``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    db = directory / f"v{version}.db"
+    db.write_bytes(gzip.decompress((FIXTURES / f"v{version}-two-runs.db.gz").read_bytes()))
+    return db
+
+
+def _v2(directory: Path) -> Path:
+    return _older(directory, 2)
+
+
+def _export(db: Path, out: Path) -> dict[str, bytes]:
+    proc = run_cli("export", "--db", db, "--out", out, timeout=TIMEOUT_S)
+    assert proc.returncode == 0, proc.stderr
+    return {name: (out / name).read_bytes() for name in EXPORT_FILES if (out / name).exists()}
+
+
+def _status_records(db: Path) -> int:
+    proc = run_cli("status", "--db", db, timeout=TIMEOUT_S)
+    assert proc.returncode == 0, proc.stderr
+    return int(re.search(r"final records: (\d+)", proc.stdout).group(1))
+
+
+@pytest.fixture(scope="module", params=OLDER, ids=[f"v{v}" for v in OLDER])
+def never_migrated(request: pytest.FixtureRequest,
+                   tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, bytes], int, list[str]]:
+    """(version, then of the same two runs made by this build with the fixture's own configuration: the export,
+    the status count and the run ids)."""
+    version = request.param
+    tmp = tmp_path_factory.mktemp(f"fresh-v{version}")
+    ((config_text,),) = query(_older(tmp / "source", version),
+                              "SELECT config_json FROM runs ORDER BY created_at LIMIT 1")
+    config = tmp / "sim.toml"
+    config.write_text(config_text, encoding="utf-8")
+    db = tmp / "fresh.db"
+    for extra in (("--limit", "5"), ()):
+        proc = run_cli("run", "--config", config, "--input", QUESTIONS, "--db", db, *extra, timeout=TIMEOUT_S)
+        assert proc.returncode in (0, 3), proc.stderr
+    run_ids = [r[0] for r in query(db, "SELECT id FROM runs ORDER BY created_at")]
+    return version, _export(db, tmp / "export"), _status_records(db), run_ids
+
+
+@pytest.mark.parametrize("how", ["migrate", "resume opens it"])
+def test_an_older_database_migrates_resumes_and_exports_as_if_never_migrated(tmp_path, never_migrated, how):
+    version, exported, status_count, fresh_ids = never_migrated
+    db = _older(tmp_path, version)
+    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [(str(version),)]
+    assert query(db, "SELECT COUNT(*) FROM deliveries WHERE state='pending'")[0][0] > 0
+    if how == "migrate":
+        proc = run_cli("migrate", "--db", db, timeout=TIMEOUT_S)
+        assert proc.returncode == 0, proc.stderr
+        assert "store schema v4" in proc.stdout
+        check = run_cli("check", "--db", db, timeout=TIMEOUT_S)
+        assert check.returncode == 0, check.stdout + check.stderr
+    proc = run_cli("resume", "--db", db, timeout=TIMEOUT_S)
+    assert proc.returncode in (0, 3), proc.stderr
+    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("4",)]
+    assert query(db, "SELECT COUNT(*) FROM texts")[0][0] > 0
+    # v4: cache keys are the 32 bytes of their digest, and stored texts are compressed where that is smaller
+    assert query(db, "SELECT DISTINCT typeof(key), length(key) FROM llm_cache") == [("blob", 32)]
+    assert query(db, "SELECT COUNT(*) FROM texts WHERE kind & 16")[0][0] > 0
+    # every run keeps its records: the first run's ten, and the second run's own
+    per_run = dict(query(db, "SELECT run_id, COUNT(*) FROM records GROUP BY run_id"))
+    assert len(per_run) == 2 and all(per_run.values()), per_run
+    # this build names a run by its data-changing keys only; the v2 build's ids (kept by a resume) hashed more
+    old_ids = [r[0] for r in query(db, "SELECT id FROM runs ORDER BY created_at")]
+    migrated = _export(db, tmp_path / "export")
+    for old, new in zip(old_ids, fresh_ids, strict=True):
+        migrated = {name: data.replace(old.encode(), new.encode()) for name, data in migrated.items()}
+    assert migrated == exported
+    records = len(read_jsonl(tmp_path / "export" / "records.jsonl"))
+    assert _status_records(db) == records == status_count
+
+
+@pytest.mark.parametrize("version", OLDER)
+@pytest.mark.parametrize("command", [["status"], ["export", "--out", "OUT"], ["check"]])
+def test_an_older_database_is_refused_read_only_in_one_line_naming_both_versions(tmp_path, command, version):
+    db = _older(tmp_path, version)
+    before = db.read_bytes()
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in command[1:]]
+    proc = run_cli(command[0], "--db", db, *args, timeout=TIMEOUT_S)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    line = one_line_error(proc)
+    assert f"v{version}" in line and "v4" in line and "reasonmed migrate" in line, line
+    assert db.read_bytes() == before
+
+
+def test_a_damaged_v2_row_stops_the_migration_before_anything_is_rewritten(tmp_path):
+    db = _v2(tmp_path)
+    con = sqlite3.connect(db)
+    (seq, payload) = con.execute("SELECT seq, payload FROM messages WHERE type='CoTGenerated' LIMIT 1").fetchone()
+    damaged = bytearray(payload)
+    damaged[len(damaged) // 2] ^= 0x04
+    con.execute("UPDATE messages SET payload=? WHERE seq=?", (bytes(damaged), seq))
+    con.commit()
+    con.close()
+    proc = run_cli("migrate", "--db", db, timeout=TIMEOUT_S)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert "damaged" in one_line_error(proc)
+    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("2",)]
+
+
+@pytest.mark.parametrize("command", ["resume", "status", "check", "migrate"])
+def test_a_newer_version_is_refused_in_one_line_naming_both(tmp_path, command):
+    db = _v2(tmp_path)
+    con = sqlite3.connect(db)
+    con.execute("UPDATE meta SET value='5' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    proc = run_cli(command, "--db", db, timeout=TIMEOUT_S)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    line = one_line_error(proc)
+    assert "v5" in line and "v4" in line, line
+
+
+def test_damage_in_a_v3_database_is_carried_over_unchanged_and_check_names_it(tmp_path):
+    """v3 -> v4 re-derives nothing (cache rows are copied with their checksums, texts compressed under their own
+    digests): a damaged row stays damaged, and ``check`` names it after the migration as it did before."""
+    db = _older(tmp_path, 3)
+    con = sqlite3.connect(db)
+    key, payload = con.execute("SELECT key, payload FROM llm_cache ORDER BY rowid LIMIT 1").fetchone()
+    con.execute("UPDATE llm_cache SET payload=? WHERE key=?", (payload.replace(b'"stop"', b'"stoq"'), key))
+    digest, body = con.execute("SELECT digest, body FROM texts WHERE kind=1 AND length(body) > 200 LIMIT 1").fetchone()
+    con.execute("UPDATE texts SET body=? WHERE digest=?", (body[:100] + bytes([body[100] ^ 0x04]) + body[101:], digest))
+    con.commit()
+    con.close()
+    proc = run_cli("migrate", "--db", db, timeout=TIMEOUT_S)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("4",)]
+    check = run_cli("check", "--db", db, timeout=TIMEOUT_S)
+    assert check.returncode == 5, check.stdout + check.stderr
+    assert f"llm_cache row {key}" in check.stdout and f"texts row {digest.hex()}" in check.stdout, check.stdout
+    assert re.search(r"1 of \d+ cached responses and 1 of \d+ stored texts", check.stdout.splitlines()[-1]), check.stdout
