@@ -14,34 +14,30 @@ import os
 import sys
 from collections.abc import Sequence
 
-from bus import first_stop
+from reasonmed_async.logs.lean_import import import_structlog
+
+import_structlog()  # before anything imports it (bus does): without rich, which it would import for nothing
+
+from bus import first_stop  # noqa: E402
 from reasonmed_async.cli_errors import classify, quiet_broken_pipe, report_internal
-from reasonmed_async.commands import daemon as _daemon_command
 from reasonmed_async.commands.common import UsageError
-from reasonmed_async.commands.reads import export as _export, status as _status
-from reasonmed_async.commands.runs import resume as _resume, retry as _retry, run as _run
+from reasonmed_async.commands.lazy import LazyCommands, LazyHandler, VersionAction, command_named
 from reasonmed_async.exit_codes import HELP as EXIT_CODES_HELP
 from reasonmed_async.exit_codes import ExitCode
 from reasonmed_async.outcome import RunStopped
 from reasonmed_async.loaders.dispatch import SOURCE_FORMATS
 from reasonmed_async.llm.preflight import PreflightFailed
 from reasonmed_async.logs import loop_lag
-from reasonmed_async.logs import tail as logtail
-from reasonmed_async.reports.scoring import register as _register_score
-from reasonmed_async.reports.report.command import register as _register_report
-from reasonmed_async.decontam.command import register as _register_decontam
-from reasonmed_async.evaluate.command import register as _register_eval
-from reasonmed_async.scale import batch_cli as _batch_command, merge as _merge_command
 from reasonmed_async.scale.shard_run import add_scale_flags
-from reasonmed_async.store.check_command import register as _register_check
 
 __all__ = ["COMMANDS", "EXTRA_COMMANDS", "UsageError", "main"]
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; given the ``command`` being run, the other commands' modules stay unimported."""
     p = argparse.ArgumentParser(prog="reasonmed", description="Build ReasonMed-style medical CoT data, resumably.",
                                 epilog=EXIT_CODES_HELP)
-    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    p.add_argument("--version", action=VersionAction, version=_version)
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start a run: ingest questions and process them to the end")
     run.add_argument("--config", required=True, help="TOML configuration (see examples/)")
@@ -87,7 +83,10 @@ def _parser() -> argparse.ArgumentParser:
         sub.choices[name].set_defaults(handler=handler)
     add_scale_flags(run, resume, retry)  # --allow-network-fs, --shard, --quota-share, --ingest-only
     for register in EXTRA_COMMANDS:
-        register(sub)  # each adds its subparser with set_defaults(handler=async fn(args) -> exit code)
+        if isinstance(register, LazyCommands) and command is not None and command not in register.names:
+            register.stand_in(sub)  # its names alone (the usage line lists them): its module is not imported
+        else:
+            register(sub)  # each adds its subparser with set_defaults(handler=async fn(args) -> exit code)
     for command in sub.choices.values():
         command.epilog = EXIT_CODES_HELP
     for name in (n for n in PREFLIGHT_COMMANDS if n in sub.choices):
@@ -106,14 +105,28 @@ def _version() -> str:
 
 
 PREFLIGHT_COMMANDS = ("run", "resume", "retry", "daemon")
-COMMANDS = {"run": _run, "resume": _resume, "retry": _retry, "status": _status, "export": _export}
-EXTRA_COMMANDS: list = [_daemon_command.register, _register_score, logtail.register, _merge_command.register, _register_report,
-                        _register_decontam, _register_eval, _register_check]  # registrars of commands in their own modules
-EXTRA_COMMANDS.append(_batch_command.register)  # batch export / import (scale/batch_cli.py)
+# Handlers and registrars are imported when their command runs (``commands/lazy.py``): `reasonmed run`
+# never imports the report, scoring or decontamination code.
+_RUNS, _READS = "reasonmed_async.commands.runs", "reasonmed_async.commands.reads"
+COMMANDS = {"run": LazyHandler(_RUNS, "run"), "resume": LazyHandler(_RUNS, "resume"),
+            "retry": LazyHandler(_RUNS, "retry"), "status": LazyHandler(_READS, "status"),
+            "export": LazyHandler(_READS, "export")}
+EXTRA_COMMANDS: list = [  # registrars of commands in their own modules
+    LazyCommands(("daemon",), "reasonmed_async.commands.daemon"),
+    LazyCommands(("score",), "reasonmed_async.reports.scoring"),
+    LazyCommands(("logs",), "reasonmed_async.logs.tail"),
+    LazyCommands(("merge",), "reasonmed_async.scale.merge"),
+    LazyCommands(("report",), "reasonmed_async.reports.report.command"),
+    LazyCommands(("decontam",), "reasonmed_async.decontam.command"),
+    LazyCommands(("eval",), "reasonmed_async.evaluate.command"),
+    LazyCommands(("check", "migrate"), "reasonmed_async.store.check_command"),
+]
+EXTRA_COMMANDS.append(LazyCommands(("batch",), "reasonmed_async.scale.batch_cli"))  # batch export / import
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(command_named(argv)).parse_args(argv)
     try:
         code = asyncio.run(loop_lag.sampled(args.handler(args)))  # the sampler: opt-in, REASONMED_LOOP_LAG_FILE
         sys.stdout.flush()  # here, not at exit: a reader gone (`status | head`) is a quiet end, not a traceback

@@ -1,7 +1,9 @@
 """Progress of a database's runs: how far, how fast, what it will cost, when it ends.
 
 ``estimate`` is pure arithmetic over two readings; ``watch`` redraws it live
-(rich) until interrupted or until every run is finished.
+(rich) until interrupted or until every run is finished.  rich is imported by
+``render`` and ``watch`` alone: `reasonmed run` off a terminal prints plain lines
+(``estimate`` and ``read``) and has no use for it.
 """
 
 from __future__ import annotations
@@ -9,15 +11,15 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-
-from rich.console import Console, Group
-from rich.progress import BarColumn, Progress, TextColumn
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from reasonmed_async.config import AppConfig
 from reasonmed_async.reports.status import TIERS, StatusReport, read_status
 from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore
+
+if TYPE_CHECKING:
+    from rich.console import Console, Group
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,10 @@ def _duration(seconds: float | None) -> str:
 
 
 def render(report: StatusReport, reading: Reading, est: Estimate) -> Group:
+    from rich.console import Group
+    from rich.progress import BarColumn, Progress, TextColumn
+    from rich.table import Table
+
     bars = Progress(TextColumn("{task.description:<14}"), BarColumn(), TextColumn("{task.completed:>9,} / {task.total:,}"),
                     TextColumn("{task.fields[extra]}"))
     bars.add_task("questions", total=max(reading.questions, 1), completed=reading.settled,
@@ -106,6 +112,7 @@ def render(report: StatusReport, reading: Reading, est: Estimate) -> Group:
 async def watch(store: CheckpointStore, config: AppConfig | None, *, every_s: float = 2.0,
                 console: Console | None = None) -> None:
     """Redraw the progress every ``every_s`` seconds until every run is finished (or Ctrl-C)."""
+    from rich.console import Console
     from rich.live import Live
 
     console = console or Console()
