@@ -40,6 +40,7 @@ import msgspec
 import structlog
 import structlog.tracebacks
 
+from reasonmed_async.logs.direct import DirectLines, stamp_iso_utc
 from reasonmed_async.logs.filewriter import FLUSH_INTERVAL_S, BatchedJSONLinesFile, LineSink
 
 REDACTED = "[REDACTED]"
@@ -213,7 +214,7 @@ def configure(*, log_file: Path | None, secret_envs: Iterable[str] = (), console
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        stamp_iso_utc,  # TimeStamper(fmt="iso", utc=True)'s text, the date formatted once a second
     ]
     lowest = min(console_level, file_level) if log_file is not None else console_level
     # per-call events reach the console only when it shows DEBUG, the file at its own level
@@ -258,9 +259,10 @@ def configure(*, log_file: Path | None, secret_envs: Iterable[str] = (), console
         root.addHandler(handler)
     _call_logger = structlog.get_logger("llm").bind()  # resolved now, against this configuration
     if log_file is not None and console_level > logging.DEBUG:  # per-call events reach the file alone: straight there
-        _call_logger = structlog.wrap_logger(
-            LineSink(handler, "llm"), wrapper_class=structlog.make_filtering_bound_logger(file_level),
-            processors=[*shared, _structured_exceptions(), _RedactedJSON(redactor)]).bind()
+        sink, render = LineSink(handler, "llm"), _RedactedJSON(redactor)
+        _call_logger = DirectLines(sink, file_level, render, fallback=structlog.wrap_logger(
+            sink, wrapper_class=structlog.make_filtering_bound_logger(file_level),
+            processors=[*shared, _structured_exceptions(), render]).bind())
 
 
 def flush() -> None:
