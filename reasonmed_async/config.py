@@ -179,7 +179,7 @@ def _validate_backend_options(kind: str, options: dict[str, Any]) -> None:
 
         SimSettings.from_mapping(options)
     elif kind == "openai":
-        from reasonmed_async.llm.openai_http import OpenAISettings
+        from reasonmed_async.llm.openai_settings import OpenAISettings
 
         OpenAISettings.from_options(options)
     elif kind == "azure":

@@ -17,6 +17,7 @@ requests; more only queue in the router.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 SESSION_ID_HEADER = "X-Session-ID"
 _PREFIX = "rm-"
 DEFAULT_MAX_CONCURRENCY = 64
+_NOT_VISIBLE_ASCII = re.compile(r"[^\x21-\x7e]")
 
 
 def request_id(cache_key: str) -> str:
@@ -44,8 +46,7 @@ def identity_headers(request: ChatRequest) -> dict[str, str]:
 
 def _header_safe(value: str) -> str:
     """A header value: visible ASCII only (question ids come from user files), at most 200 characters."""
-    cleaned = "".join(c if 0x20 < ord(c) < 0x7F else "_" for c in value)
-    return cleaned[:200] or "_"
+    return _NOT_VISIBLE_ASCII.sub("_", value[:200]) or "_"
 
 
 def default_concurrency(options: Mapping[str, Any]) -> int:

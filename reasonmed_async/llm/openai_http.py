@@ -30,9 +30,10 @@ Options of ``[backends.NAME]`` (``type = "openai"``):
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -41,96 +42,19 @@ import structlog
 from agents.llm import ChatRequest, Completion, ConnectionLost, LLMError, LLMTimeout, RateLimited, ServerError
 
 from reasonmed_async.config import BackendConfig, ConfigError
-from reasonmed_async.llm.credentials import KeySource, check_key_options
-from reasonmed_async.llm.identity import default_concurrency, identity_headers
-from reasonmed_async.llm.replicas import PoolPolicy, ReplicaPool, Ticket
+from reasonmed_async.llm.credentials import KeySource
+from reasonmed_async.llm.identity import identity_headers
+from reasonmed_async.llm.openai_settings import OPTIONS, OpenAISettings  # noqa: F401 - OPTIONS re-exported
+from reasonmed_async.llm.replicas import ReplicaPool, Ticket
 from reasonmed_async.llm.schema_targets import is_openai_service, needs_max_completion_tokens
-from reasonmed_async.llm.wire import STRUCTURED_OUTPUT, build_body, post_chat, refuses_format
+from reasonmed_async.llm.wire import build_body, post_chat, refuses_format
 
 _FALLBACK = {"json_schema": "json_object", "json_object": "none"}
+_official = functools.lru_cache(maxsize=256)(is_openai_service)  # per replica URL, not per request
 
-OPTIONS = frozenset({"base_url", "base_urls", "api_key_env", "api_key_file", "max_concurrency", "timeout_s", "structured_output",
-                     "structured_output_models", "adaptive", "initial_concurrency", "eject_after", "cooloff_s",
-                     "eject_last", "max_num_seqs", "replicas"})
 _FAILURES = (ConnectionLost, ServerError, LLMTimeout)  # the replica itself did not answer: counts toward ejection
 
 log = structlog.get_logger("llm")
-
-
-@dataclass(frozen=True)
-class OpenAISettings:
-    base_urls: tuple[str, ...]
-    api_key_env: str | None = None
-    timeout_s: float = 600.0
-    structured_output: str = "auto"
-    policy: PoolPolicy = field(default_factory=PoolPolicy)
-    structured_output_models: tuple[tuple[str, str], ...] = ()
-
-    def structured_output_for(self, model: str) -> str:
-        return dict(self.structured_output_models).get(model, self.structured_output)
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> OpenAISettings:
-        """Validated settings; ``ValueError`` naming the offending key."""
-        unknown = sorted(set(options) - OPTIONS)
-        if unknown:
-            raise ValueError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(OPTIONS))}")
-        if ("base_url" in options) == ("base_urls" in options):
-            raise ValueError("give exactly one of base_url (one replica) or base_urls (a list)")
-        urls = [options["base_url"]] if "base_url" in options else options["base_urls"]
-        if not isinstance(urls, list | tuple) or not urls:
-            raise ValueError("base_urls must be a non-empty list of URLs")
-        for url in urls:
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                raise ValueError(f"base_urls: {url!r} is not an http:// or https:// URL")
-        env = options.get("api_key_env")
-        if env is not None and (not isinstance(env, str) or not env):
-            raise ValueError("api_key_env must name an environment variable")
-        check_key_options(options, required=False)
-        structured = options.get("structured_output", "auto")
-        if structured not in STRUCTURED_OUTPUT:
-            raise ValueError(f"structured_output must be one of {', '.join(STRUCTURED_OUTPUT)}, got {structured!r}")
-        per_model = options.get("structured_output_models", {})
-        if not isinstance(per_model, Mapping):
-            raise ValueError("structured_output_models must be a table of model name = mode")
-        for name, mode in per_model.items():
-            if mode not in STRUCTURED_OUTPUT:
-                raise ValueError(f"structured_output_models.{name} must be one of {', '.join(STRUCTURED_OUTPUT)},"
-                                 f" got {mode!r}")
-        policy = PoolPolicy(
-            max_concurrency=default_concurrency(options),
-            adaptive=_bool(options, "adaptive", True),
-            initial_concurrency=_int(options, "initial_concurrency", 8),
-            eject_after=_int(options, "eject_after", 3),
-            cooloff_s=_number(options, "cooloff_s", 10.0),
-            eject_last=_bool(options, "eject_last", False),
-        )
-        timeout = _number(options, "timeout_s", 600.0)
-        if timeout <= 0:
-            raise ValueError("timeout_s must be > 0")
-        return cls(tuple(u.rstrip("/") for u in urls), env, timeout, structured, policy,
-                   tuple(sorted((str(k), str(v)) for k, v in per_model.items())))
-
-
-def _int(options: Mapping[str, Any], key: str, default: int) -> int:
-    value = options.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
-    return value
-
-
-def _number(options: Mapping[str, Any], key: str, default: float) -> float:
-    value = options.get(key, default)
-    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{key} must be a number >= 0, got {value!r}")
-    return float(value)
-
-
-def _bool(options: Mapping[str, Any], key: str, default: bool) -> bool:
-    value = options.get(key, default)
-    if not isinstance(value, bool):
-        raise ValueError(f"{key} must be true or false, got {value!r}")
-    return value
 
 
 class OpenAICompatBackend:
@@ -152,6 +76,7 @@ class OpenAICompatBackend:
         self._changed = asyncio.Event()
         self._closed = False
         self._modes: dict[tuple[str, str], str] = {}  # (endpoint, model) -> the mode "auto" settled on
+        self._admitting = 0  # requests waiting in ``_admit``: the ones a release must wake
         connect_s = min(30.0, settings.timeout_s)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0),  # the pool caps concurrency, per replica
@@ -190,7 +115,7 @@ class OpenAICompatBackend:
 
     def _body(self, request: ChatRequest, url: str) -> tuple[dict[str, Any], str]:
         mode = self._mode(url, request.model) if request.json_schema is not None else "none"
-        official = is_openai_service(url)
+        official = _official(url)
         token_field = "max_completion_tokens" if official and needs_max_completion_tokens(request.model) else "max_tokens"
         body = build_body(request, model=request.model, structured_output=mode, token_field=token_field,
                           schema_target="strict" if official else "grammar")
@@ -224,7 +149,8 @@ class OpenAICompatBackend:
                 self._settle(ticket, completion)
                 return completion
             finally:
-                self._notify()
+                if self._admitting:  # a slot is free: wake whoever waits for one
+                    self._notify()
 
     def _settle(self, ticket: Ticket, outcome: Completion | LLMError) -> None:
         """Tell the pool how the request ended; log an ejection or a re-admission."""
@@ -263,11 +189,14 @@ class OpenAICompatBackend:
                                          f" repeated failures; none came back within {self._settings.timeout_s} s")
                 wake = deadline if wake is None else min(wake, deadline)
             changed = self._changed
+            self._admitting += 1
             try:
                 async with asyncio.timeout(None if wake is None else max(0.0, wake - now)):
                     await changed.wait()
             except TimeoutError:
                 pass  # our own deadline: the clock may have admitted something
+            finally:
+                self._admitting -= 1
 
     def _notify(self) -> None:
         """Wake every waiter (a broadcast: synchronous, so it is safe in ``finally`` even while cancelled)."""

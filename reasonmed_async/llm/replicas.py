@@ -24,7 +24,7 @@ calls ``acquire`` to admit a request and exactly one of ``succeeded`` /
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -78,15 +78,13 @@ def adapt(limit: Limit, *, latency_s: float, tokens: int, now: float, policy: Po
     ewma = sample if limit.ewma is None else limit.ewma + policy.ewma_alpha * (sample - limit.ewma)
     base = ewma if limit.baseline is None else min(
         ewma, limit.baseline + policy.baseline_drift * (ewma - limit.baseline))  # the lowest EWMA, slowly forgotten
-    learnt = replace(limit, ewma=ewma, baseline=base)
+    cap, last_cut, slow_start = limit.cap, limit.last_cut, limit.slow_start
     if ewma > policy.slow_ratio * base and ewma - base > policy.min_slowdown_s:
-        if now - latency_s < limit.last_cut:
-            return learnt  # sent before the last cut: that cut already answered this congestion
-        return replace(learnt, cap=max(1.0, limit.cap * policy.decrease), last_cut=now, slow_start=False)
-    if ewma <= policy.near_ratio * base or ewma - base <= policy.min_slowdown_s:
-        step = 1.0 if limit.slow_start else 1.0 / limit.cap
-        return replace(learnt, cap=min(float(policy.max_concurrency), limit.cap + step))
-    return learnt
+        if now - latency_s >= last_cut:  # else sent before the last cut: that cut already answered this congestion
+            cap, last_cut, slow_start = max(1.0, cap * policy.decrease), now, False
+    elif ewma <= policy.near_ratio * base or ewma - base <= policy.min_slowdown_s:
+        cap = min(float(policy.max_concurrency), cap + (1.0 if slow_start else 1.0 / cap))
+    return Limit(cap, ewma, base, last_cut, slow_start)  # one new Limit per success (``replace`` costs more)
 
 
 @dataclass
@@ -136,6 +134,12 @@ class ReplicaPool:
     def acquire(self, now: float, model: str) -> Ticket | None:
         """A ticket for the replica that should serve the next ``model`` request, or None if none can now."""
         n = len(self.replicas)
+        if n == 1:  # one URL (a server, or a router in front of several): no choice to make
+            r = self.replicas[0]
+            if r.ejected_until is not None and r.ejected_until <= now and not r.probing and r.usable_for(model, now):
+                r.probing = True
+                return self._take(0, model, probe=True)
+            return self._take(0, model, probe=False) if self._ready(r, model, now) else None
         order = [(self._next + i) % n for i in range(n)]
         for i in order:
             r = self.replicas[i]

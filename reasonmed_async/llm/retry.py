@@ -78,7 +78,6 @@ class RetryingClient:
 
     async def complete(self, request: ChatRequest) -> Completion:
         health = self._health_of(request.model)
-        key = request.cache_key()
         attempt = strikes = waits = 0
         previous_failure: float | None = None
         while True:
@@ -87,9 +86,12 @@ class RetryingClient:
             attempt += 1
             context = structlog.contextvars.bind_contextvars(attempt=attempt)  # on the backend's lines
             try:
-                async with asyncio.timeout(self._timeout_s):
-                    with self.gauge.sending(request.model):
+                with self.gauge.sending(request.model):
+                    if self._timeout_s is None:  # the backend's own timeout: no second timer per attempt
                         completion = await self._inner.complete(request)
+                    else:
+                        async with asyncio.timeout(self._timeout_s):
+                            completion = await self._inner.complete(request)
             except TimeoutError as exc:
                 error: LLMError = LLMTimeout(f"no answer within {self._timeout_s} s")
                 error.__cause__ = exc
@@ -103,7 +105,7 @@ class RetryingClient:
             now = self._clock()
             if self._observer is not None:
                 await self._observer.attempt_failed(request, error)
-            step = health.failed(key, error, now, strikes=strikes, previous_failure=previous_failure)
+            step = health.failed(request.cache_key(), error, now, strikes=strikes, previous_failure=previous_failure)
             previous_failure = now
             log.info(f"llm.{step.value}", model=request.model, stage=request.meta.get("task", ""), attempt=attempt,
                      endpoint=error.endpoint, error=f"{type(error).__name__}: {error}")

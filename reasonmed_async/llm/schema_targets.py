@@ -38,8 +38,13 @@ def for_target(schema: Mapping[str, Any], target: SchemaTarget) -> dict[str, Any
     raise ValueError(f"schema target must be one of {', '.join(SCHEMA_TARGETS)}, got {target!r}")
 
 
+_LEAVES = (str, int, float, type(None))  # a schema's leaves: tested first (``Mapping`` is a slow ABC check)
+
+
 def _copy(value: Any) -> Any:
-    if isinstance(value, Mapping):
+    if isinstance(value, _LEAVES):
+        return value
+    if isinstance(value, dict | Mapping):
         return {k: _copy(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_copy(v) for v in value]
@@ -47,6 +52,8 @@ def _copy(value: Any) -> Any:
 
 
 def _strict(node: Any) -> Any:
+    if isinstance(node, _LEAVES):
+        return node
     if isinstance(node, list | tuple):
         return [_strict(v) for v in node]
     if not isinstance(node, Mapping):

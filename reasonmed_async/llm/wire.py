@@ -33,13 +33,10 @@ from agents.llm import (
     ServerError,
 )
 
+from reasonmed_async.llm.openai_settings import STRUCTURED_OUTPUT
 from reasonmed_async.llm.ratelimit import parse_retry_after
 from reasonmed_async.llm.schema_targets import SchemaTarget, for_target
 
-#: How a request with a schema asks for JSON: ``json_schema`` (OpenAI's structured outputs, vLLM),
-#: ``json_object`` with the schema in its ``schema`` field (llama.cpp's and llama-cpp-python's servers),
-#: ``none`` (the prompt alone asks for it).  ``auto`` is resolved per endpoint by the backend.
-STRUCTURED_OUTPUT = ("auto", "json_schema", "json_object", "none")
 TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
 _MAX_MESSAGE = 300
 
@@ -102,7 +99,10 @@ def parse_completion(data: Any, *, latency_s: float, endpoint: str, backend: str
     raw_choices = data.get("choices")
     if not isinstance(raw_choices, list) or not raw_choices:
         raise BadResponse(f"{endpoint}: the response has no choices")
-    choices = [_choice(c, endpoint) for c in sorted(raw_choices, key=_choice_index)]
+    if len(raw_choices) == 1:  # every request but n > 1
+        choices = [_choice(raw_choices[0], endpoint)]
+    else:
+        choices = [_choice(c, endpoint) for c in sorted(raw_choices, key=_choice_index)]
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     details = usage.get("completion_tokens_details")
     reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else 0
