@@ -13,15 +13,8 @@ from collections.abc import Sequence
 
 from bus.messages import LETTERS
 
-_ANSWER_HEAD = re.compile(
-    # every head starts at a word boundary with one of these letters: a position without one fails at once
-    r"\b(?=[fcbrmao])"
-    r"(?P<final>\bfinal\s+)?\b(?:(?:correct|best|right|most\s+likely|most\s+appropriate)\s+)?"
-    r"(?:answer|(?<=correct )option|(?<=best )option|(?<=correct )choice|(?<=best )choice)\b"
-    r"(?:\s+(?:to|for)\s+(?:this|the)\s+question)?"
-    r"(?:(?:[ \t*_]*(?:(?:is|would\s+be|will\s+be)\b|:|=|-|–|—))+|[ \t*_:]*(?=\n|\Z))[ \t*_]*",
-    re.I,
-)
+from .answer_heads import answer_heads
+
 _BOXED = re.compile(r"\\boxed\s*\{((?:[^{}]|\{[^{}]*\})*)\}")
 _LEADING_NOISE = re.compile(r"^(?:[\s*_`(\[$:]|\\text\s*\{|\\textbf\s*\{|\boption\b|\bchoice\b|\bletter\b)+", re.I)
 _TRAILING_NOISE = re.compile(r"[\s*_`.!;,)\]}$]+$")
@@ -81,7 +74,7 @@ def _statement_rest(text: str, end: int) -> str:
 def _statements(text: str, options: Sequence[str]) -> dict[bool, str]:
     """The last letter stated by a ``Final answer`` head (key True) and by any other answer head (False)."""
     found: dict[bool, str] = {}
-    for m in _ANSWER_HEAD.finditer(text):
+    for m in answer_heads(text):
         token = _answer_token(_statement_rest(text, m.end()), options)
         if token is not None:
             found[m.group("final") is not None] = token

@@ -44,6 +44,18 @@ def _object_starts(text: str) -> list[int]:
 
 
 def _strict(src: str) -> dict[str, Any] | None:
+    # The usual answer: a valid object at the first "{".  It is then also the first balanced span
+    # ``_object_starts`` would give (nothing before it opens one), so the result is the same.
+    first = src.find("{")
+    if first < 0:
+        return None
+    try:
+        value, _ = _DECODER.raw_decode(src, first)
+    except json.JSONDecodeError:
+        pass
+    else:
+        if isinstance(value, dict):
+            return value
     for start in _object_starts(src):
         try:
             value, _ = _DECODER.raw_decode(src, start)

@@ -32,6 +32,7 @@ _DESCRIPTOR = re.compile(
 
 
 _NON_WORD = re.compile(r"[^\w\s-]")
+_THREE_LETTERS = re.compile(r"[A-Za-z][^A-Za-z]*[A-Za-z][^A-Za-z]*[A-Za-z]")  # found iff it has 3 or more
 
 
 def _words(text: str) -> str:
@@ -50,7 +51,7 @@ def is_placeholder(text: str, instructions: str = "") -> bool:
     That is: a ``<...>`` placeholder, a bare descriptor ("one or two sentences", "your reason here"),
     or four or more words, all copied from ``instructions`` (the template's own text)."""
     bare = _ANGLE.sub(" ", text)
-    if len(re.findall(r"[A-Za-z]", bare)) < 3:
+    if _THREE_LETTERS.search(bare) is None:
         return True
     words = _words(text)
     if _DESCRIPTOR.fullmatch(words) is not None:
