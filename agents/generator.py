@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from bus import LETTERS, CoTGenerated, Message, Path, QuestionIngested, Stage
 
 from .calls import failed, provenance, request, truncated
-from .llm import LLMClient, LLMError
+from .llm import ChatMessage, LLMClient, LLMError
 from .parsing import compose_cot, split_thinking, stated_answer
 from .prompts import Templates, generator_messages
 from .settings import FlowSettings, Sampling
@@ -19,22 +19,24 @@ class Generator:
         self._clients = clients
         self._settings = settings
         self._templates = templates
+        # The sample index is unique across all paths, so two generator names bound to one served
+        # model at the same temperature still make distinct requests (and distinct cache keys).
+        paths = [p for g in settings.generators for p in g.paths()]
+        self._jobs = [(name, sampling, i) for i, (name, sampling) in enumerate(paths, 1)]
 
     async def handle(self, message: Message) -> Sequence[Message]:
         assert isinstance(message, QuestionIngested)
-        # The sample index is unique across all paths, so two generator names bound to one served
-        # model at the same temperature still make distinct requests (and distinct cache keys).
-        paths = [p for g in self._settings.generators for p in g.paths()]
-        jobs = [(name, sampling, i) for i, (name, sampling) in enumerate(paths, 1)]
+        prompt = generator_messages(self._templates, message.question)  # the same for every path
         async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(self._path(message, path, sampling, i)) for path, sampling, i in jobs]
+            tasks = [tg.create_task(self._path(message, prompt, name, sampling, i)) for name, sampling, i in self._jobs]
         return [t.result() for t in tasks]
 
-    async def _path(self, message: QuestionIngested, name: str, sampling: Sampling, index: int) -> Message:
+    async def _path(self, message: QuestionIngested, prompt: tuple[ChatMessage, ...], name: str, sampling: Sampling,
+                    index: int) -> Message:
         q = message.question
         req = request(
             sampling,
-            generator_messages(self._templates, q),
+            prompt,
             sample=index,
             meta={"task": "generate", "gold": q.answer_letter, "letters": LETTERS[: len(q.options)], "question_id": q.id,
                   "path": name},

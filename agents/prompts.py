@@ -115,10 +115,14 @@ class Templates:
         return cls(tuple((name, texts[name]) for name in TEMPLATE_NAMES))
 
     def text(self, name: str) -> str:
-        for n, t in self.items:
-            if n == name:
-                return t
-        raise KeyError(f"no template named {name!r}; known: {', '.join(TEMPLATE_NAMES)}")
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"no template named {name!r}; known: {', '.join(TEMPLATE_NAMES)}") from None
+
+    @functools.cached_property
+    def _by_name(self) -> dict[str, str]:
+        return dict(self.items)
 
     def hash(self, name: str) -> str:
         """First 12 hex chars of the sha256 of the template's text: recorded as provenance (with every call:

@@ -235,9 +235,16 @@ class MessageBus:
                 last = seq
                 await self._put(name, message)
 
+    def _is_cancelling(self) -> bool:
+        return self._cancelling
+
     async def _worker(self, sub: Subscription) -> None:
         queue = self._queues[sub.name]
         stats = self.stats[sub.name]
+        # Every line logged while handling (agent, LLM layer, backend) carries run, question, agent.  This
+        # task has its own copy of the context: the agent is bound once, run and question when they change.
+        structlog.contextvars.bind_contextvars(agent=sub.name)
+        bound: tuple[str, str] | None = None
         while True:
             if self._retire.get(sub.name):
                 self._retire[sub.name] -= 1
@@ -251,11 +258,11 @@ class MessageBus:
             stats.in_flight += 1
             self._quiet.clear()
             started = time.perf_counter()
-            # every line logged while handling (agent, LLM layer, backend) carries run, question, agent
-            context = structlog.contextvars.bind_contextvars(run=message.run_id, question=message.question_id,
-                                                             agent=sub.name)
+            if bound != (message.run_id, message.question_id):
+                bound = (message.run_id, message.question_id)
+                structlog.contextvars.bind_contextvars(run=message.run_id, question=message.question_id)
             try:
-                outputs, ok = await handle_with_retries(sub, message, stats, cancelled=lambda: self._cancelling)
+                outputs, ok = await handle_with_retries(sub, message, stats, cancelled=self._is_cancelling)
                 new = await self._journal.commit([self.route(m) for m in outputs], Ack(message.id, sub.name, ok))
                 if _root.isEnabledFor(logging.DEBUG):  # a per-message event: not even built below DEBUG
                     log.debug("handler.done", ok=ok, outputs=len(outputs),
@@ -264,7 +271,6 @@ class MessageBus:
                 self.halt(exc)
                 return
             finally:
-                structlog.contextvars.reset_contextvars(**context)
                 self._in_flight -= 1
                 stats.in_flight -= 1
                 if self._in_flight == 0:

@@ -9,6 +9,7 @@ id and is recognised as a duplicate instead of being delivered again.
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 import msgspec
@@ -23,8 +24,11 @@ from .vocabulary import FailureKind, Stage
 SCHEMA_VERSION = 2
 
 
-class Message(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """Base of every message: run, question and cause."""
+class Message(msgspec.Struct, frozen=True, kw_only=True, tag=True, dict=True):
+    """Base of every message: run, question and cause.
+
+    ``dict=True`` gives each message a ``__dict__`` for its cached ``id`` (the bus, the journal and the
+    agents each ask for it); it is not a field: the encoding and equality are the fields alone."""
 
     run_id: str
     question_id: str
@@ -36,9 +40,9 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, tag=True):
         if not self.run_id or not self.question_id:
             raise ValueError(f"{type(self).__name__}: run_id and question_id are required")
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
-        extra = tuple(getattr(self, f) for f in self.cause_fields)
+        extra = [getattr(self, f) for f in self.cause_fields]
         return _digest(type(self).__name__, self.run_id, self.question_id, self.parent_id, *extra)
 
 

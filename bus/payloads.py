@@ -21,7 +21,7 @@ LETTERS = "ABCDEFGHIJ"
 
 
 def _digest(*parts: object) -> str:
-    joined = "\x1f".join(str(p) for p in parts)
+    joined = "\x1f".join([str(p) for p in parts])
     return hashlib.blake2b(joined.encode(), digest_size=12).hexdigest()
 
 

@@ -24,7 +24,6 @@ _ANSWER_HEAD = re.compile(
     r"(?:(?:[ \t*_]*(?:(?:is|would\s+be|will\s+be)\b|:|=|-|–|—))+|[ \t*_:]*(?=\n|\Z))[ \t*_]*",
     re.I,
 )
-_KEYWORDS = ("answer", "option", "choice")
 _OPENERS = ("final", "correct", "best", "right", "most")  # the words a head can start with, before its keyword
 #: A head's words before its keyword: "final most appropriate " is the longest, 23 characters with single
 #: spaces; a window this long before the keyword holds its start unless the head has long runs of whitespace.
@@ -41,11 +40,22 @@ def _folded(text: str) -> str | None:
     return low.translate(_FOLD) if ("ſ" in low or "ı" in low) else low
 
 
-def _can_be_keyword(low: str, at: int, word: str) -> bool:
-    if word == "answer":
-        return True
-    # the pattern's lookbehinds (a negative start would count from the end)
-    return (at >= 8 and low.startswith("correct ", at - 8)) or (at >= 5 and low.startswith("best ", at - 5))
+def _keywords(low: str) -> list[int]:
+    """Where a head's keyword can be, in order: every "answer"; an "option" / "choice" right after
+    "correct " or "best " (the pattern's lookbehinds).  None of the three overlaps itself or another."""
+    spots = []
+    i = low.find("answer")
+    while i >= 0:
+        spots.append(i)
+        i = low.find("answer", i + 6)
+    for word in ("option", "choice"):
+        i = low.find(word)
+        while i >= 0:
+            if (i >= 8 and low.startswith("correct ", i - 8)) or (i >= 5 and low.startswith("best ", i - 5)):
+                spots.append(i)
+            i = low.find(word, i + 6)
+    spots.sort()
+    return spots
 
 
 def _starts(low: str, pos: int, at: int) -> list[int]:
@@ -70,15 +80,9 @@ def answer_heads(text: str) -> Iterator[re.Match[str]]:
     if low is None:
         yield from _ANSWER_HEAD.finditer(text)
         return
-    nexts = {w: low.find(w) for w in _KEYWORDS}
     pos = 0
-    while True:
-        live = [(at, w) for w, at in nexts.items() if at >= 0]
-        if not live:
-            return
-        at, word = min(live)
-        nexts[word] = low.find(word, at + 1)
-        if at < pos or not _can_be_keyword(low, at, word):
+    for at in _keywords(low):
+        if at < pos:  # inside the head just found
             continue
         for start in _starts(low, pos, at):
             if (m := _ANSWER_HEAD.match(text, start)) is not None:

@@ -181,6 +181,24 @@ def test_id_depends_on_run_question_and_parent(kind: type[Message], field: str):
     assert changed.id != message.id
 
 
+#: ids as the stored databases hold them (computed by the tree before ids were cached): they must not change
+STORED_IDS = {
+    QuestionIngested: "b51e96cf6d63a76761e6e4c8", CoTGenerated: "ab3937244a14d1aaf7cfd537",
+    Verdict: "3243562608ea49a9b7d09703", StageFailed: "83035f07f2e58e7c6450eded",
+    TierAssigned: "f373c5041bd50f26a237cd8b", Ranked: "13f1f2d192bf28d62bf5acd8", Refined: "5f53724d485f1d2153a86b54",
+    Summarized: "4eabe69c627c431875877bbf", RecordReady: "d24b7ed89298e2b1056e99b2", Scored: "025ae5b22c531799c7219a4c",
+}
+
+
+@pytest.mark.parametrize("kind", ALL_MESSAGES, ids=lambda k: k.__name__)
+def test_a_cached_id_is_the_stored_id_and_not_part_of_the_message(kind: type[Message]):
+    fresh = _samples()[kind]
+    before = encode(fresh)
+    assert fresh.id == STORED_IDS[kind] and fresh.id == STORED_IDS[kind]  # computed once, then cached
+    assert encode(fresh) == before and fresh == _samples()[kind]  # the cache is neither encoded nor compared
+    assert msgspec.structs.replace(fresh, parent_id="elsewhere").id != fresh.id  # a changed copy has its own
+
+
 def test_ids_differ_across_types_with_same_cause():
     ids = {m.id for m in SAMPLES.values()}
     assert len(ids) == len(SAMPLES)
