@@ -86,7 +86,6 @@ async def _one(mode: str, base_url: str, requests: list, c: int, log_dir: Path) 
     if mode == "raw":
         import aiohttp
 
-        from agents.llm import ChatRequest  # noqa: F401 - the same imports as the other modes
         bodies = [{"model": r.model, "max_tokens": r.max_tokens, "temperature": r.temperature, "top_p": r.top_p,
                    "messages": [{"role": m.role, "content": m.content} for m in r.messages]} for r in requests]
         url, headers = f"{base_url}/chat/completions", {"Authorization": "Bearer bench-key"}
