@@ -18,11 +18,13 @@ import aiosqlite
 from bus import Ack, Backlog, Message, Routed
 
 from reasonmed_async.store.errors import DamageError, StoreError
+from reasonmed_async.store.joining import HeldItems
 from reasonmed_async.store.space import SpaceWatch
 from reasonmed_async.store.opening import WalGuard, check_schema, connect, database_error
 from reasonmed_async.store.reading import MESSAGE_COLUMNS, load
 from reasonmed_async.store.sql import apply_batch, read_batch
-from reasonmed_async.store.texts import Memo, Splitter
+from reasonmed_async.store.splitting import Splitter
+from reasonmed_async.store.texts import Memo
 from reasonmed_async.store.writer import Batcher
 
 __all__ = ["PAGE", "CheckpointStore", "DamageError", "StoreError"]
@@ -36,15 +38,17 @@ class CheckpointStore:
         self._db = writer
         self._ro = reader
         self._memo = Memo()  # the reader connection's resolved texts (the writer has its own)
-        splitter = Splitter()  # the writer's: it learns which texts are stored once their transaction commits
+        splitter = Splitter(learns=True)  # the writer's: it learns which texts are stored once their transaction commits
         self._committer = None if writer is None else Batcher(
             writer, partial(apply_batch, memo=Memo(), splitter=splitter), transaction=True, name="store-writer",
             path=str(path), ended=splitter.transaction_ended)
         self._reader = Batcher(reader, partial(read_batch, memo=self._memo), transaction=False, name="store-reader")
+        self._held = HeldItems()  # the items of the joins in progress (the tierer's)
         self._guard: WalGuard | None = None
         self.damage: DamageError | None = None  # once a damaged row is read, nothing more is written
         self.notices: list[str] = []  # what the opener should tell the user (a write-ahead log gone missing)
         self.space: SpaceWatch | None = None  # free space, measured after each commit of the bus's
+        self._space_measured = -1  # the group commit after which it was last measured
 
     # -- lifecycle ------------------------------------------------------------
     @classmethod
@@ -128,7 +132,8 @@ class CheckpointStore:
     # -- journal (the bus's seam) ----------------------------------------------
     async def commit(self, outputs: Sequence[Routed], ack: Ack | None = None, *, intake: bool = False) -> list[Routed]:
         new = await self._write("commit", tuple(outputs), ack, intake)
-        if self.space is not None:
+        if self.space is not None and self._committer.batches != self._space_measured:
+            self._space_measured = self._committer.batches  # once per group commit, not per caller in it
             self.space.after_commit()
         return new
 
@@ -162,8 +167,16 @@ class CheckpointStore:
         """Add ``item`` under ``key`` (once per ``item_id``); once ``expected`` are there, return them all.
 
         Items are messages the journal already holds (the bus delivers nothing
-        else), so the join keeps their ids, not copies."""
-        return await self._write("join", key, item_id, item.id, expected)
+        else), so the join keeps their ids, not copies; the items this process
+        was handed are held in memory meanwhile (``joining.py``), and only the
+        others are read back."""
+        message_id = item.id
+        held = self._held.hold(key, item_id, message_id, item)
+        items = await self._write("join", key, item_id, message_id, expected, {i: h[0] for i, h in held.items()})
+        if items is None:
+            return None
+        self._held.forget(key)
+        return [held[i][1] if m is None else m for i, m in items]
 
     # -- LLM response cache ----------------------------------------------------
     async def cache_get(self, key: str) -> bytes | None:

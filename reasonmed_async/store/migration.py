@@ -25,7 +25,8 @@ from reasonmed_async.store.integrity import add_checksums, row_checksum, verifie
 from reasonmed_async.store.reading import db_name
 from reasonmed_async.store.packing import ZSTD, pack
 from reasonmed_async.store.schema import LLM_CACHE_COLUMNS, RECORDS_COLUMNS
-from reasonmed_async.store.texts import Pieces, Splitter, store_pieces
+from reasonmed_async.store.splitting import Splitter
+from reasonmed_async.store.texts import Pieces, store_pieces
 
 PAGE = 2000
 

@@ -12,16 +12,17 @@ from bus.messages import SCHEMA_VERSION
 
 from reasonmed_async.store.errors import StoreError
 from reasonmed_async.store.integrity import CACHE_KEY, row_checksum
-from reasonmed_async.store.reading import cached_payloads, db_name, messages_of_rows
-from reasonmed_async.store.texts import Memo, Pieces, Splitter, store_pieces
+from reasonmed_async.store.reading import MESSAGE_COLUMNS, cached_payloads, db_name, load_messages
+from reasonmed_async.store.splitting import Splitter
+from reasonmed_async.store.texts import Memo, Pieces, store_pieces
 from reasonmed_async.store.writer import Op
 
 __all__ = ["StoreError", "apply_batch", "read_batch"]
 
 
-_COUNT_CALL = (
+_COUNT_CALLS = (  # a batch's calls, summed per (stage, model, endpoint, outcome): one row each
     "INSERT INTO calls(stage, model, endpoint, outcome, calls, prompt_tokens, completion_tokens)"
-    " VALUES (?,?,?,?,1,?,?) ON CONFLICT DO UPDATE SET calls=calls+1,"
+    " VALUES (?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET calls=calls+excluded.calls,"
     " prompt_tokens=prompt_tokens+excluded.prompt_tokens,"
     " completion_tokens=completion_tokens+excluded.completion_tokens"
 )
@@ -59,6 +60,8 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo, splitte
     results: list[Any] = [None] * len(batch)
     routed_by_op: list[tuple[int, Sequence[Routed], bool]] = []
     acks: list[Ack] = []
+    cached: list[tuple[Any, ...]] = []
+    counts: dict[tuple[str, str, str, str], list[int]] = {}
     for i, op in enumerate(batch):
         if op.kind == "commit":
             routed_by_op.append((i, op.args[0], op.args[2]))
@@ -81,17 +84,10 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo, splitte
                 db.execute("UPDATE runs SET status='running' WHERE id=? AND status='ingesting'", (run_id,))
             routed_by_op.append((i, routed, True))
         elif op.kind == "cache":
-            key, model, payload, stage, endpoint, prompt, completion = op.args
-            skeleton = splitter.json(payload, pieces)
-            stored = db.execute(
-                "INSERT OR IGNORE INTO llm_cache(key, model, payload, created_at, checksum) VALUES (?,?,?,?,?)",
-                (bytes.fromhex(key), model, skeleton, now, row_checksum(key, skeleton)),
-            ).rowcount
-            # A second answer to a stored key (a router's retry, a call raced by a redelivery, a batch result
-            # imported twice) keeps the first answer: it is counted, never stored twice.
-            db.execute(_COUNT_CALL, (stage, model, endpoint, "ok" if stored else DUPLICATE, prompt, completion))
+            cached.append(op.args)
         elif op.kind == "call":
-            db.execute(_COUNT_CALL, op.args)
+            stage, model, endpoint, outcome, prompt, completion = op.args
+            _count(counts, (stage, model, endpoint, outcome), prompt, completion)
         elif op.kind == "join":
             results[i] = _join(db, memo, *op.args)
         elif op.kind == "sql":
@@ -102,13 +98,55 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo, splitte
             raise ValueError(f"unknown store operation {op.kind!r}")
     for i, new in _insert_messages(db, routed_by_op, now, pieces, splitter).items():
         results[i] = new
+    if cached:
+        _insert_cached(db, cached, now, pieces, splitter, counts)
     store_pieces(db, pieces, splitter)
+    if counts:
+        db.executemany(_COUNT_CALLS, [(*k, n, p, c) for k, (n, p, c) in counts.items()])
     if acks:
         db.executemany(
             "UPDATE deliveries SET state=?, updated_at=? WHERE message_id=? AND consumer=? AND state='pending'",
             [("done" if a.ok else "failed", now, a.message_id, a.consumer) for a in acks],
         )
     return results
+
+def _count(counts: dict[tuple[str, str, str, str], list[int]], key: tuple[str, str, str, str], prompt: int,
+           completion: int) -> None:
+    total = counts.get(key)
+    if total is None:
+        counts[key] = [1, prompt, completion]
+    else:
+        total[0] += 1
+        total[1] += prompt
+        total[2] += completion
+
+
+def _insert_cached(db: sqlite3.Connection, cached: list[tuple[Any, ...]], now: float, pieces: Pieces,
+                   splitter: Splitter, counts: dict[tuple[str, str, str, str], list[int]]) -> None:
+    """Completed calls: stored unless their key is (a second answer to a stored key — a router's retry, a
+    call raced by a redelivery, a batch result imported twice — keeps the first: counted, never stored twice)."""
+    binary = [bytes.fromhex(args[0]) for args in cached]  # the SHA-256 hex digest, stored as its 32 bytes
+    seen = _existing(db, "SELECT key FROM llm_cache WHERE key IN ({})", list(set(binary)))
+    rows = []
+    for (key, model, payload, stage, endpoint, prompt, completion), stored_key in zip(cached, binary, strict=True):
+        _count(counts, (stage, model, endpoint, DUPLICATE if stored_key in seen else "ok"), prompt, completion)
+        if stored_key not in seen:
+            seen.add(stored_key)
+            skeleton = splitter.json(payload, pieces)
+            rows.append((stored_key, model, skeleton, now, row_checksum(key, skeleton)))
+    if rows:
+        db.executemany("INSERT OR IGNORE INTO llm_cache(key, model, payload, created_at, checksum) VALUES (?,?,?,?,?)",
+                       rows)
+
+
+def _existing(db: sqlite3.Connection, sql: str, keys: list[Any]) -> set[Any]:
+    """Which of ``keys`` a one-column query ``sql`` (``... IN ({})``) finds, 500 at a time."""
+    found: set[Any] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        found.update(r[0] for r in db.execute(sql.format(",".join("?" * len(chunk))), chunk))
+    return found
+
 
 def _insert_questions(db: sqlite3.Connection, run_id: str, questions: Sequence[tuple[str, int, str]]) -> None:
     db.executemany("INSERT OR IGNORE INTO questions(run_id, id, ordinal, source) VALUES (?,?,?,?)",
@@ -119,19 +157,14 @@ def _insert_messages(
     db: sqlite3.Connection, routed_by_op: list[tuple[int, Sequence[Routed], bool]], now: float, pieces: Pieces,
     splitter: Splitter,
 ) -> dict[int, list[Routed]]:
-    ids = list({r.message.id for _, routed, _ in routed_by_op for r in routed})
-    existing: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        rows = db.execute(f"SELECT id FROM messages WHERE id IN ({','.join('?' * len(chunk))})", chunk)
-        existing.update(r[0] for r in rows)
+    ids_by_op = [[r.message.id for r in routed] for _, routed, _ in routed_by_op]  # (an id is a hash: once)
+    existing = _existing(db, "SELECT id FROM messages WHERE id IN ({})", list({i for ids in ids_by_op for i in ids}))
     message_rows, delivery_rows, record_rows = [], [], []
     new_by_op: dict[int, list[Routed]] = {}
-    for i, routed, intake in routed_by_op:
+    for (i, routed, intake), ids in zip(routed_by_op, ids_by_op, strict=True):
         new: list[Routed] = []
-        for r in routed:
+        for r, mid in zip(routed, ids, strict=True):
             m = r.message
-            mid = m.id
             if mid in existing:
                 continue
             existing.add(mid)
@@ -160,19 +193,27 @@ def _insert_messages(
         )
     return new_by_op
 
-def _join(db: sqlite3.Connection, memo: Memo, key: str, item_id: str, message_id: str,
-          expected: int) -> list[Message] | None:
+def _join(db: sqlite3.Connection, memo: Memo, key: str, item_id: str, message_id: str, expected: int,
+          held: dict[str, str] | None = None) -> list[tuple[str, Message | None]] | None:
+    """Add an item; once ``expected`` are there, (item id, message) of each, by item id.  ``held`` (item id ->
+    message id): the items the caller holds, answered with None when the journal has that very message (a
+    held item the journal does not have, or has as another message, is read back like the others)."""
     db.execute("INSERT OR IGNORE INTO joins(key, item_id, message_id) VALUES (?,?,?)", (key, item_id, message_id))
     (count,) = db.execute("SELECT COUNT(*) FROM joins WHERE key=?", (key,)).fetchone()
     if count < expected:
         return None
-    rows = db.execute(
-        "SELECT m.id, m.payload, m.checksum, m.question_id FROM joins j JOIN messages m ON m.id = j.message_id"
-        " WHERE j.key=? ORDER BY j.item_id", (key,)
-    ).fetchall()
+    rows = db.execute("SELECT j.item_id, j.message_id FROM joins j JOIN messages m ON m.id = j.message_id"
+                      " WHERE j.key=? ORDER BY j.item_id", (key,)).fetchall()
     if len(rows) < count:
         raise StoreError(f"join {key}: {count - len(rows)} item(s) are not in the journal")
-    return [m for _, m in messages_of_rows(db, memo, _path(db), rows)]
+    held = held or {}
+    wanted = [mid for iid, mid in rows if held.get(iid) != mid]
+    read: dict[str, Message] = {}
+    if wanted:
+        marks = ",".join("?" * len(wanted))
+        read = {mid: m for (mid,), m in load_messages(db, memo, _path(db), f"SELECT {MESSAGE_COLUMNS}, id FROM messages"
+                                                      f" WHERE id IN ({marks})", wanted)}
+    return [(iid, None if held.get(iid) == mid else read[mid]) for iid, mid in rows]
 
 def read_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo) -> list[Any]:
     """Cache look-ups, many keys per query."""

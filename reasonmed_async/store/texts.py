@@ -13,33 +13,32 @@ cached and parsed, are each one row; a message row keeps what is its own.
 A marker is unambiguous: a real string that starts with NUL is always stored
 as a piece, and a marker is only matched where a JSON value starts (after
 ``:``, ``,`` or ``[``; inside a string a quote is always escaped).  Reading
-splices each piece's JSON back in place of its marker (``re.sub`` over the
-skeleton's bytes: the pieces' contents are never scanned), level by level, each
+splices each piece's JSON back in place of its marker (``markers``: one scan of
+the skeleton's bytes; the pieces' contents are never scanned), level by level, each
 piece fetched in bulk and checked against its digest — a damaged or missing
 piece is a ``DamageError`` naming it and the rows that needed it — giving the
 JSON the bus and the response cache have always read.  Pieces never change, so
-a bounded memo per connection keeps the resolved JSON of the hot ones; the
-writer keeps the markers of the structs it has just split (by identity: the
-question object a handler passes on to its outputs is split once).
+a bounded memo per connection keeps the resolved JSON of the hot ones.  The
+write side, ``Splitter``, is ``splitting.py``.
 """
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import re
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Sequence
-from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from bus import Message, Provenance
-
 from reasonmed_async.store.errors import DamageError
 from reasonmed_async.store.packing import pack, unpack
+
+if TYPE_CHECKING:
+    from reasonmed_async.store.splitting import Splitter
 
 TEXT, TREE = 1, 2
 MIN_TEXT = 64  # characters: shorter strings (labels, names, ids) stay in the skeleton
@@ -49,7 +48,6 @@ _LETTER = {TEXT: "T", TREE: "R"}
 _MARKER = re.compile(rb'(?<=[:,\[])"\\u0000([TR])([A-Za-z0-9_-]{16})"(?!:)')
 
 _to_json = msgspec.json.Encoder().encode
-_from_json = msgspec.json.decode
 
 Pieces = dict[bytes, tuple[int, bytes]]  # digest -> (kind, body: the piece's JSON, markers inside)
 
@@ -63,126 +61,8 @@ def text_digest(text: str) -> bytes:
     return digest(TEXT, _to_json(text))
 
 
-def _piece(kind: int, body: bytes, pieces: Pieces) -> str:
-    key = digest(kind, body)
-    pieces[key] = (kind, body)
-    return f"\x00{_LETTER[kind]}{base64.urlsafe_b64encode(key).decode()}"
-
-
-class Splitter:
-    """Splits payloads, remembering (by value, bounded) the structs it has split lately and their pieces:
-    the question, paths and judgements a message carries were mostly split with an earlier message."""
-
-    def __init__(self, capacity: int = 4096, stored_capacity: int = 200_000) -> None:
-        self._seen: OrderedDict[msgspec.Struct, tuple[Any, Pieces]] = OrderedDict()
-        self._same: dict[int, tuple[msgspec.Struct, Any, Pieces]] = {}  # by identity: no hashing on the way
-        self.capacity = capacity
-        # digests known to be in ``texts`` (their transaction committed): not inserted again
-        self._stored: set[bytes] = set()
-        self._stored_capacity = stored_capacity
-        self._pending: set[bytes] = set()
-
-    def new_pieces(self, pieces: Pieces) -> list[tuple[bytes, int, bytes]]:
-        """The rows of ``pieces`` not known to be stored; they count as stored once the transaction commits."""
-        rows = [(key, kind, body) for key, (kind, body) in pieces.items() if key not in self._stored]
-        self._pending.update(r[0] for r in rows)
-        return rows
-
-    def transaction_ended(self, committed: bool) -> None:
-        if committed:
-            if len(self._stored) + len(self._pending) > self._stored_capacity:
-                self._stored.clear()  # forgetting costs only an INSERT OR IGNORE of an existing row
-            self._stored |= self._pending
-        self._pending.clear()
-
-    def message(self, message: Message, schema_version: int, pieces: Pieces) -> bytes:
-        """A message's skeleton: its envelope as the bus's codec writes it, with its pieces taken out."""
-        fields = {"type": type(message).__struct_config__.tag}
-        fields.update(self._fields(message, pieces))
-        return _to_json({"v": schema_version, "m": fields})
-
-    def json(self, payload: bytes, pieces: Pieces) -> bytes:
-        """The skeleton of a JSON object (a cached completion)."""
-        return _to_json(self.fields(_from_json(payload), pieces))
-
-    def fields(self, tree: dict[str, Any], pieces: Pieces) -> dict[str, Any]:
-        """An object given as builtins, its values split (its top level stays in the row)."""
-        return {k: self._conv(v, pieces) for k, v in tree.items()}
-
-    def _conv(self, v: Any, pieces: Pieces) -> Any:
-        t = type(v)
-        if t is str:
-            if len(v) < MIN_TEXT and not v.startswith("\x00"):
-                return v
-            return _piece(TEXT, _to_json(v), pieces)
-        if t is int or t is float or t is bool or v is None:
-            return v
-        if isinstance(v, msgspec.Struct):
-            if type(v) in _LEAVES:  # scalars and short strings only: converted in C
-                node = msgspec.to_builtins(v)
-                body = _to_json(node)
-                if b"\\u0000" not in body:
-                    return node if len(body) < MIN_TREE else _piece(TREE, body, pieces)
-            same = self._same.get(id(v))
-            if same is not None and same[0] is v:  # the very object a handler passed on: no hashing
-                pieces.update(same[2])
-                return same[1]
-            try:
-                seen = self._seen.get(v)  # frozen structs hash and compare by value (in C)
-            except TypeError:  # a field that does not hash (a dict): split it each time
-                return self._fit(self._fields(v, pieces), pieces)
-            if seen is not None:
-                self._seen.move_to_end(v)
-                self._remember(v, seen[0], seen[1])
-                pieces.update(seen[1])  # stored again (INSERT OR IGNORE): a batch that failed stored nothing
-                return seen[0]
-            own: Pieces = {}
-            out = self._fit(self._fields(v, own), own)
-            self._seen[v] = (out, own)
-            if len(self._seen) > self.capacity:
-                self._seen.popitem(last=False)
-            self._remember(v, out, own)
-            pieces.update(own)
-            return out
-        if isinstance(v, Enum):
-            return v.value
-        if t is tuple or t is list:
-            return self._fit([self._conv(x, pieces) for x in v], pieces)
-        if t is dict:
-            return self._fit({k: self._conv(x, pieces) for k, x in v.items()}, pieces)
-        return v
-
-    def _remember(self, v: msgspec.Struct, out: Any, own: Pieces) -> None:
-        if len(self._same) >= self.capacity:
-            self._same.clear()  # (the entries hold their objects, so an id is never reused while listed)
-        self._same[id(v)] = (v, out, own)
-
-    def _fields(self, v: msgspec.Struct, pieces: Pieces) -> dict[str, Any]:
-        out = {}
-        for f in v.__struct_fields__:
-            x = getattr(v, f)
-            t = type(x)
-            if (t is str and len(x) < MIN_TEXT and not x.startswith("\x00")) or t is int or t is float or t is bool or x is None:
-                out[f] = x
-            else:
-                out[f] = self._conv(x, pieces)
-        return out
-
-    @staticmethod
-    def _fit(node: Any, pieces: Pieces) -> Any:
-        body = _to_json(node)
-        return node if len(body) < MIN_TREE else _piece(TREE, body, pieces)
-
-
-_LEAVES = frozenset({Provenance})  # structs of scalars and short strings: to_builtins does them at once
-
-
-def split_envelope(envelope: dict[str, Any], pieces: Pieces) -> bytes:
-    """The skeleton of a message envelope (``{"v": version, "m": message}``) given as builtins."""
-    return _to_json({"v": envelope["v"], "m": Splitter().fields(envelope["m"], pieces)})
-
-
 def store_pieces(db: sqlite3.Connection, pieces: Pieces, splitter: Splitter | None = None) -> None:
+    """Insert ``pieces`` (those ``splitter`` does not know to be stored already)."""
     rows = splitter.new_pieces(pieces) if splitter is not None else [(k, kind, b) for k, (kind, b) in pieces.items()]
     if rows:  # compressed (store/packing.py); the digest stays that of the JSON
         db.executemany("INSERT OR IGNORE INTO texts(digest, kind, body) VALUES (?,?,?)",
@@ -190,25 +70,47 @@ def store_pieces(db: sqlite3.Connection, pieces: Pieces, splitter: Splitter | No
 
 
 class Memo:
-    """Resolved pieces' JSON by digest, least recently used out beyond ``capacity`` bytes; one per connection."""
+    """Resolved pieces' JSON by marker token (a digest's 16 base64 characters), least recently used out beyond
+    ``capacity`` bytes; one per connection."""
 
     def __init__(self, capacity: int = 8 << 20) -> None:
         self.capacity = capacity
         self.size = 0
         self._items: OrderedDict[bytes, bytes] = OrderedDict()
 
-    def get(self, key: bytes) -> bytes | None:
-        value = self._items.get(key)
+    def get(self, token: bytes) -> bytes | None:
+        value = self._items.get(token)
         if value is not None:
-            self._items.move_to_end(key)
+            self._items.move_to_end(token)
         return value
 
-    def put(self, key: bytes, value: bytes) -> None:
-        if key not in self._items:
-            self._items[key] = value
+    def put(self, token: bytes, value: bytes) -> None:
+        if token not in self._items:
+            self._items[token] = value
             self.size += len(value)
             while self.size > self.capacity and self._items:
                 self.size -= len(self._items.popitem(last=False)[1])
+
+
+Spans = list[tuple[int, int, bytes]]  # (start, end, token: the digest's 16 base64 characters) of each marker
+
+
+def markers(skeleton: bytes) -> Spans:
+    """The markers of a skeleton, where a JSON value starts: ``_MARKER``'s matches, found faster.
+
+    The search starts at the marker's rare ``\\u0000`` (a pattern that starts with a quote or a look-behind
+    is tried at every quote or byte of the skeleton, several times slower); the quote before it and the
+    character before that (``:``, ``,`` or ``[``) are checked here, as ``_MARKER``'s look-behind does."""
+    out = []
+    for m in _CANDIDATE.finditer(skeleton):
+        start = m.start() - 1
+        if start > 0 and skeleton[start] == 0x22 and skeleton[start - 1] in _VALUE_STARTS:
+            out.append((start, m.end(), m[1]))
+    return out
+
+
+_CANDIDATE = re.compile(rb'\\u0000[TR]([A-Za-z0-9_-]{16})"(?!:)')
+_VALUE_STARTS = frozenset(b":,[")
 
 
 class Rehydrator:
@@ -218,43 +120,58 @@ class Rehydrator:
         self._db = db
         self._memo = memo
         self._where = where  # the database, as error messages name it
-        self._raw: dict[bytes, tuple[int, bytes]] = {}  # fetched by this call
-        self._resolved: dict[bytes, bytes] = {}  # found in the memo by this call (it may drop them meanwhile)
+        self._raw: dict[bytes, tuple[int, bytes]] = {}  # fetched by this call, by token
+        self._resolved: dict[bytes, bytes] = {}  # resolved in this call (the memo may drop them meanwhile)
 
     def json_of(self, skeletons: Sequence[bytes], owners: Sequence[str]) -> list[bytes]:
         """Each skeleton as the JSON it was split from; ``owners`` name the rows (in a damage report)."""
-        wanted = {_b64(m[2]) for s in skeletons for m in _MARKER.finditer(s)}
+        spans = [markers(s) for s in skeletons]
+        resolved, raw, memo = self._resolved, self._raw, self._memo
+        wanted = [token for found in spans for _, _, token in found]
         while wanted:
-            missing = []
-            for key in wanted:
-                if key in self._raw or key in self._resolved:
+            missing = set()
+            for token in wanted:
+                if token in resolved or token in raw or token in missing:
                     continue
-                hit = self._memo.get(key)
+                hit = memo.get(token)
                 if hit is None:
-                    missing.append(key)
+                    missing.add(token)
                 else:
-                    self._resolved[key] = hit
-            wanted = set()
-            for key, kind, body in self._fetch(missing, owners):
-                self._raw[key] = (kind, body)
+                    resolved[token] = hit
+            wanted = []
+            for token, kind, body in self._fetch(sorted(missing), owners):
+                raw[token] = (kind, body)
                 if kind == TREE:
-                    wanted.update(_b64(m[2]) for m in _MARKER.finditer(body))
-        return [_MARKER.sub(self._splice, s) for s in skeletons]
+                    wanted += [t for _, _, t in markers(body)]
+        return [self._splice(s, found) for s, found in zip(skeletons, spans, strict=True)]
 
-    def _splice(self, match: re.Match[bytes]) -> bytes:
-        key = _b64(match[2])
-        resolved = self._resolved.get(key)
+    def _splice(self, skeleton: bytes, spans: Spans) -> bytes:
+        if not spans:
+            return skeleton
+        parts, last = [], 0
+        for start, end, token in spans:
+            parts.append(skeleton[last:start])
+            parts.append(self._resolve(token))
+            last = end
+        parts.append(skeleton[last:])
+        return b"".join(parts)
+
+    def _resolve(self, token: bytes) -> bytes:
+        resolved = self._resolved.get(token)
         if resolved is None:
-            kind, body = self._raw[key]
-            resolved = body if kind == TEXT else _MARKER.sub(self._splice, body)
-            self._resolved[key] = resolved
-            self._memo.put(key, resolved)
+            kind, body = self._raw[token]
+            resolved = body if kind == TEXT else self._splice(body, markers(body))
+            self._resolved[token] = resolved
+            self._memo.put(token, resolved)
         return resolved
 
-    def _fetch(self, keys: list[bytes], owners: Sequence[str]) -> list[tuple[bytes, int, bytes]]:
+    def _fetch(self, tokens: list[bytes], owners: Sequence[str]) -> list[tuple[bytes, int, bytes]]:
+        """(token, kind, body) of each piece, checked against its digest (and its kind against the marker's)."""
+        keys = {_b64(t): t for t in tokens}
         rows: list[tuple[bytes, int, bytes]] = []
-        for start in range(0, len(keys), CHUNK):
-            chunk = keys[start : start + CHUNK]
+        wanted = list(keys)
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start : start + CHUNK]
             rows += self._db.execute(
                 f"SELECT digest, kind, body FROM texts WHERE digest IN ({','.join('?' * len(chunk))})", chunk
             ).fetchall()
@@ -271,10 +188,14 @@ class Rehydrator:
             lost = next(k for k in keys if k not in found)
             raise DamageError(f"{self._where}: a stored text is missing (texts {lost.hex()}, needed by"
                               f" {_owners(owners)}); `reasonmed check --db` lists every damaged row")
-        return unpacked
+        return [(keys[key], kind, body) for key, kind, body in unpacked]
 
 
-_b64 = base64.urlsafe_b64decode
+def _b64(token: bytes) -> bytes:
+    return binascii.a2b_base64(token.translate(_FROM_URLSAFE))
+
+
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
 def _owners(owners: Sequence[str]) -> str:

@@ -24,7 +24,8 @@ from reasonmed_async.pipeline import Pipeline, file_digest
 from reasonmed_async.reports.export import export
 from reasonmed_async.store.checkpoint import CheckpointStore
 from reasonmed_async.store.integrity import row_checksum
-from reasonmed_async.store.texts import Memo, Rehydrator, split_envelope, store_pieces
+from reasonmed_async.store.splitting import split_envelope
+from reasonmed_async.store.texts import Memo, Rehydrator, store_pieces
 
 NEW_JUDGEMENT_KEYS = ("model", "temperature", "stated_answer", "judge")
 NEW_MESSAGE_KEYS = ("judge", "gate", "steps", "warnings")

@@ -320,6 +320,36 @@ async def test_gather_of_a_message_not_in_the_journal_fails(tmp_path):
         assert await store.gather("k", "p1", unknown, 2) == [known, unknown]
 
 
+async def test_gather_hands_back_the_items_it_was_given_and_the_journal_s_where_they_differ(tmp_path):
+    path = tmp_path / "x.db"
+    items = [cot(4, f"p{i}") for i in range(3)]
+    other = cot(5, "p1")  # an item id given twice with another message: the journal keeps the first
+    async with await CheckpointStore.open(path) as store:
+        await store.commit([routed(m, "tier") for m in [*items, other]])
+        assert await store.gather("k", "p0", items[0], 3) is None
+        assert await store.gather("k", "p1", items[1], 3) is None
+        assert await store.gather("k", "p1", other, 3) is None
+        done = await store.gather("k", "p2", items[2], 3)
+        assert done == items
+        assert done[0] is items[0] and done[2] is items[2]  # held, not read back
+        assert done[1] is not other  # the journal's item p1 is items[1], read back
+    async with await CheckpointStore.open(path) as store:  # a resumed run holds nothing: all read back
+        again = await store.gather("k", "p2", items[2], 3)
+        assert again == items and again[0] is not items[0]
+
+
+async def test_concurrent_answers_to_one_key_store_the_first_and_count_both(tmp_path):
+    async with await CheckpointStore.open(tmp_path / "x.db") as store:
+        await asyncio.gather(  # one group commit
+            store.cache_put("k", "m", b'{"text":"first"}', "verify", "http://e", 10, 4),
+            store.cache_put("k", "m", b'{"text":"second"}', "verify", "http://e", 11, 5),
+            store.count_call("verify", "m", "http://e", "ok", 1, 1),
+        )
+        assert await store.cache_get("k") == b'{"text":"first"}'
+        assert await rows(store, "SELECT outcome, calls, prompt_tokens, completion_tokens FROM calls ORDER BY outcome") \
+            == [("duplicate", 1, 11, 5), ("ok", 2, 11, 5)]
+
+
 # -- LLM cache and call accounting ------------------------------------------------------------------
 
 def _key(name: str) -> str:
