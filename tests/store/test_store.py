@@ -341,11 +341,11 @@ async def test_gather_hands_back_the_items_it_was_given_and_the_journal_s_where_
 async def test_concurrent_answers_to_one_key_store_the_first_and_count_both(tmp_path):
     async with await CheckpointStore.open(tmp_path / "x.db") as store:
         await asyncio.gather(  # one group commit
-            store.cache_put("k", "m", b'{"text":"first"}', "verify", "http://e", 10, 4),
-            store.cache_put("k", "m", b'{"text":"second"}', "verify", "http://e", 11, 5),
+            store.cache_put(_key("k"), "m", b'{"text":"first"}', "verify", "http://e", 10, 4),
+            store.cache_put(_key("k"), "m", b'{"text":"second"}', "verify", "http://e", 11, 5),
             store.count_call("verify", "m", "http://e", "ok", 1, 1),
         )
-        assert await store.cache_get("k") == b'{"text":"first"}'
+        assert await store.cache_get(_key("k")) == b'{"text":"first"}'
         assert await rows(store, "SELECT outcome, calls, prompt_tokens, completion_tokens FROM calls ORDER BY outcome") \
             == [("duplicate", 1, 11, 5), ("ok", 2, 11, 5)]
 
