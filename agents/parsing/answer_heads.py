@@ -26,7 +26,8 @@ _ANSWER_HEAD = re.compile(
 )
 _OPENERS = ("final", "correct", "best", "right", "most")  # the words a head can start with, before its keyword
 #: A head's words before its keyword: "final most appropriate " is the longest, 23 characters with single
-#: spaces; a window this long before the keyword holds its start unless the head has long runs of whitespace.
+#: spaces.  A window before the keyword holding four or more words holds the head's start; one holding
+#: fewer (long runs of whitespace) is doubled until it does or reaches where the scan stands.
 _WINDOW = 64
 # letters ``re.IGNORECASE`` matches to an ASCII letter that ``str.lower`` leaves as they are
 _FOLD = str.maketrans({"ſ": "s", "ı": "i"})
@@ -60,9 +61,11 @@ def _keywords(low: str) -> list[int]:
 
 def _starts(low: str, pos: int, at: int) -> list[int]:
     """Where a head whose keyword is at ``at`` can start, not before ``pos``, in order."""
-    lo = max(pos, at - _WINDOW)
-    if lo > pos and len(low[lo:at].split()) <= 3:  # might lie inside a head's words: look back to ``pos``
-        lo = pos
+    width = _WINDOW
+    lo = max(pos, at - width)
+    while lo > pos and len(low[lo:at].split()) <= 3:  # might lie inside a head's words: look further back
+        width *= 2
+        lo = max(pos, at - width)
     starts = []
     for word in _OPENERS:
         i = low.find(word, lo, at)

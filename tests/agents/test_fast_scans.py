@@ -41,6 +41,16 @@ def _spans(matches) -> list[tuple[tuple[int, int], str | None]]:
 REAL = [c[1] for c in CASES]
 
 
+def test_long_blank_runs_keep_the_scan_local():
+    """Keywords that open no head, each after a long run of blanks: the look-back stays near each keyword
+    (it once went back to the start of the text for every one), and the answer at the end is found."""
+    text = ("The best answers" + " " * 200) * 400 + "Final answer: B"
+    assert _spans(heads.answer_heads(text)) == _spans(heads._ANSWER_HEAD.finditer(text))
+    low = heads._folded(text)
+    spots = heads._keywords(low)
+    assert len(spots) == 401 and all(heads._starts(low, 0, at)[0] >= at - 1024 for at in spots)
+
+
 @pytest.mark.parametrize("texts", [REAL, _texts(4000, 13)], ids=["real", "built"])
 def test_answer_heads_are_the_plain_finditer(texts: list[str]) -> None:
     for text in texts:
