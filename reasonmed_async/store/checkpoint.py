@@ -21,7 +21,7 @@ from reasonmed_async.store.errors import DamageError, StoreError
 from reasonmed_async.store.joining import HeldItems
 from reasonmed_async.store.space import SpaceWatch
 from reasonmed_async.store.opening import WalGuard, check_schema, connect, database_error
-from reasonmed_async.store.reading import MESSAGE_COLUMNS, load
+from reasonmed_async.store.reading import MESSAGE_COLUMNS, load, message_columns
 from reasonmed_async.store.sql import apply_batch, read_batch
 from reasonmed_async.store.splitting import Splitter
 from reasonmed_async.store.texts import Memo
@@ -151,7 +151,7 @@ class CheckpointStore:
         where = " AND d.intake=1" if intake_only else ""
         while True:
             rows = await self.load(
-                "SELECT m.id, m.payload, m.checksum, m.question_id, d.seq FROM deliveries d"
+                f"SELECT {message_columns('m')}, d.seq FROM deliveries d"
                 " JOIN messages m ON m.id = d.message_id "
                 f"WHERE d.consumer=? AND d.state='pending' AND d.seq>? AND d.seq<=?{where} ORDER BY d.seq LIMIT ?",
                 (consumer, after, upper, PAGE),

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from reasonmed_async.store.errors import DamageError, StoreError
+from reasonmed_async.store.envelope import whole
 from reasonmed_async.store.packing import unpack
 from reasonmed_async.store.texts import digest
 
@@ -47,16 +48,20 @@ class DamagedRow:
 def scan(db: sqlite3.Connection, batch: int = 2048) -> Iterator[DamagedRow]:
     """Every row of ``messages`` and ``llm_cache`` whose checksum does not match, and of ``texts`` whose
     content does not match its digest."""
-    queries = (("messages", "SELECT id, payload, checksum, question_id FROM messages"),
+    queries = (("messages", "SELECT id, payload, checksum, question_id, schema_version, type, run_id, parent_id"
+                            " FROM messages"),
                ("llm_cache", f"SELECT {CACHE_KEY}, payload, checksum, NULL FROM llm_cache"))
     for table, sql in queries:
         cur = db.execute(sql)
         while rows := cur.fetchmany(batch):
-            for identity, payload, checksum, question in rows:
+            for identity, payload, checksum, question, *envelope in rows:
                 if not isinstance(payload, bytes | str) or not isinstance(identity, str):
                     yield DamagedRow(table, str(identity), question)
                     continue
                 data = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload
+                if envelope:  # a message row: its skeleton less the envelope its columns give back (v5)
+                    version, type_, run_id, parent_id = envelope
+                    data = whole(data, version, type_, run_id, question, parent_id)
                 if checksum is None or row_checksum(identity, data) != checksum:
                     yield DamagedRow(table, identity, question)
     cur = db.execute("SELECT digest, kind, body FROM texts")

@@ -11,6 +11,9 @@ v3 -> v4 (``to_v4``): ``llm_cache`` is rebuilt with its key as the 32 bytes of
 its hex (payloads and checksums copied as they are: the checksum covers the hex,
 so nothing is re-derived and damage stays findable), and every ``texts`` body
 that zstd makes smaller is compressed (``store/packing.py``; digests unchanged).
+v4 -> v5 (``to_v5``): each message's payload loses the envelope its columns hold
+(``store/envelope.py``; checksums unchanged: they cover the whole skeleton), and
+the by-type index is rebuilt on the type alone.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import sqlite3
 from bus import RecordReady, decode
 from bus.messages import SCHEMA_VERSION
 
+from reasonmed_async.store.envelope import compact, head
 from reasonmed_async.store.integrity import add_checksums, row_checksum, verified
 from reasonmed_async.store.reading import db_name
 from reasonmed_async.store.packing import ZSTD, pack
@@ -42,6 +46,9 @@ def upgrade(con: sqlite3.Connection, version: int) -> None:
         version = 3
     if version == 3:
         to_v4(con)
+        version = 4
+    if version == 4:
+        to_v5(con)
 
 
 def to_v3(con: sqlite3.Connection) -> None:
@@ -110,3 +117,21 @@ def to_v4(con: sqlite3.Connection) -> None:
                     updates.append((*packed, seq))
         con.executemany("UPDATE texts SET kind=?, body=? WHERE seq=?", updates)
         after = rows[-1][0]
+
+
+def to_v5(con: sqlite3.Connection) -> None:
+    after = 0
+    while rows := con.execute("SELECT seq, payload, schema_version, type, run_id, question_id, parent_id FROM messages"
+                              " WHERE seq > ? ORDER BY seq LIMIT ?", (after, PAGE)).fetchall():
+        updates = []
+        for seq, payload, *envelope in rows:
+            if isinstance(payload, bytes) and payload[:1] == b"{":
+                try:
+                    stored = compact(payload, head(*envelope))
+                except (TypeError, ValueError):  # a damaged column: the row stays as it is (``check`` names it)
+                    continue
+                if stored is not payload:
+                    updates.append((stored, seq))
+        con.executemany("UPDATE messages SET payload=? WHERE seq=?", updates)
+        after = rows[-1][0]
+    con.execute("DROP INDEX IF EXISTS messages_by_type")

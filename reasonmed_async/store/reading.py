@@ -16,20 +16,38 @@ import aiosqlite
 
 from bus import Message, decode
 
+from reasonmed_async.store.envelope import ENVELOPE_COLUMNS, whole
 from reasonmed_async.store.integrity import verified
 from reasonmed_async.store.texts import Memo, Rehydrator
 
-#: the first four columns of every message query: the rest are handed back beside the message
-MESSAGE_COLUMNS = "id, payload, checksum, question_id"
+_FIRST = ("id", "payload", "checksum", "question_id", *ENVELOPE_COLUMNS[:3], ENVELOPE_COLUMNS[4])
+
+
+def message_columns(table: str = "") -> str:
+    """The first columns of every message query (of ``table``, an alias in a join): the rest are handed back
+    beside the message.  The envelope's columns are among them: v5 rows store the payload without it."""
+    return ", ".join(f"{table}.{c}" if table else c for c in _FIRST)
+
+
+MESSAGE_COLUMNS = message_columns()
+_N = len(_FIRST)
+
+
+def stored_skeleton(row: Sequence[Any]) -> bytes:
+    """The whole skeleton of a row that starts with ``MESSAGE_COLUMNS`` (``store/envelope.py``)."""
+    payload = row[1]
+    if not isinstance(payload, bytes):
+        return payload
+    return whole(payload, row[4], row[5], row[6], row[3], row[7])
 
 
 def messages_of_rows(db: sqlite3.Connection, memo: Memo, where: object,
                      rows: Sequence[Sequence[Any]]) -> list[tuple[tuple[Any, ...], Message]]:
     """(the extra columns, the message) of rows that start with ``MESSAGE_COLUMNS``."""
-    skeletons = [verified(where, "messages", r[0], r[1], r[2], r[3]) for r in rows]
+    skeletons = [verified(where, "messages", r[0], stored_skeleton(r), r[2], r[3]) for r in rows]
     owners = [f"message {r[0]} of question {r[3]}" for r in rows]
     payloads = Rehydrator(db, memo, where).json_of(skeletons, owners)
-    return [(tuple(r[4:]), decode(p)) for r, p in zip(rows, payloads, strict=True)]
+    return [(tuple(r[_N:]), decode(p)) for r, p in zip(rows, payloads, strict=True)]
 
 
 def load_messages(db: sqlite3.Connection, memo: Memo, where: object, sql: str,

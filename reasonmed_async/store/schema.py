@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-STORE_SCHEMA_VERSION = 4
+STORE_SCHEMA_VERSION = 5
 # v1 -> v2: ``checksum`` on messages and llm_cache (``integrity.add_checksums`` migrates a v1 database)
 # v2 -> v3: each text stored once: ``payload`` of messages and llm_cache is a skeleton referencing ``texts``
 #           (store/texts.py); ``records`` keyed by (run_id, record_id), so each run keeps its records
@@ -10,6 +10,10 @@ STORE_SCHEMA_VERSION = 4
 # v3 -> v4: ``llm_cache.key`` is the 32 bytes of the SHA-256 (was its 64-character hex: the row and its unique
 #           index each held it), and ``texts`` bodies may be zstd frames (``store/packing.py``: the ZSTD bit of
 #           ``kind``); ``migration.to_v4`` converts a v3 database
+# v4 -> v5: a message's ``payload`` is its skeleton less the envelope its columns hold (``store/envelope.py``;
+#           the checksum still covers the whole skeleton), and ``messages`` is indexed by type alone
+#           (``messages_of_type``: serves the status and report queries that ask by type across runs; was
+#           ``messages_by_type`` on (run_id, type)); ``migration.to_v5`` converts a v4 database
 
 #: the columns of ``records`` (v3: keyed by run, so each run keeps its records); the migration builds it too
 RECORDS_COLUMNS = """(
@@ -69,7 +73,7 @@ CREATE TABLE IF NOT EXISTS messages (
     created_at     REAL NOT NULL,
     checksum       INTEGER
 );
-CREATE INDEX IF NOT EXISTS messages_by_type ON messages (run_id, type);
+CREATE INDEX IF NOT EXISTS messages_of_type ON messages (type);
 CREATE INDEX IF NOT EXISTS messages_by_question ON messages (run_id, question_id);
 CREATE TABLE IF NOT EXISTS deliveries (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,

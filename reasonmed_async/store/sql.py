@@ -12,6 +12,7 @@ from bus.messages import SCHEMA_VERSION
 
 from reasonmed_async.store.errors import StoreError
 from reasonmed_async.store.integrity import CACHE_KEY, row_checksum
+from reasonmed_async.store.envelope import compact, head
 from reasonmed_async.store.reading import MESSAGE_COLUMNS, cached_payloads, db_name, load_messages
 from reasonmed_async.store.splitting import Splitter
 from reasonmed_async.store.texts import Memo, Pieces, store_pieces
@@ -169,9 +170,11 @@ def _insert_messages(
                 continue
             existing.add(mid)
             new.append(r)
-            payload = splitter.message(m, SCHEMA_VERSION, pieces)
-            message_rows.append((mid, m.run_id, m.question_id, type(m).__name__, _label(m), m.parent_id,
-                                 SCHEMA_VERSION, payload, now, row_checksum(mid, payload)))
+            skeleton = splitter.message(m, SCHEMA_VERSION, pieces)
+            name = type(m).__name__  # the checksum covers the whole skeleton; the row keeps it less its envelope
+            payload = compact(skeleton, head(SCHEMA_VERSION, name, m.run_id, m.question_id, m.parent_id))
+            message_rows.append((mid, m.run_id, m.question_id, name, _label(m), m.parent_id,
+                                 SCHEMA_VERSION, payload, now, row_checksum(mid, skeleton)))
             delivery_rows.extend((mid, c, int(intake), now) for c in r.consumers)
             if isinstance(m, RecordReady):
                 record_rows.append((m.record_id, m.run_id, m.question_id, m.question.ordinal, m.path.name, mid))

@@ -20,6 +20,7 @@ from bus import (
     decode,
 )
 from reasonmed_async.store.checkpoint import CheckpointStore
+from reasonmed_async.store.reading import MESSAGE_COLUMNS
 
 from bus_support import RUN, NO_WAIT, Flow, intake, make_bus, run, snapshot, states
 
@@ -54,7 +55,7 @@ async def test_transient_handler_error_is_retried_then_becomes_stage_failed(tmp_
         bus = make_bus(store, subs)
         await intake(store, bus, 2)
         await run(bus, until_idle=True)
-        rows = await store.load("SELECT id, payload, checksum, question_id, label, parent_id FROM messages"
+        rows = await store.load(f"SELECT {MESSAGE_COLUMNS}, label, parent_id FROM messages"
                                 " WHERE type='StageFailed'")
         assert len(rows) == 2
         for (label, parent), failed in rows:

@@ -10,6 +10,7 @@ import pytest
 
 from bus import CoTGenerated, FailureKind, Message, Stage, StageFailed, StopRun, Subscription, decode
 from reasonmed_async.store.checkpoint import CheckpointStore
+from reasonmed_async.store.reading import MESSAGE_COLUMNS
 
 from bus_support import NO_WAIT, Flow, intake, make_bus, run, states
 
@@ -30,7 +31,7 @@ class Unparseable(Exception):
 
 
 async def _failures(store: CheckpointStore) -> list[StageFailed]:
-    return [m for _, m in await store.load("SELECT id, payload, checksum, question_id FROM messages"
+    return [m for _, m in await store.load(f"SELECT {MESSAGE_COLUMNS} FROM messages"
                                            " WHERE type='StageFailed'")]
 
 

@@ -23,6 +23,7 @@ from reasonmed_async.loaders.dispatch import load_questions
 from reasonmed_async.pipeline import Pipeline, file_digest
 from reasonmed_async.reports.export import export
 from reasonmed_async.store.checkpoint import CheckpointStore
+from reasonmed_async.store.reading import MESSAGE_COLUMNS, stored_skeleton
 from reasonmed_async.store.integrity import row_checksum
 from reasonmed_async.store.splitting import split_envelope
 from reasonmed_async.store.texts import Memo, Rehydrator, store_pieces
@@ -63,8 +64,9 @@ def test_an_old_database_exports_the_nine_paths(pubmedqa, tmp_path: Path) -> Non
     con = sqlite3.connect(db)
     stripped = 0
     texts = Rehydrator(con, Memo(), db)
-    for seq, mid, payload in con.execute("SELECT seq, id, payload FROM messages").fetchall():
-        (full,) = texts.json_of([payload], [mid])
+    for seq, *row in con.execute(f"SELECT seq, {MESSAGE_COLUMNS} FROM messages").fetchall():
+        mid = row[0]
+        (full,) = texts.json_of([stored_skeleton(row)], [mid])
         envelope = json.loads(full)
         old = {"v": envelope["v"], "m": old_shape(envelope["m"], in_message=True)}
         assert old["v"] == SCHEMA_VERSION
@@ -79,7 +81,7 @@ def test_an_old_database_exports_the_nine_paths(pubmedqa, tmp_path: Path) -> Non
 
     async def export_old() -> None:
         async with await CheckpointStore.open(db) as store:
-            rows = await store.load("SELECT id, payload, checksum, question_id FROM messages"
+            rows = await store.load(f"SELECT {MESSAGE_COLUMNS} FROM messages"
                                     " WHERE type='TierAssigned' LIMIT 1")
             judged = rows[0][1].judgements  # type: ignore[attr-defined]
             assert judged and all(j.model == "" and j.judge is None for j in judged)

@@ -1,7 +1,7 @@
-"""Real databases of older store schemas, each written by the build of its version, are migrated to v4.
+"""Real databases of older store schemas, each written by the build of its version, are migrated to v5.
 
-``fixtures/v2-two-runs.db.gz`` (the v2 build: ``make_v2_fixture.py``) and ``fixtures/v3-two-runs.db.gz`` (the v3
-build at 1c8377a: ``make_v3_fixture.py``) each hold a finished ``run --limit 5`` and a full ``run`` SIGKILLed
+``fixtures/v2-two-runs.db.gz`` (the v2 build: ``make_v2_fixture.py``), ``v3-two-runs.db.gz`` (the v3 build at
+1c8377a) and ``v4-two-runs.db.gz`` (the v4 build at 780cc68; both ``make_fixture.py``) each hold a finished ``run --limit 5`` and a full ``run`` SIGKILLed
 midway.  Migrated (by ``reasonmed migrate``, or by ``resume`` opening it), resumed and exported, each gives byte
 for byte the export of the same two runs made by this build from the start; ``status`` counts the records the
 export writes (v2's records table had lost the second run's records to the first run's ids: the migration
@@ -22,7 +22,7 @@ from e2e_support import EXPORT_FILES, query, read_jsonl, run_cli
 from fault_support import QUESTIONS, TIMEOUT_S, one_line_error
 
 FIXTURES = Path(__file__).parent / "fixtures"
-OLDER = (2, 3)  # the store schemas a fixture database of exists for
+OLDER = (2, 3, 4)  # the store schemas a fixture database of exists for
 
 
 def _older(directory: Path, version: int) -> Path:
@@ -77,16 +77,20 @@ def test_an_older_database_migrates_resumes_and_exports_as_if_never_migrated(tmp
     if how == "migrate":
         proc = run_cli("migrate", "--db", db, timeout=TIMEOUT_S)
         assert proc.returncode == 0, proc.stderr
-        assert "store schema v4" in proc.stdout
+        assert "store schema v5" in proc.stdout
         check = run_cli("check", "--db", db, timeout=TIMEOUT_S)
         assert check.returncode == 0, check.stdout + check.stderr
     proc = run_cli("resume", "--db", db, timeout=TIMEOUT_S)
     assert proc.returncode in (0, 3), proc.stderr
-    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("4",)]
+    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("5",)]
     assert query(db, "SELECT COUNT(*) FROM texts")[0][0] > 0
     # v4: cache keys are the 32 bytes of their digest, and stored texts are compressed where that is smaller
     assert query(db, "SELECT DISTINCT typeof(key), length(key) FROM llm_cache") == [("blob", 32)]
     assert query(db, "SELECT COUNT(*) FROM texts WHERE kind & 16")[0][0] > 0
+    # v5: no message row repeats the envelope its columns hold; the by-type index is on the type alone
+    assert query(db, "SELECT COUNT(*) FROM messages WHERE substr(payload, 1, 1) = '{'") == [(0,)]
+    assert {r[0] for r in query(db, "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='messages'"
+                                " AND sql IS NOT NULL")} == {"messages_of_type", "messages_by_question"}
     # every run keeps its records: the first run's ten, and the second run's own
     per_run = dict(query(db, "SELECT run_id, COUNT(*) FROM records GROUP BY run_id"))
     assert len(per_run) == 2 and all(per_run.values()), per_run
@@ -109,7 +113,7 @@ def test_an_older_database_is_refused_read_only_in_one_line_naming_both_versions
     proc = run_cli(command[0], "--db", db, *args, timeout=TIMEOUT_S)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     line = one_line_error(proc)
-    assert f"v{version}" in line and "v4" in line and "reasonmed migrate" in line, line
+    assert f"v{version}" in line and "v5" in line and "reasonmed migrate" in line, line
     assert db.read_bytes() == before
 
 
@@ -132,18 +136,19 @@ def test_a_damaged_v2_row_stops_the_migration_before_anything_is_rewritten(tmp_p
 def test_a_newer_version_is_refused_in_one_line_naming_both(tmp_path, command):
     db = _v2(tmp_path)
     con = sqlite3.connect(db)
-    con.execute("UPDATE meta SET value='5' WHERE key='schema_version'")
+    con.execute("UPDATE meta SET value='6' WHERE key='schema_version'")
     con.commit()
     con.close()
     proc = run_cli(command, "--db", db, timeout=TIMEOUT_S)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     line = one_line_error(proc)
-    assert "v5" in line and "v4" in line, line
+    assert "v6" in line and "v5" in line, line
 
 
 def test_damage_in_a_v3_database_is_carried_over_unchanged_and_check_names_it(tmp_path):
-    """v3 -> v4 re-derives nothing (cache rows are copied with their checksums, texts compressed under their own
-    digests): a damaged row stays damaged, and ``check`` names it after the migration as it did before."""
+    """v3 -> v5 re-derives nothing (cache rows are copied with their checksums, texts compressed under their own
+    digests, message payloads lose only the envelope their checksums cover): a damaged row stays damaged, and
+    ``check`` names it after the migration as it did before."""
     db = _older(tmp_path, 3)
     con = sqlite3.connect(db)
     key, payload = con.execute("SELECT key, payload FROM llm_cache ORDER BY rowid LIMIT 1").fetchone()
@@ -154,7 +159,7 @@ def test_damage_in_a_v3_database_is_carried_over_unchanged_and_check_names_it(tm
     con.close()
     proc = run_cli("migrate", "--db", db, timeout=TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("4",)]
+    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("5",)]
     check = run_cli("check", "--db", db, timeout=TIMEOUT_S)
     assert check.returncode == 5, check.stdout + check.stderr
     assert f"llm_cache row {key}" in check.stdout and f"texts row {digest.hex()}" in check.stdout, check.stdout

@@ -12,6 +12,7 @@ import pytest
 from bus import Ack, CoTGenerated, Path, Question, QuestionIngested, RecordReady, Routed, Provenance
 from reasonmed_async.store.schema import STORE_SCHEMA_VERSION
 from reasonmed_async.store.checkpoint import PAGE, CheckpointStore, StoreError
+from reasonmed_async.store.reading import MESSAGE_COLUMNS
 from reasonmed_async.outcome import StoreFull
 from reasonmed_async.store.writer import StoreClosed
 
@@ -113,7 +114,7 @@ async def test_commit_returns_only_new_messages(tmp_path):
         stored = await rows(store, "SELECT id, type, parent_id, schema_version FROM messages ORDER BY seq")
         assert [r[0] for r in stored] == [a.id, b.id, c.id, d.id]
         assert {r[1] for r in stored} == {"QuestionIngested"}
-        loaded = await store.load("SELECT id, payload, checksum, question_id FROM messages ORDER BY seq")
+        loaded = await store.load(f"SELECT {MESSAGE_COLUMNS} FROM messages ORDER BY seq")
         assert [m for _, m in loaded] == [a, b, c, d]
 
 

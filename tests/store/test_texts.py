@@ -11,6 +11,7 @@ import pytest
 
 from bus import CoTGenerated, Judgement, Path, Provenance, Question, QuestionIngested, RecordReady, Routed, Verdict
 from reasonmed_async.store.checkpoint import CheckpointStore, DamageError
+from reasonmed_async.store.reading import MESSAGE_COLUMNS
 from reasonmed_async.store.texts import text_digest
 
 RUN = "run-t"
@@ -65,7 +66,7 @@ async def test_every_message_reads_back_as_written_and_each_text_is_stored_once(
         completion = json.dumps({"text": THINK + COT, "finish_reason": "stop", "prompt_tokens": 812,
                                  "completion_tokens": 402, "more": [{"text": COT}]}).encode()
         await store.cache_put(KEY, "qwen2.5-72b-instruct", completion, "generate", "http://127.0.0.1:1", 812, 402)
-        loaded = await store.load("SELECT id, payload, checksum, question_id FROM messages ORDER BY seq")
+        loaded = await store.load(f"SELECT {MESSAGE_COLUMNS} FROM messages ORDER BY seq")
         assert [m for _, m in loaded] == flow
         assert json.loads(await store.cache_get(KEY)) == json.loads(completion)
         pending = [m async for _, m in store.pending("next", None)]
@@ -89,5 +90,5 @@ async def test_a_stored_text_that_is_gone_is_damage_named_with_its_message(tmp_p
     con.close()
     async with await CheckpointStore.open(db) as store:
         with pytest.raises(DamageError, match=rf"texts .*needed by message {flow[-1].id} of question pubmedqa-1"):
-            await store.load("SELECT id, payload, checksum, question_id FROM messages WHERE type='RecordReady'")
+            await store.load(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE type='RecordReady'")
         assert store.damage is not None  # nothing more is written
