@@ -9,7 +9,7 @@ STORE_SCHEMA_VERSION = 5
 #           (``migration.to_v3`` migrates a v2 database)
 # v3 -> v4: ``llm_cache.key`` is the 32 bytes of the SHA-256 (was its 64-character hex: the row and its unique
 #           index each held it), and ``texts`` bodies may be zstd frames (``store/packing.py``: the ZSTD bit of
-#           ``kind``); ``migration.to_v4`` converts a v3 database
+#           ``kind``; strings only); ``migration.to_v4`` converts a v3 database
 # v4 -> v5: a message's ``payload`` is its skeleton less the envelope its columns hold (``store/envelope.py``;
 #           the checksum still covers the whole skeleton), and ``messages`` is indexed by type alone
 #           (``messages_of_type``: serves the status and report queries that ask by type across runs; was

@@ -41,7 +41,9 @@ async def question_count(db: Reader) -> int:
 async def messages_of_types(db: Reader, types: Sequence[str]) -> AsyncIterator[Message]:
     """Every stored message of these types, in commit order, a page at a time."""
     marks, after = ",".join("?" * len(types)), 0
-    while rows := await db.load(f"SELECT {MESSAGE_COLUMNS}, seq FROM messages WHERE type IN ({marks}) AND seq>? "
+    # ``+type``: walk the journal in seq order and stop at a page; the type index would gather and sort every
+    # later row of these types for each page
+    while rows := await db.load(f"SELECT {MESSAGE_COLUMNS}, seq FROM messages WHERE +type IN ({marks}) AND seq>? "
                                 "ORDER BY seq LIMIT ?", (*types, after, PAGE)):
         after = rows[-1][0][0]
         for _, message in rows:
