@@ -21,17 +21,13 @@ from agents.gates import GateSettings
 from agents.settings import FlowSettings, GeneratorModel, Sampling, TierPolicy
 
 from reasonmed_async.config_changes import identity
-from reasonmed_async.config_errors import describe
+from reasonmed_async.config_backends import BackendConfig, check_backend  # re-exported: BackendConfig
+from reasonmed_async.config_errors import ConfigError, describe  # re-exported: ConfigError
 from reasonmed_async.loaders.limits import InputLimits
 from reasonmed_async.config_schema import ConfigFile, ModelTable, given
 from reasonmed_async.llm.o1 import is_o1
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_SECRET_KEYS = {"api_key", "key", "token", "password", "secret"}
-
-
-class ConfigError(ValueError):
-    """The configuration is unusable; the message names the file and the key."""
 
 
 def interpolate(text: str, env: dict[str, str] | None = None) -> str:
@@ -46,13 +42,6 @@ def interpolate(text: str, env: dict[str, str] | None = None) -> str:
         raise ConfigError(f"environment variable {name} is not set and has no default")
 
     return _ENV.sub(sub, text)
-
-
-@dataclass(frozen=True)
-class BackendConfig:
-    name: str
-    type: str
-    options: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -123,11 +112,6 @@ def parse_config(text: str, *, source: str = "<config>", env: dict[str, str] | N
         raise ConfigError(f"{source}: {exc}") from None
 
 
-_URL_CREDENTIALS = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@]*@", re.I)
-_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-BACKEND_TYPES = ("sim", "openai", "azure", "vllm")
-
-
 def _normalised(raw: dict[str, Any]) -> dict[str, Any]:
     """Case-insensitive choices in the case the schema lists them."""
     for section, key, case in (("store", "synchronous", str.upper), ("logging", "level", str.lower)):
@@ -135,57 +119,6 @@ def _normalised(raw: dict[str, Any]) -> dict[str, Any]:
         if isinstance(table, dict) and isinstance(table.get(key), str):
             raw[section] = {**table, key: case(table[key].strip())}
     return raw
-
-
-def _urls(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [v for v in value if isinstance(v, str)]
-    return []
-
-
-def _check_backend(name: str, spec: dict[str, Any], source: str) -> BackendConfig:
-    where = f"{source}: [backends.{name}]"
-    secret = sorted(_SECRET_KEYS & set(spec))
-    if secret:
-        raise ConfigError(f"{where} {secret[0]}: keys never go in the config file;"
-                          " name the environment variable that holds it with api_key_env,"
-                          " or a file holding it with api_key_file")
-    if "type" not in spec:
-        raise ConfigError(f"{where} type is required (allowed: {', '.join(BACKEND_TYPES)})")
-    if spec["type"] not in BACKEND_TYPES:
-        raise ConfigError(f"{where} type: {str(spec['type'])[:40]!r} is not allowed (allowed: {', '.join(BACKEND_TYPES)})")
-    for key in ("base_url", "base_urls", "endpoint"):
-        if any(_URL_CREDENTIALS.match(url) for url in _urls(spec.get(key))):
-            raise ConfigError(f"{where} {key}: a URL must not hold credentials (user:key@host; not shown):"
-                              " put the key in an environment variable named by api_key_env")
-    env = spec.get("api_key_env")
-    if env is not None and (not isinstance(env, str) or not _ENV_NAME.match(env)):
-        raise ConfigError(f"{where} api_key_env: must be the NAME of an environment variable (A-Z, 0-9, _);"
-                          " the value given is not shown, in case it is the key itself")
-    options = {k: v for k, v in spec.items() if k != "type"}
-    try:
-        _validate_backend_options(spec["type"], options)
-    except ValueError as exc:
-        raise ConfigError(f"{where} {exc}") from None
-    return BackendConfig(name, spec["type"], options)
-
-
-def _validate_backend_options(kind: str, options: dict[str, Any]) -> None:
-    """Each backend's own checks, at load time (the vLLM extra checks its own when it starts)."""
-    if kind == "sim":
-        from reasonmed_async.llm.sim_settings import SimSettings
-
-        SimSettings.from_mapping(options)
-    elif kind == "openai":
-        from reasonmed_async.llm.openai_settings import OpenAISettings
-
-        OpenAISettings.from_options(options)
-    elif kind == "azure":
-        from reasonmed_async.llm.azure_openai import AzureSettings
-
-        AzureSettings.from_options(options)
 
 
 def _typed(raw: dict[str, Any], source: str) -> ConfigFile:
@@ -207,7 +140,7 @@ def _typed(raw: dict[str, Any], source: str) -> ConfigFile:
 
 def _build(raw: dict[str, Any], text: str, source: str) -> AppConfig:
     typed = _typed(raw, source)
-    backends = {name: _check_backend(name, spec, source) for name, spec in typed.backends.items()}
+    backends = {name: check_backend(name, spec, source) for name, spec in typed.backends.items()}
     model_backends: dict[str, str] = {}
     prices: dict[str, tuple[float, float]] = {}
     for alias, spec in typed.models.items():

@@ -14,6 +14,10 @@ from typing import Any
 
 import msgspec
 
+class ConfigError(ValueError):
+    """The configuration is unusable; the message names the file and the key."""
+
+
 _AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 _SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 _WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",

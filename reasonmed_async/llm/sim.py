@@ -17,6 +17,7 @@ from functools import lru_cache, partial
 from hashlib import blake2b
 
 from agents.llm import BadRequest, ChatRequest, Completion, ServerError
+from reasonmed_async.llm import sim_phrases as phrases
 from reasonmed_async.llm.sim_settings import SimSettings
 
 __all__ = ["SimClient", "SimSettings"]
@@ -44,73 +45,6 @@ def _hardness(seed: int, question_id: str) -> float:
 
 def _words(text: str) -> int:
     return text.count(" ") + text.count("\n") + 1 if text else 0
-
-
-_RESTATE = (
-    "The question asks which option best explains the presentation described in the stem.",
-    "We must pick the single best answer among the listed options for this clinical scenario.",
-    "In short, the task is to choose the option most consistent with the findings given.",
-    "The stem sets out a clinical problem and asks for the most appropriate choice.",
-)
-_MECH = ("inflammatory", "ischemic", "autoimmune", "infectious", "metabolic", "neoplastic", "congenital", "toxic")
-_DETAIL = (
-    "The onset, the examination findings and the laboratory values point to an {m} process (about {n}% of such cases).",
-    "Key details are the age, the time course and the abnormal results, which together suggest a {m} cause in roughly {n}% of patients.",
-    "The pattern of symptoms and the investigations favour an {m} mechanism; the background risk is near {n}%.",
-)
-_BEST = ("fits the {m} mechanism and matches the key findings.", "explains every feature of the presentation.",
-         "is the textbook correlate of these findings.")
-_ALT = ("is the strongest alternative and shares several features.", "remains plausible and needs a closer comparison.")
-_OTHER = (
-    "is plausible at first glance but does not explain all the findings.",
-    "is a common distractor; its typical presentation differs.",
-    "would require findings that are absent here.",
-    "contradicts the time course of the presentation.",
-    "addresses a different organ system from the one involved.",
-)
-_RULE = ("Options {x} can be excluded because they leave key findings unexplained.",
-         "{x} do not fit the clinical picture and are ruled out.",
-         "We can set aside {x}: each conflicts with at least one key detail.")
-_COMPARE = ("Between {a} and {b}, {a} better accounts for the {m} features.",
-            "{a} and {b} overlap, but only {a} explains the decisive finding.",
-            "Weighing {a} against {b}, the evidence favours {a}.")
-_CONCLUDE = ("Taking everything together, option {a} is the best answer.",
-             "Therefore the most consistent choice is {a}.",
-             "In summary, the findings are best explained by option {a}.")
-_REFINED = ("This corrects the errors flagged in the earlier attempts.",
-            "Unlike the earlier attempts, it does not overlook the decisive finding.")
-_THINK = ("Let me weigh {a} against {b} once more before answering.",
-          "Hmm, {b} is tempting, but the key finding points elsewhere. Check {a}.",
-          "Wait, re-read the stem: the time course matters. {a} or {b}?")
-_OK = (
-    "The reasoning identifies the key clinical factors, considers every option and reaches the correct answer.",
-    "All options are weighed against the findings, and the conclusion matches the correct answer without factual errors.",
-    "The path is complete and accurate: it rules out the distractors and concludes with the correct option.",
-)
-_WHY = (
-    "it overlooks the laboratory finding that separates the two.",
-    "it misattributes the mechanism of the disease.",
-    "it dismisses option {g} on a factual error about its typical presentation.",
-    "it confuses first-line management with a later step.",
-    "it ignores the time course of the symptoms.",
-)
-_NOT_TOP = (
-    "Correct but less thorough in ruling out the distractors.",
-    "Reaches the answer with a weaker comparison of the final two options.",
-    "Accurate yet repetitive, with less clinical detail than the chosen paths.",
-    "Sound conclusion, but the key clinical details are only listed, not explained.",
-)
-_SUMMARY = (
-    "The presentation and the key findings fit this option best.",
-    "The other options each leave at least one decisive finding unexplained.",
-    "The mechanism behind it matches the time course and the investigations.",
-    "It is the standard association tested by this scenario.",
-)
-_JUSTIFY = (
-    "Clinically accurate and logically ordered, with minor gaps in completeness.",
-    "Correct answer with sound reasoning; some background could be more precise.",
-    "Accurate, complete and well argued; rationale for excluding distractors is clear.",
-)
 
 
 def _need(meta, task: str, *names: str) -> list[str]:
@@ -142,23 +76,24 @@ def _cot(s: SimSettings, req: ChatRequest, key: str, task: str) -> tuple[str, st
     ans = gold if u_ok < p or not others else ch(others)
     rest = [c for c in letters if c != ans]
     alt = ch(rest) if rest else ans
-    m = ch(_MECH)
-    evals = " ".join(f"{c}) " + (ch(_BEST).format(m=m) if c == ans else ch(_ALT) if c == alt else ch(_OTHER))
+    m = ch(phrases.MECH)
+    evals = " ".join(f"{c}) " + (ch(phrases.BEST).format(m=m) if c == ans
+                                 else ch(phrases.ALT) if c == alt else ch(phrases.OTHER))
                      for c in letters)
     out = [c for c in rest if c != alt]
-    rule = ch(_RULE).format(x=", ".join(out)) if out else "No option can be excluded outright."
-    end = ch(_CONCLUDE).format(a=ans)  # generated CoTs draw nothing more, so they are the same whatever the rate
+    rule = ch(phrases.RULE).format(x=", ".join(out)) if out else "No option can be excluded outright."
+    end = ch(phrases.CONCLUDE).format(a=ans)  # generated CoTs draw nothing more, so they are the same whatever the rate
     if task != "generate" and planted is None and rng.random() < s.self_reference_rate:  # drawn last: see above
-        end += " " + ch(_REFINED)  # "Unlike the earlier attempts, ..."
-    text = (f"1. Restate the question: {ch(_RESTATE)}\n"
-            f"2. Key clinical details: {ch(_DETAIL).format(m=m, n=5 + int(rng.random() * 91))}\n"
+        end += " " + ch(phrases.REFINED)  # "Unlike the earlier attempts, ..."
+    text = (f"1. Restate the question: {ch(phrases.RESTATE)}\n"
+            f"2. Key clinical details: {ch(phrases.DETAIL).format(m=m, n=5 + int(rng.random() * 91))}\n"
             f"3. Evaluate each option: {evals}\n4. Rule out: {rule}\n"
-            f"5. Compare the remaining options: {ch(_COMPARE).format(a=ans, b=alt, m=m)}\n"
+            f"5. Compare the remaining options: {ch(phrases.COMPARE).format(a=ans, b=alt, m=m)}\n"
             f"6. Conclusion: {end}\nFinal answer: {ans}")
     think = ""
     low = req.model.lower()
     if "deepseek" in low or "r1" in low:
-        think = ch(_THINK).format(a=ans, b=alt)
+        think = ch(phrases.THINK).format(a=ans, b=alt)
         text = f"<think>{think}</think>\n{text}"
     if u_trunc < s.truncation_rate:
         return text[: len(text) // 2].rsplit("\n", 1)[0], "length", think
@@ -178,9 +113,9 @@ def _verify(s: SimSettings, req: ChatRequest, key: str, task: str) -> str:
     lenient = req.meta.get("question_id", "") in s.verifier_accepts  # planted: Correct whatever the answer
     ok = lenient or (stated == gold) != (u_flip < s.verifier_error_rate)
     if ok:
-        reason = _pick(rng, _OK)
+        reason = _pick(rng, phrases.OK)
     else:
-        why = _pick(rng, _WHY).format(g=gold)
+        why = _pick(rng, phrases.WHY).format(g=gold)
         if not stated:
             reason = f"The reasoning states no final answer, while the correct answer is {gold}; {why}"
         elif stated == gold:
@@ -200,7 +135,7 @@ def _rank(s: SimSettings, req: ChatRequest, key: str, task: str) -> str:
     rng = _rng(s.seed, key, task)
     u_bad = rng.random()
     top = rng.sample(names, min(2, len(names)))
-    reasons = {n: _pick(rng, _NOT_TOP) for n in names if n not in top}
+    reasons = {n: _pick(rng, phrases.NOT_TOP) for n in names if n not in top}
     if u_bad < s.malformed_rate:
         if rng.random() < 0.5:  # names a path it was not given
             return json.dumps({"top2": [top[0], "gpt_9"], "reasons": reasons})
@@ -214,12 +149,12 @@ def _summarize(s: SimSettings, req: ChatRequest, key: str, task: str) -> str:
     if not stated:
         raise BadRequest(f"sim: task {task!r} needs meta stated")
     rng = _rng(s.seed, key, task)
-    return " ".join([f"The answer is {stated}.", *rng.sample(_SUMMARY, rng.randint(1, 3))])
+    return " ".join([f"The answer is {stated}.", *rng.sample(phrases.SUMMARY, rng.randint(1, 3))])
 
 
 def _score(s: SimSettings, req: ChatRequest, key: str, task: str) -> str:
     rng = _rng(s.seed, key, task)
-    u_bad, n, why = rng.random(), 6 + int(rng.random() * 5), _pick(rng, _JUSTIFY)
+    u_bad, n, why = rng.random(), 6 + int(rng.random() * 5), _pick(rng, phrases.JUSTIFY)
     full = json.dumps({"score": n, "justification": why})
     if u_bad < s.malformed_rate:
         return _malformed(rng, full, f"I would give this response a {n} out of 10. {why}")
@@ -235,10 +170,10 @@ def _answer(s: SimSettings, req: ChatRequest, key: str, task: str) -> str:
     p = s.answer_accuracy.get(req.model, s.default_accuracy)
     others = [c for c in letters if c != gold]
     ans = gold if u_ok < p or not others else _pick(rng, others)
-    reasoning = f"{_pick(rng, _RESTATE)} {_pick(rng, _DETAIL).format(m=_pick(rng, _MECH), n=5 + int(rng.random() * 91))}"
+    reasoning = f"{_pick(rng, phrases.RESTATE)} {_pick(rng, phrases.DETAIL).format(m=_pick(rng, phrases.MECH), n=5 + int(rng.random() * 91))}"
     if u_bad < s.malformed_rate:
         return f"{reasoning}\nSo the best choice is **({ans})**."
-    return f"{reasoning}\n{_pick(rng, _CONCLUDE).format(a=ans)}\nAnswer: {ans}"
+    return f"{reasoning}\n{_pick(rng, phrases.CONCLUDE).format(a=ans)}\nAnswer: {ans}"
 
 
 _JUDGES = {"verify": _verify, "rank": _rank, "summarize": _summarize, "score": _score, "answer": _answer}
