@@ -57,12 +57,14 @@ class FailedAttempts:
         await self._store.count_call(request.meta.get("task", ""), request.model, error.endpoint, RETRIED, 0, 0)
 
     async def circuit_opened(self, model: str, endpoint: str, error: str) -> None:
-        await self._store.count_call("", model, endpoint, CIRCUIT_OPEN, 0, 0)
         # open until a process drives the run again (``reports/live.py``): the error's class only, never its text
-        # (a server may echo the key it refused)
+        # (a server may echo the key it refused).  Written before the count: when the run stops on another
+        # model's circuit meanwhile and this is cancelled between the two writes, ``status`` still shows the
+        # circuit (a lost count is the lesser untruth)
         opened = json.dumps({"endpoint": endpoint, "error": error.split(": ", 1)[0], "at": time.time()})
         await self._store.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                                   (OPEN_CIRCUIT_PREFIX + model, opened))
+        await self._store.count_call("", model, endpoint, CIRCUIT_OPEN, 0, 0)
 
 
 class _LeaderGone(Exception):
