@@ -38,6 +38,9 @@ __all__ = ["AttemptObserver", "RetryPolicy", "RetryingClient"]
 class AttemptObserver(Protocol):
     async def attempt_failed(self, request: ChatRequest, error: LLMError) -> None: ...
 
+    async def retrying(self, request: ChatRequest, error: LLMError) -> None:
+        """The failed attempt is sent again (after a strike or a wait)."""
+
 
 class CircuitObserver(Protocol):
     async def circuit_opened(self, model: str, endpoint: str, error: str) -> None: ...
@@ -126,7 +129,7 @@ class RetryingClient:
                 floor = error.retry_after_s or 0.0 if isinstance(error, RateLimited) else 0.0
                 ceiling = min(self._backoff.cap_s, self._backoff.base_s * 2 ** min(waits - 1, 30))
                 delay = max(min(floor, self._policy.max_wait_s), self._rng.uniform(ceiling / 2, ceiling))
-            if self._observer is not None and hasattr(self._observer, "retrying"):
+            if self._observer is not None:
                 await self._observer.retrying(request, error)
             with self.gauge.waiting(request.model):
                 await self._sleep(min(delay, self._policy.max_wait_s))
