@@ -5,7 +5,8 @@ and what zstd would make of the stored LLM text.  Read-only; run on a closed dat
   completion text (CoTs, verdict JSON with its reason, rankings, rewrites, summaries / responses), UTF-8.
 - **page fill**: bytes used ÷ bytes of pages, over every b-tree page (SQLite's ``dbstat``).
 - **stored texts**: the ``texts`` table (schema v3: each text and each repeated part of a message stored once),
-  its rows and stored bytes by kind (v4: zstd frames where smaller, counted also under ``compressed_texts``).
+  its rows and stored bytes by kind (v4: zstd frames where smaller, v6: structs as frames against the dictionary of
+  shapes; both counted also under ``compressed_texts``).
 - **zstd**: each stored text compressed on its own (level 3), on a sample: the ratio and the CPU per text to
   compress and to decompress (``zstandard`` if installed; the figures are then ``None``).
 """
@@ -21,7 +22,7 @@ import msgspec
 from agents.llm import Completion
 from reasonmed_async.store.integrity import CACHE_KEY
 from reasonmed_async.store.reading import MESSAGE_COLUMNS, cached_payloads, load_messages
-from reasonmed_async.store.packing import ZSTD, unpack
+from reasonmed_async.store.packing import LEXICON, ZSTD, unpack
 from reasonmed_async.store.texts import TREE, TEXT, Memo
 
 ZSTD_SAMPLE = 2000
@@ -60,9 +61,10 @@ def storage_figures(db: str | Path) -> dict:
     return {"db_bytes": size, "db_bytes_per_question": size / n, "unique_text_bytes": unique,
             "unique_text_bytes_per_question": unique / n, "db_over_unique_text": size / unique if unique else None,
             "page_fill": used / total if total else None, "bytes_by_table": by_table,
-            "stored_texts": {name: [sum(stored.get(k, (0, 0))[i] for k in (kind, kind | ZSTD)) for i in (0, 1)]
-                             for name, kind in (("strings", TEXT), ("parts", TREE))},
-            "compressed_texts": [sum(stored.get(k, (0, 0))[i] for k in (TEXT | ZSTD, TREE | ZSTD)) for i in (0, 1)],
+            "stored_texts": {name: [sum(stored.get(k, (0, 0))[i] for k in (kind, kind | ZSTD, kind | LEXICON))
+                                    for i in (0, 1)] for name, kind in (("strings", TEXT), ("parts", TREE))},
+            "compressed_texts": [sum(stored.get(k, (0, 0))[i] for k in (TEXT | ZSTD, TREE | ZSTD, TREE | LEXICON))
+                                 for i in (0, 1)],
             "zstd": _zstd(payloads)}
 
 

@@ -152,7 +152,7 @@ class CheckpointStore:
         while True:
             rows = await self.load(
                 f"SELECT {message_columns('m')}, d.seq FROM deliveries d"
-                " JOIN messages m ON m.id = d.message_id "
+                " JOIN messages m ON m.seq = d.message_seq "
                 f"WHERE d.consumer=? AND d.state='pending' AND d.seq>? AND d.seq<=?{where} ORDER BY d.seq LIMIT ?",
                 (consumer, after, upper, PAGE),
             )

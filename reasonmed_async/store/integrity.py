@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from reasonmed_async.store.errors import DamageError, StoreError
 from reasonmed_async.store.envelope import whole
+from reasonmed_async.store.lexicon import unsqueeze
 from reasonmed_async.store.packing import unpack
 from reasonmed_async.store.texts import digest
 
@@ -58,7 +59,7 @@ def scan(db: sqlite3.Connection, batch: int = 2048) -> Iterator[DamagedRow]:
                 if not isinstance(payload, bytes | str) or not isinstance(identity, str):
                     yield DamagedRow(table, str(identity), question)
                     continue
-                data = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload
+                data = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else unsqueeze(payload)
                 if envelope:  # a message row: its skeleton less the envelope its columns give back (v5)
                     version, type_, run_id, parent_id = envelope
                     data = whole(data, version, type_, run_id, question, parent_id)

@@ -24,12 +24,18 @@ from reasonmed_async.store.schema import DDL, STORE_SCHEMA_VERSION
 _COPIED = {
     "questions": "run_id, id, ordinal, source",
     "messages": "id, run_id, question_id, type, label, parent_id, schema_version, payload, created_at, checksum",
-    "deliveries": "message_id, consumer, state, intake, updated_at",
+    "deliveries": "message_seq, consumer, state, intake, updated_at",  # (message_seq: renumbered, see _SOURCE)
     "llm_cache": "key, model, payload, created_at, checksum",
     "joins": "key, item_id, message_id",
     "records": "record_id, run_id, question_id, ordinal, path, message_id",
     "scores": "label, target_id, model, score, justification, template, created_at",
     "texts": "digest, kind, body",  # content-addressed: a text two shards share is one row
+}
+#: what is copied where it is not the shard's columns as they are: a delivery names its message by the seq the
+#: message has in the merged database (the messages are copied first)
+_SOURCE = {
+    "deliveries": "SELECT m.seq, d.consumer, d.state, d.intake, d.updated_at FROM shard.deliveries d"
+                  " JOIN shard.messages s ON s.seq = d.message_seq JOIN main.messages m ON m.id = s.id ORDER BY d.seq",
 }
 
 
@@ -83,8 +89,9 @@ def merge_into(out: Path, shards: Sequence[Path], merged_meta: dict[str, str]) -
                             " finished_at = MAX(finished_at, (SELECT MAX(finished_at) FROM shard.runs))")
             for table, columns in _COPIED.items():
                 verb = "INSERT" if table in ("questions", "messages", "records") else "INSERT OR IGNORE"
-                order = " ORDER BY seq" if table in ("messages", "deliveries") else ""
-                con.execute(f"{verb} INTO main.{table}({columns}) SELECT {columns} FROM shard.{table}{order}")
+                order = " ORDER BY seq" if table == "messages" else ""
+                source = _SOURCE.get(table, f"SELECT {columns} FROM shard.{table}{order}")
+                con.execute(f"{verb} INTO main.{table}({columns}) {source}")
             con.execute(
                 "INSERT INTO main.calls(stage, model, endpoint, outcome, calls, prompt_tokens, completion_tokens)"
                 " SELECT stage, model, endpoint, outcome, calls, prompt_tokens, completion_tokens FROM shard.calls"

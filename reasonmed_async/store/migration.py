@@ -14,6 +14,12 @@ that zstd makes smaller is compressed (``store/packing.py``; digests unchanged).
 v4 -> v5 (``to_v5``): each message's payload loses the envelope its columns hold
 (``store/envelope.py``; checksums unchanged: they cover the whole skeleton), and
 the by-type index is rebuilt on the type alone.
+v5 -> v6 (``to_v6``): every message payload, cached completion and struct piece is
+coded against the dictionary of shapes where that is smaller (``store/lexicon.py``;
+checksums and digests unchanged: they cover the JSON, so damage stays findable).
+The structs v6 keeps inline (``splitting._INLINE``) stay pieces in a migrated
+database: a reader splices whatever a row references.  ``deliveries`` is rebuilt
+naming each message by its seq (each delivery keeps its own seq, state and order).
 """
 
 from __future__ import annotations
@@ -27,8 +33,9 @@ from bus.messages import SCHEMA_VERSION
 from reasonmed_async.store.envelope import compact, head
 from reasonmed_async.store.integrity import add_checksums, row_checksum, verified
 from reasonmed_async.store.reading import db_name
-from reasonmed_async.store.packing import ZSTD, pack
-from reasonmed_async.store.schema import LLM_CACHE_COLUMNS, RECORDS_COLUMNS
+from reasonmed_async.store.lexicon import is_squeezed, squeeze
+from reasonmed_async.store.packing import LEXICON, ZSTD, pack
+from reasonmed_async.store.schema import DELIVERIES_COLUMNS, LLM_CACHE_COLUMNS, RECORDS_COLUMNS
 from reasonmed_async.store.splitting import Splitter
 from reasonmed_async.store.texts import Pieces, store_pieces
 
@@ -49,6 +56,9 @@ def upgrade(con: sqlite3.Connection, version: int) -> None:
         version = 4
     if version == 4:
         to_v5(con)
+        version = 5
+    if version == 5:
+        to_v6(con)
 
 
 def to_v3(con: sqlite3.Connection) -> None:
@@ -135,3 +145,38 @@ def to_v5(con: sqlite3.Connection) -> None:
         con.executemany("UPDATE messages SET payload=? WHERE seq=?", updates)
         after = rows[-1][0]
     con.execute("DROP INDEX IF EXISTS messages_by_type")
+
+
+def to_v6(con: sqlite3.Connection) -> None:
+    _deliveries_by_seq(con)
+    for table, key in (("messages", "seq"), ("llm_cache", "rowid")):
+        after = 0
+        while rows := con.execute(f"SELECT {key}, payload FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?",
+                                  (after, PAGE)).fetchall():
+            updates = [(squeezed, k) for k, payload in rows if isinstance(payload, bytes) and not is_squeezed(payload)
+                       and (squeezed := squeeze(payload)) is not payload]
+            con.executemany(f"UPDATE {table} SET payload=? WHERE {key}=?", updates)
+            after = rows[-1][0]
+    after = 0
+    while rows := con.execute("SELECT seq, kind, body FROM texts WHERE seq > ? ORDER BY seq LIMIT ?",
+                              (after, PAGE)).fetchall():
+        updates = [(*packed, seq) for seq, kind, body in rows if isinstance(kind, int) and isinstance(body, bytes)
+                   and not kind & (ZSTD | LEXICON) and (packed := pack(kind, body))[0] != kind]
+        con.executemany("UPDATE texts SET kind=?, body=? WHERE seq=?", updates)
+        after = rows[-1][0]
+
+
+def _deliveries_by_seq(con: sqlite3.Connection) -> None:
+    """``deliveries`` rebuilt with ``message_seq`` for ``message_id`` (a delivery of no stored message, which no
+    reader could ever join to one, is dropped); its seqs and AUTOINCREMENT's high-water mark are kept."""
+    row = con.execute("SELECT seq FROM sqlite_sequence WHERE name='deliveries'").fetchone()
+    con.execute("DROP INDEX IF EXISTS deliveries_pending")
+    con.execute("ALTER TABLE deliveries RENAME TO deliveries_v5")
+    con.execute(f"CREATE TABLE deliveries {DELIVERIES_COLUMNS}")
+    con.execute("INSERT INTO deliveries(seq, message_seq, consumer, state, intake, updated_at)"
+                " SELECT d.seq, m.seq, d.consumer, d.state, d.intake, d.updated_at FROM deliveries_v5 d"
+                " JOIN messages m ON m.id = d.message_id ORDER BY d.seq")
+    con.execute("DROP TABLE deliveries_v5")
+    con.execute("CREATE INDEX deliveries_pending ON deliveries (consumer, seq) WHERE state = 'pending'")
+    if row is not None:
+        con.execute("UPDATE sqlite_sequence SET seq=max(seq, ?) WHERE name='deliveries'", (row[0],))

@@ -3,9 +3,9 @@
 A string piece's ``kind`` (``texts.TEXT``) gains the ``ZSTD`` bit when its
 body is stored as one zstd frame (level 3, no dictionary) because that is at
 least ``MIN_SAVING`` bytes smaller; otherwise the JSON is stored as it is.
-Structs (``texts.TREE``: mostly field names and 25-byte references) are stored
-as they are: measured x1.19 for 4 us each, two thirds of the compressions for a
-fifth of the bytes saved (a reader still unpacks one a writer compressed).  The digest (the row's key) is always that of the uncompressed JSON, so
+Structs (``texts.TREE``: mostly field names and 25-byte references) gain zstd alone
+little (measured x1.19 for 4 us each); since v6 they are coded against the
+dictionary of shapes instead (``store/lexicon.py``: the ``LEXICON`` bit, x2.6).  The digest (the row's key) is always that of the uncompressed JSON, so
 a text keeps its identity whatever its storage, a merge of shards still
 de-duplicates by digest, and a damaged frame is found like a damaged body: it
 does not decompress, or what comes out does not match the digest.
@@ -20,8 +20,12 @@ import threading
 
 import zstandard
 
+from reasonmed_async.store.lexicon import is_squeezed, squeeze, unsqueeze
+
 ZSTD = 0x10  # kind bit: the body is a zstd frame of the piece's JSON
+LEXICON = 0x20  # kind bit (v6): the body is a zstd frame against the dictionary of shapes (``store/lexicon.py``)
 PACKED_KINDS = frozenset({1})  # texts.TEXT (not imported: texts imports this module)
+SHAPED_KINDS = frozenset({2})  # texts.TREE: field names and references, coded against the shapes
 LEVEL = 3
 MIN_BODY = 64  # bytes: shorter bodies are stored as they are (a frame's header costs ~10)
 MIN_SAVING = 8  # bytes a frame must save to be stored instead
@@ -39,6 +43,9 @@ def _contexts() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
 
 def pack(kind: int, body: bytes) -> tuple[int, bytes]:
     """(stored kind, stored body) of a piece."""
+    if kind in SHAPED_KINDS:
+        frame = squeeze(body)
+        return (kind, body) if frame is body else (kind | LEXICON, frame)
     if kind not in PACKED_KINDS or len(body) < MIN_BODY:
         return kind, body
     frame = _contexts()[0].compress(body)
@@ -49,6 +56,9 @@ def pack(kind: int, body: bytes) -> tuple[int, bytes]:
 
 def unpack(kind: int, body: bytes) -> tuple[int, bytes] | None:
     """(kind, the piece's JSON) of a stored row; None if its frame is damaged."""
+    if kind & LEXICON:
+        body = unsqueeze(body) if is_squeezed(body) else b""  # (a frame that does not decompress: b"")
+        return (kind & ~LEXICON, body) if body else None
     if not kind & ZSTD:
         return kind, body
     try:

@@ -18,6 +18,7 @@ from bus import Message, decode
 
 from reasonmed_async.store.envelope import ENVELOPE_COLUMNS, whole
 from reasonmed_async.store.integrity import verified
+from reasonmed_async.store.lexicon import unsqueeze
 from reasonmed_async.store.texts import Memo, Rehydrator
 
 _FIRST = ("id", "payload", "checksum", "question_id", *ENVELOPE_COLUMNS[:3], ENVELOPE_COLUMNS[4])
@@ -34,11 +35,11 @@ _N = len(_FIRST)
 
 
 def stored_skeleton(row: Sequence[Any]) -> bytes:
-    """The whole skeleton of a row that starts with ``MESSAGE_COLUMNS`` (``store/envelope.py``)."""
+    """The whole skeleton of a row that starts with ``MESSAGE_COLUMNS`` (``store/lexicon.py``, ``store/envelope.py``)."""
     payload = row[1]
     if not isinstance(payload, bytes):
         return payload
-    return whole(payload, row[4], row[5], row[6], row[3], row[7])
+    return whole(unsqueeze(payload), row[4], row[5], row[6], row[3], row[7])
 
 
 def messages_of_rows(db: sqlite3.Connection, memo: Memo, where: object,
@@ -58,7 +59,8 @@ def load_messages(db: sqlite3.Connection, memo: Memo, where: object, sql: str,
 def cached_payloads(db: sqlite3.Connection, memo: Memo, where: object,
                     rows: Sequence[Sequence[Any]]) -> list[tuple[str, bytes]]:
     """(key, the completion's JSON) of ``llm_cache`` rows (key, payload, checksum)."""
-    skeletons = [verified(where, "llm_cache", key, payload, checksum) for key, payload, checksum in rows]
+    skeletons = [verified(where, "llm_cache", key, unsqueeze(payload) if isinstance(payload, bytes) else payload,
+                          checksum) for key, payload, checksum in rows]
     payloads = Rehydrator(db, memo, where).json_of(skeletons, [f"cached response {r[0]}" for r in rows])
     return [(r[0], p) for r, p in zip(rows, payloads, strict=True)]
 

@@ -119,15 +119,16 @@ def _reissue(con: sqlite3.Connection, stage: str | None, kind: str | None, quest
                 todo.extend(children.get(mid, ()))
         for f in chosen:
             if f.parent_id and f.parent_id not in removed:
-                con.execute("UPDATE deliveries SET state='pending' WHERE message_id=?", (f.parent_id,))
+                con.execute("UPDATE deliveries SET state='pending' WHERE message_seq=(SELECT seq FROM messages WHERE id=?)",
+                            (f.parent_id,))
             if str(f.stage) != "tier":
                 con.execute(
                     "INSERT INTO reissues(question_id, task, path, round, max_tokens) VALUES (?,?,?,1,?)"
                     " ON CONFLICT DO UPDATE SET round=round+1, max_tokens=excluded.max_tokens",
                     (qid, task_of(str(f.stage)), f.path, max_tokens or 0))
         ids = [(m,) for m in removed]
-        for table, column in (("deliveries", "message_id"), ("records", "message_id"), ("joins", "message_id"),
-                              ("messages", "id")):
+        con.executemany("DELETE FROM deliveries WHERE message_seq=(SELECT seq FROM messages WHERE id=?)", ids)
+        for table, column in (("records", "message_id"), ("joins", "message_id"), ("messages", "id")):
             con.executemany(f"DELETE FROM {table} WHERE {column}=?", ids)
         con.execute("UPDATE runs SET status='running', finished_at=NULL WHERE id=?", (run,))
         done.failures += len(chosen)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-STORE_SCHEMA_VERSION = 5
+STORE_SCHEMA_VERSION = 6
 # v1 -> v2: ``checksum`` on messages and llm_cache (``integrity.add_checksums`` migrates a v1 database)
 # v2 -> v3: each text stored once: ``payload`` of messages and llm_cache is a skeleton referencing ``texts``
 #           (store/texts.py); ``records`` keyed by (run_id, record_id), so each run keeps its records
@@ -14,6 +14,11 @@ STORE_SCHEMA_VERSION = 5
 #           the checksum still covers the whole skeleton), and ``messages`` is indexed by type alone
 #           (``messages_of_type``: serves the status and report queries that ask by type across runs; was
 #           ``messages_by_type`` on (run_id, type)); ``migration.to_v5`` converts a v4 database
+# v5 -> v6: message payloads, cached completions and struct pieces are zstd frames against a fixed dictionary of
+#           their shapes where that is smaller (``store/lexicon.py``; ``texts.kind`` gains the LEXICON bit), and
+#           provenances, judgements and rewrite inputs stay inside the struct that holds them (no piece of their
+#           own); ``deliveries`` names its message by ``messages.seq`` (``message_seq``; was ``message_id``);
+#           ``migration.to_v6`` converts a v5 database
 
 #: the columns of ``records`` (v3: keyed by run, so each run keeps its records); the migration builds it too
 RECORDS_COLUMNS = """(
@@ -24,6 +29,19 @@ RECORDS_COLUMNS = """(
     path        TEXT NOT NULL,
     message_id  TEXT NOT NULL,
     PRIMARY KEY (run_id, record_id)
+)"""
+
+#: the columns of ``deliveries`` (v6: a delivery names its message by ``messages.seq``, so the unique index
+#: grows at its end as messages are written, instead of taking a random 24-character id: one page each commit
+#: dirties there, not one per delivery); the migration builds it too
+DELIVERIES_COLUMNS = """(
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_seq INTEGER NOT NULL,
+    consumer    TEXT NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'pending',
+    intake      INTEGER NOT NULL DEFAULT 0,
+    updated_at  REAL NOT NULL,
+    UNIQUE (message_seq, consumer)
 )"""
 
 #: the columns of ``llm_cache`` (v4: the key as 32 bytes; a rowid table, so rows are appended in the order they
@@ -75,15 +93,7 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_of_type ON messages (type);
 CREATE INDEX IF NOT EXISTS messages_by_question ON messages (run_id, question_id);
-CREATE TABLE IF NOT EXISTS deliveries (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-    message_id TEXT NOT NULL,
-    consumer   TEXT NOT NULL,
-    state      TEXT NOT NULL DEFAULT 'pending',
-    intake     INTEGER NOT NULL DEFAULT 0,
-    updated_at REAL NOT NULL,
-    UNIQUE (message_id, consumer)
-);
+CREATE TABLE IF NOT EXISTS deliveries {DELIVERIES_COLUMNS};
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (consumer, seq) WHERE state = 'pending';
 CREATE TABLE IF NOT EXISTS llm_cache {LLM_CACHE_COLUMNS};
 CREATE TABLE IF NOT EXISTS joins (

@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 
 from bus import Message, Provenance
+from bus.messages import Judgement, RewriteInput
 
 from reasonmed_async.store.texts import MIN_TEXT, MIN_TREE, TEXT, TREE, Pieces, _to_json, digest
 
@@ -35,6 +36,11 @@ _to_builtins = msgspec.to_builtins
 _Struct = msgspec.Struct
 _SCALARS = frozenset({int, float, bool, type(None)})
 _LEAVES = frozenset({Provenance})  # structs of scalars and short strings only: to_builtins does them at once
+# structs kept in the struct that holds them, never pieces of their own (v6): each is held by one or two others
+# (a call's provenance by its path or message, a judgement by its tier's list, a rewrite's input by its path), so
+# as a piece each cost a row, a random index entry and a marker more than the bytes it saved; inline, the
+# dictionary of shapes (store/lexicon.py) codes them in a few bytes
+_INLINE = frozenset({Provenance, Judgement, RewriteInput})
 
 
 class _Split:
@@ -155,7 +161,8 @@ class Splitter:
                 split = _leaf(v)
             if split is None:
                 own: Pieces = {}
-                split = _Split(_fit(self._fields(v, own), own), own)
+                node = self._fields(v, own)
+                split = _Split(node if type(v) in _INLINE else _fit(node, own), own)
             if len(self._seen) >= self.capacity:
                 del self._seen[next(iter(self._seen))]  # the oldest
             self._seen[v] = split
@@ -199,6 +206,8 @@ def _leaf(v: _Struct) -> _Split | None:
     body = _to_json(node)
     if b"\\u0000" in body:
         return None
+    if type(v) in _INLINE:
+        return _Split(node, {})
     own: Pieces = {}
     return _Split(node if len(body) < MIN_TREE else _piece(TREE, body, own), own)
 

@@ -13,6 +13,7 @@ from bus.messages import SCHEMA_VERSION
 from reasonmed_async.store.errors import StoreError
 from reasonmed_async.store.integrity import CACHE_KEY, row_checksum
 from reasonmed_async.store.envelope import compact, head
+from reasonmed_async.store.lexicon import squeeze
 from reasonmed_async.store.reading import MESSAGE_COLUMNS, cached_payloads, db_name, load_messages
 from reasonmed_async.store.splitting import Splitter
 from reasonmed_async.store.texts import Memo, Pieces, store_pieces
@@ -106,7 +107,8 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo, splitte
         db.executemany(_COUNT_CALLS, [(*k, n, p, c) for k, (n, p, c) in counts.items()])
     if acks:
         db.executemany(
-            "UPDATE deliveries SET state=?, updated_at=? WHERE message_id=? AND consumer=? AND state='pending'",
+            "UPDATE deliveries SET state=?, updated_at=? WHERE message_seq=(SELECT seq FROM messages WHERE id=?)"
+            " AND consumer=? AND state='pending'",
             [("done" if a.ok else "failed", now, a.message_id, a.consumer) for a in acks],
         )
     return results
@@ -134,7 +136,7 @@ def _insert_cached(db: sqlite3.Connection, cached: list[tuple[Any, ...]], now: f
         if stored_key not in seen:
             seen.add(stored_key)
             skeleton = splitter.json(payload, pieces)
-            rows.append((stored_key, model, skeleton, now, row_checksum(key, skeleton)))
+            rows.append((stored_key, model, squeeze(skeleton), now, row_checksum(key, skeleton)))
     if rows:
         db.executemany("INSERT OR IGNORE INTO llm_cache(key, model, payload, created_at, checksum) VALUES (?,?,?,?,?)",
                        rows)
@@ -162,6 +164,7 @@ def _insert_messages(
     existing = _existing(db, "SELECT id FROM messages WHERE id IN ({})", list({i for ids in ids_by_op for i in ids}))
     message_rows, delivery_rows, record_rows = [], [], []
     new_by_op: dict[int, list[Routed]] = {}
+    seq = _last_seq(db, "messages")  # each new row's seq is given here, so its deliveries can name it
     for (i, routed, intake), ids in zip(routed_by_op, ids_by_op, strict=True):
         new: list[Routed] = []
         for r, mid in zip(routed, ids, strict=True):
@@ -171,23 +174,26 @@ def _insert_messages(
             existing.add(mid)
             new.append(r)
             skeleton = splitter.message(m, SCHEMA_VERSION, pieces)
-            name = type(m).__name__  # the checksum covers the whole skeleton; the row keeps it less its envelope
-            payload = compact(skeleton, head(SCHEMA_VERSION, name, m.run_id, m.question_id, m.parent_id))
-            message_rows.append((mid, m.run_id, m.question_id, name, _label(m), m.parent_id,
+            name = type(m).__name__  # the checksum covers the whole skeleton; the row keeps it less its envelope,
+            # coded against the shapes (store/lexicon.py)
+            payload = squeeze(compact(skeleton, head(SCHEMA_VERSION, name, m.run_id, m.question_id, m.parent_id)))
+            seq += 1
+            message_rows.append((seq, mid, m.run_id, m.question_id, name, _label(m), m.parent_id,
                                  SCHEMA_VERSION, payload, now, row_checksum(mid, skeleton)))
-            delivery_rows.extend((mid, c, int(intake), now) for c in r.consumers)
+            delivery_rows.extend((seq, c, int(intake), now) for c in r.consumers)
             if isinstance(m, RecordReady):
                 record_rows.append((m.record_id, m.run_id, m.question_id, m.question.ordinal, m.path.name, mid))
         new_by_op[i] = new
     if message_rows:
         db.executemany(
-            "INSERT INTO messages(id, run_id, question_id, type, label, parent_id, schema_version, payload, created_at,"
-            " checksum) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO messages(seq, id, run_id, question_id, type, label, parent_id, schema_version, payload,"
+            " created_at, checksum) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             message_rows,
         )
     if delivery_rows:
         db.executemany(
-            "INSERT OR IGNORE INTO deliveries(message_id, consumer, intake, updated_at) VALUES (?,?,?,?)", delivery_rows
+            "INSERT OR IGNORE INTO deliveries(message_seq, consumer, intake, updated_at) VALUES (?,?,?,?)",
+            delivery_rows
         )
     if record_rows:
         db.executemany(
@@ -195,6 +201,13 @@ def _insert_messages(
             record_rows,
         )
     return new_by_op
+
+def _last_seq(db: sqlite3.Connection, table: str) -> int:
+    """The largest seq ``table`` has ever given (AUTOINCREMENT's: a seq is never given twice, even once deleted)."""
+    (last,) = db.execute(f"SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name=?), 0),"
+                         f" coalesce((SELECT max(seq) FROM {table}), 0))", (table,)).fetchone()
+    return int(last)
+
 
 def _join(db: sqlite3.Connection, memo: Memo, key: str, item_id: str, message_id: str, expected: int,
           held: dict[str, str] | None = None) -> list[tuple[str, Message | None]] | None:

@@ -120,7 +120,7 @@ async def test_an_intake_cut_short_is_refused_by_resume_and_finished_by_the_same
     assert query(db, "SELECT status, questions FROM runs") == [("finished", 10)]
     assert query(db, "SELECT COUNT(*) FROM questions") == [(10,)]
     assert query(db, "SELECT COUNT(*) FROM messages WHERE type='QuestionIngested'") == [(10,)]
-    assert query(db, "SELECT COUNT(*), COUNT(DISTINCT message_id || consumer) FROM deliveries") == \
+    assert query(db, "SELECT COUNT(*), COUNT(DISTINCT message_seq || consumer) FROM deliveries") == \
         query(db, "SELECT COUNT(*), COUNT(*) FROM deliveries")  # nothing delivered twice
     assert {q for (q,) in query(db, "SELECT question_id FROM records")} <= {f"q-{i}" for i in range(10)}
     assert query(db, "SELECT COUNT(DISTINCT question_id) FROM messages WHERE type='TierAssigned'") == [(10,)]

@@ -94,15 +94,16 @@ async def test_wrong_key_opens_the_circuit_then_resume_with_the_right_key_finish
 
 
 async def test_a_full_database_stops_the_run_resumably_and_resume_finishes_identical(tmp_path):
-    """Commits fail with SQLITE_FULL (a database that may grow by 60 pages only): the run stops by itself,
-    exit 4, within a 60 s hang guard; a resume on a healthy disk finishes with the uninterrupted export."""
+    """Commits fail with SQLITE_FULL (a database that may grow by 30 pages only, fewer than the run needs): the
+    run stops by itself, exit 4, within a 60 s hang guard; a resume on a healthy disk finishes with the
+    uninterrupted export."""
     cfg = config(tmp_path)
     async with FakeLLMServer(api_key=KEY) as server:
         clean = await _clean_export(tmp_path, server, cfg, QUESTIONS, 12)
         db, out = tmp_path / "full.db", tmp_path / "full"
         small = Path(__file__).with_name("small_disk.py")
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(small), "60", "run", "--config", str(cfg), "--input", str(QUESTIONS), "--db",
+            sys.executable, str(small), "30", "run", "--config", str(cfg), "--input", str(QUESTIONS), "--db",
             str(db), "--limit", "12", cwd=ROOT, env=env(server), stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE)
         _, err = await asyncio.wait_for(proc.communicate(), 60)

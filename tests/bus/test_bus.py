@@ -156,7 +156,7 @@ async def test_redelivered_input_changes_nothing(tmp_path):
     redo = [m for _, m, c, _ in before["deliveries"] if c in ("gen", "verify")][::3]
     con = sqlite3.connect(path)
     with con:
-        con.executemany("UPDATE deliveries SET state='pending' WHERE message_id=?", [(m,) for m in redo])
+        con.executemany("UPDATE deliveries SET state='pending' WHERE message_seq=(SELECT seq FROM messages WHERE id=?)", [(m,) for m in redo])
     con.close()
     async with await CheckpointStore.open(path) as store:
         bus = make_bus(store, flow.subscriptions())

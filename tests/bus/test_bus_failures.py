@@ -71,7 +71,7 @@ async def test_transient_handler_error_is_retried_then_becomes_stage_failed(tmp_
             assert failed.failed_type == "CoTGenerated"
             assert failed.parent_id == parent
             assert calls[parent] == attempts
-            state = await store.query("SELECT state FROM deliveries WHERE message_id=? AND consumer='checker'",
+            state = await store.query("SELECT state FROM deliveries WHERE message_seq=(SELECT seq FROM messages WHERE id=?) AND consumer='checker'",
                                       (parent,))
             assert state == [("failed",)]
         assert sorted(f.id for f in failures) == sorted(m.id for _, m in rows)
@@ -131,7 +131,7 @@ async def test_cancelled_handler_is_left_pending_not_failed(tmp_path):
         await asyncio.wait_for(runner, 5)
         assert len(cancelled) == 1
         (cot_id,) = cancelled
-        assert await store.query("SELECT state FROM deliveries WHERE message_id=? AND consumer='hang'",
+        assert await store.query("SELECT state FROM deliveries WHERE message_seq=(SELECT seq FROM messages WHERE id=?) AND consumer='hang'",
                                  (cot_id,)) == [("pending",)]
         assert await store.query("SELECT COUNT(*) FROM messages WHERE type='StageFailed'") == [(0,)]
         assert bus.stats["hang"].failed == 0 and bus.stats["hang"].retried == 0

@@ -1,7 +1,8 @@
-"""Real databases of older store schemas, each written by the build of its version, are migrated to v5.
+"""Real databases of older store schemas, each written by the build of its version, are migrated to v6.
 
 ``fixtures/v2-two-runs.db.gz`` (the v2 build: ``make_v2_fixture.py``), ``v3-two-runs.db.gz`` (the v3 build at
-1c8377a) and ``v4-two-runs.db.gz`` (the v4 build at 780cc68; both ``make_fixture.py``) each hold a finished ``run --limit 5`` and a full ``run`` SIGKILLed
+1c8377a), ``v4-two-runs.db.gz`` (the v4 build at 780cc68) and ``v5-two-runs.db.gz`` (the v5 build at 1b4ee65;
+all three ``make_fixture.py``) each hold a finished ``run --limit 5`` and a full ``run`` SIGKILLed
 midway.  Migrated (by ``reasonmed migrate``, or by ``resume`` opening it), resumed and exported, each gives byte
 for byte the export of the same two runs made by this build from the start; ``status`` counts the records the
 export writes (v2's records table had lost the second run's records to the first run's ids: the migration
@@ -22,7 +23,7 @@ from e2e_support import EXPORT_FILES, query, read_jsonl, run_cli
 from fault_support import QUESTIONS, TIMEOUT_S, one_line_error
 
 FIXTURES = Path(__file__).parent / "fixtures"
-OLDER = (2, 3, 4)  # the store schemas a fixture database of exists for
+OLDER = (2, 3, 4, 5)  # the store schemas a fixture database of exists for
 
 
 def _older(directory: Path, version: int) -> Path:
@@ -77,12 +78,12 @@ def test_an_older_database_migrates_resumes_and_exports_as_if_never_migrated(tmp
     if how == "migrate":
         proc = run_cli("migrate", "--db", db, timeout=TIMEOUT_S)
         assert proc.returncode == 0, proc.stderr
-        assert "store schema v5" in proc.stdout
+        assert "store schema v6" in proc.stdout
         check = run_cli("check", "--db", db, timeout=TIMEOUT_S)
         assert check.returncode == 0, check.stdout + check.stderr
     proc = run_cli("resume", "--db", db, timeout=TIMEOUT_S)
     assert proc.returncode in (0, 3), proc.stderr
-    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("5",)]
+    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("6",)]
     assert query(db, "SELECT COUNT(*) FROM texts")[0][0] > 0
     # v4: cache keys are the 32 bytes of their digest, and stored texts are compressed where that is smaller
     assert query(db, "SELECT DISTINCT typeof(key), length(key) FROM llm_cache") == [("blob", 32)]
@@ -91,6 +92,11 @@ def test_an_older_database_migrates_resumes_and_exports_as_if_never_migrated(tmp
     assert query(db, "SELECT COUNT(*) FROM messages WHERE substr(payload, 1, 1) = '{'") == [(0,)]
     assert {r[0] for r in query(db, "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='messages'"
                                 " AND sql IS NOT NULL")} == {"messages_of_type", "messages_by_question"}
+    # v6: rows are coded against the dictionary of shapes (a zstd frame starts with 0x28 B5 2F FD) where smaller
+    for table, column, where in (("messages", "payload", ""), ("llm_cache", "payload", ""),
+                                 ("texts", "body", " WHERE kind & 2")):
+        (framed, total) = query(db, f"SELECT SUM(hex(substr({column}, 1, 4)) = '28B52FFD'), COUNT(*) FROM {table}{where}")[0]
+        assert framed > total // 2, (table, framed, total)
     # every run keeps its records: the first run's ten, and the second run's own
     per_run = dict(query(db, "SELECT run_id, COUNT(*) FROM records GROUP BY run_id"))
     assert len(per_run) == 2 and all(per_run.values()), per_run
@@ -113,7 +119,7 @@ def test_an_older_database_is_refused_read_only_in_one_line_naming_both_versions
     proc = run_cli(command[0], "--db", db, *args, timeout=TIMEOUT_S)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     line = one_line_error(proc)
-    assert f"v{version}" in line and "v5" in line and "reasonmed migrate" in line, line
+    assert f"v{version}" in line and "v6" in line and "reasonmed migrate" in line, line
     assert db.read_bytes() == before
 
 
@@ -136,17 +142,17 @@ def test_a_damaged_v2_row_stops_the_migration_before_anything_is_rewritten(tmp_p
 def test_a_newer_version_is_refused_in_one_line_naming_both(tmp_path, command):
     db = _v2(tmp_path)
     con = sqlite3.connect(db)
-    con.execute("UPDATE meta SET value='6' WHERE key='schema_version'")
+    con.execute("UPDATE meta SET value='7' WHERE key='schema_version'")
     con.commit()
     con.close()
     proc = run_cli(command, "--db", db, timeout=TIMEOUT_S)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     line = one_line_error(proc)
-    assert "v6" in line and "v5" in line, line
+    assert "v7" in line and "v6" in line, line
 
 
 def test_damage_in_a_v3_database_is_carried_over_unchanged_and_check_names_it(tmp_path):
-    """v3 -> v5 re-derives nothing (cache rows are copied with their checksums, texts compressed under their own
+    """v3 -> v6 re-derives nothing (cache rows are copied with their checksums, texts compressed under their own
     digests, message payloads lose only the envelope their checksums cover): a damaged row stays damaged, and
     ``check`` names it after the migration as it did before."""
     db = _older(tmp_path, 3)
@@ -159,7 +165,7 @@ def test_damage_in_a_v3_database_is_carried_over_unchanged_and_check_names_it(tm
     con.close()
     proc = run_cli("migrate", "--db", db, timeout=TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("5",)]
+    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("6",)]
     check = run_cli("check", "--db", db, timeout=TIMEOUT_S)
     assert check.returncode == 5, check.stdout + check.stderr
     assert f"llm_cache row {key}" in check.stdout and f"texts row {digest.hex()}" in check.stdout, check.stdout

@@ -1,4 +1,4 @@
-"""zstd on stored strings (store/packing.py): what is compressed, that it round-trips, that damage is caught."""
+"""zstd on stored pieces (store/packing.py): what is compressed and how, that it round-trips, that damage is caught."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import msgspec
 import pytest
 import zstandard
 
-from reasonmed_async.store.packing import MAX_BODY, ZSTD, pack, unpack
+from reasonmed_async.store.packing import LEXICON, MAX_BODY, ZSTD, pack, unpack
 from reasonmed_async.store.texts import TEXT, TREE, digest
 
 COT = ("<think>Hmm, B is tempting, but the key finding points elsewhere. Check C.</think>\n"
@@ -18,16 +18,17 @@ PATH = {"name": "qwen_1", "model": "qwen2.5-72b-instruct", "temperature": 0.7,
         "cot": "\u0000TQqSuS4MQaSc_mcNY", "answer": "A", "provenance": "\u0000RTCy2kRdgVhGaQnRF"}
 
 
-@pytest.mark.parametrize("kind,value,compressed", [
-    (TEXT, COT, True),  # a CoT: compressed
-    (TEXT, "Correct", False),  # short: never tried
-    (TREE, PATH, False),  # structs are stored as they are
+@pytest.mark.parametrize("kind,value,how", [
+    (TEXT, COT, ZSTD),  # a CoT: compressed on its own
+    (TEXT, "Correct", 0),  # short: never tried
+    (TREE, PATH, LEXICON),  # a struct: coded against the dictionary of shapes (v6)
+    (TREE, ["x"], 0),  # too short for a frame to save anything
 ])
-def test_what_is_compressed_and_that_it_comes_back(kind, value, compressed):
+def test_what_is_compressed_and_that_it_comes_back(kind, value, how):
     body = msgspec.json.encode(value)
     stored_kind, stored = pack(kind, body)
-    assert bool(stored_kind & ZSTD) is compressed
-    assert (len(stored) < len(body)) is compressed
+    assert stored_kind & (ZSTD | LEXICON) == how
+    assert (len(stored) < len(body)) is bool(how)
     assert unpack(stored_kind, stored) == (kind, body)
     assert digest(*unpack(stored_kind, stored)) == digest(kind, body)  # the row's key is that of the JSON
 
@@ -43,3 +44,14 @@ def test_a_damaged_frame_is_caught_not_raised():
     too_big = zstandard.ZstdCompressor(level=1).compress(b"\0" * (MAX_BODY + 1))
     assert zstandard.frame_content_size(too_big) == MAX_BODY + 1
     assert unpack(kind, too_big) is None
+
+
+def test_a_damaged_struct_frame_is_caught_not_raised():
+    body = msgspec.json.encode(PATH)
+    kind, frame = pack(TREE, body)
+    for at in range(4, len(frame)):  # every byte after the magic number, one at a time
+        flipped = bytearray(frame)
+        flipped[at] ^= 0x04
+        out = unpack(kind, bytes(flipped))
+        assert out is None or digest(*out) != digest(TREE, body)
+    assert unpack(kind, b"not a frame") is None

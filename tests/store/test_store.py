@@ -134,13 +134,13 @@ async def test_commit_with_ack_is_atomic_and_ack_is_final(tmp_path):
         await store.commit([routed(q, "gen", "audit")])
         out = [cot(1, "qwen_1"), cot(1, "qwen_2")]
         assert new(await store.commit([routed(m, "verify") for m in out], Ack(q.id, "gen"))) == out
-        states = dict(await rows(store, "SELECT consumer, state FROM deliveries WHERE message_id=?", (q.id,)))
+        states = dict(await rows(store, "SELECT consumer, state FROM deliveries WHERE message_seq=(SELECT seq FROM messages WHERE id=?)", (q.id,)))
         assert states == {"gen": "done", "audit": "pending"}
         # a second ack (a redelivery failing this time) never reverts 'done'
         assert await store.commit([], Ack(q.id, "gen", ok=False)) == []
-        assert dict(await rows(store, "SELECT consumer, state FROM deliveries WHERE message_id=?", (q.id,)))["gen"] == "done"
+        assert dict(await rows(store, "SELECT consumer, state FROM deliveries WHERE message_seq=(SELECT seq FROM messages WHERE id=?)", (q.id,)))["gen"] == "done"
         await store.commit([], Ack(q.id, "audit", ok=False))
-        assert dict(await rows(store, "SELECT consumer, state FROM deliveries WHERE message_id=?", (q.id,)))["audit"] == "failed"
+        assert dict(await rows(store, "SELECT consumer, state FROM deliveries WHERE message_seq=(SELECT seq FROM messages WHERE id=?)", (q.id,)))["audit"] == "failed"
         # an ack for a delivery that does not exist is a no-op
         await store.commit([], Ack("nope", "gen"))
         assert await count(store, "deliveries") == 4

@@ -25,7 +25,7 @@ async def questions_in_order(store: CheckpointStore, run_id: str | None = None) 
 async def unsettled_pairs(store: CheckpointStore) -> set[tuple[str, str]]:
     """(run id, question id) of the questions that still have something pending."""
     rows = await store.query(
-        "SELECT DISTINCT m.run_id, m.question_id FROM deliveries d JOIN messages m ON m.id = d.message_id"
+        "SELECT DISTINCT m.run_id, m.question_id FROM deliveries d JOIN messages m ON m.seq = d.message_seq"
         " WHERE d.state='pending'")
     return {(r[0], r[1]) for r in rows}
 

@@ -25,13 +25,13 @@ async def unsettled_questions(store: CheckpointStore, run_id: str | None = None)
     where, params = ("AND m.run_id=?", (run_id,)) if run_id else ("", ())
     ((n,),) = await store.query(
         "SELECT COUNT(*) FROM (SELECT DISTINCT m.run_id, m.question_id FROM deliveries d"
-        f" JOIN messages m ON m.id = d.message_id WHERE d.state='pending' {where})", params)
+        f" JOIN messages m ON m.seq = d.message_seq WHERE d.state='pending' {where})", params)
     return int(n)
 
 
 async def pending_deliveries(store: CheckpointStore, run_id: str) -> int:
     ((n,),) = await store.query(
-        "SELECT COUNT(*) FROM deliveries d JOIN messages m ON m.id = d.message_id"
+        "SELECT COUNT(*) FROM deliveries d JOIN messages m ON m.seq = d.message_seq"
         " WHERE d.state='pending' AND m.run_id=?", (run_id,))
     return int(n)
 
@@ -50,12 +50,13 @@ async def tier_counts(store: CheckpointStore) -> dict[str, int]:
 async def failed_deliveries(store: CheckpointStore) -> dict[str, int]:
     """Per consumer, the deliveries whose handling ended in a ``StageFailed`` — whether the bus made it
     (the delivery is marked failed) or the agent returned it (a lost path: the delivery is done)."""
-    parents = [r[0] for r in await store.query("SELECT DISTINCT parent_id FROM messages WHERE type='StageFailed'")]
+    parents = [r[0] for r in await store.query("SELECT DISTINCT p.seq FROM messages f JOIN messages p ON p.id = f.parent_id"
+                                               " WHERE f.type='StageFailed'")]
     counts: dict[str, int] = {}
     for start in range(0, len(parents), PAGE):
         chunk = parents[start : start + PAGE]
         rows = await store.query(
-            f"SELECT consumer, COUNT(*) FROM deliveries WHERE message_id IN ({','.join('?' * len(chunk))})"
+            f"SELECT consumer, COUNT(*) FROM deliveries WHERE message_seq IN ({','.join('?' * len(chunk))})"
             " AND state != 'pending' GROUP BY consumer", chunk)
         for consumer, n in rows:
             counts[consumer] = counts.get(consumer, 0) + n
