@@ -68,6 +68,11 @@ _STAGES = {"generator": Stage.GENERATE, "verifier": Stage.VERIFY, "tierer": Stag
            "assembler": Stage.ASSEMBLE, "reverify": Stage.REVERIFY, "retry": Stage.REFINE, "scorer": Stage.SCORE}
 
 
+#: worker tasks per agent when ``[concurrency]`` does not say (``reasonmed_async/sizing.py`` raises an LLM stage's
+#: to keep its endpoints full); any agent not listed: 8
+DEFAULT_WORKERS = {"generator": 4, "verifier": 16, "tierer": 4, "assembler": 2}
+
+
 def build_subscriptions(
     clients: dict[str, LLMClient],
     join: JoinState,
@@ -83,20 +88,22 @@ def build_subscriptions(
     verifier = Verifier(clients, settings, templates)
     rewriter = Rewriter(clients, settings, templates)
 
-    def sub(name: str, topics: tuple[type[Message], ...], handler, accepts=None, default: int = 8) -> Subscription:
+    def sub(name: str, topics: tuple[type[Message], ...], handler, accepts=None) -> Subscription:
         extra = {"accepts": accepts} if accepts is not None else {}
-        return Subscription(name=name, topics=topics, handler=handler, concurrency=conc.get(name.split("-")[0], default),
+        agent = name.split("-")[0]
+        return Subscription(name=name, topics=topics, handler=handler,
+                            concurrency=conc.get(agent, DEFAULT_WORKERS.get(agent, 8)),
                             queue_size=queue_size, backoff=backoff, stage=_STAGES[name.split("-")[0]], **extra)
 
     subs = [
-        sub("generator", (QuestionIngested,), Generator(clients, settings, templates).handle, default=4),
-        sub("verifier", (CoTGenerated,), verifier.handle, default=16),
-        sub("tierer", (Verdict, StageFailed), Tierer(join, settings).handle, is_first_pass, default=4),
+        sub("generator", (QuestionIngested,), Generator(clients, settings, templates).handle),
+        sub("verifier", (CoTGenerated,), verifier.handle),
+        sub("tierer", (Verdict, StageFailed), Tierer(join, settings).handle, is_first_pass),
         sub("ranker", (TierAssigned,), Ranker(clients, settings, templates).handle, _tier("easy", "medium")),
         sub("refiner", (Ranked,), rewriter.refine, _tier("medium")),
         sub("regenerator", (TierAssigned,), rewriter.regenerate, _tier("difficult")),
         sub("summarizer", (Ranked, Refined, Verdict), Summarizer(clients, settings, templates).handle, _final(settings)),
-        sub("assembler", (Summarized,), Assembler(settings.gates).handle, default=2),
+        sub("assembler", (Summarized,), Assembler(settings.gates).handle),
     ]
     if settings.reverify:
         for k in range(1, settings.refine_attempts + 1):

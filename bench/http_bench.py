@@ -13,7 +13,6 @@ checkpoints on.  See BENCHMARKS.md.
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import os
 import re
@@ -60,14 +59,11 @@ def _start_server(log: Path) -> tuple[subprocess.Popen, str]:
 
 
 def pipeline_config(concurrency: int, source: Path = ROOT / "examples" / "openai.toml", **override: int) -> str:
-    """``examples/openai.toml`` with the backend capped at ``concurrency`` (fixed) and agents to fill it."""
+    """``examples/openai.toml`` with the backend capped at ``concurrency`` (fixed); its agents sized to fill it
+    as a user's run is (``reasonmed_async/workers.py``), but for ``override`` (agent -> workers)."""
     text = source.read_text(encoding="utf-8")
-    workers = {"generator": math.ceil(concurrency / 9) + 1, "verifier": concurrency, "tierer": 4,
-               "ranker": max(8, concurrency // 4), "refiner": max(8, concurrency // 4),
-               "regenerator": max(4, concurrency // 8), "reverify": max(8, concurrency // 4),
-               "retry": max(4, concurrency // 8), "summarizer": max(8, concurrency // 4), "assembler": 2, **override}
     subs = [(r"^max_concurrency = \d+", f"max_concurrency = {concurrency}\nadaptive = false")]
-    subs += [(rf"^{k} = \d+", f"{k} = {v}") for k, v in workers.items()]
+    subs += [(rf"^(# )?{k} = \d+", f"{k} = {v}") for k, v in override.items()]
     for pattern, new in subs:
         text, count = re.subn(pattern, new, text, count=1, flags=re.M)
         if count != 1:
@@ -188,9 +184,8 @@ def run_http(work: Path, *, requests: int, questions: int, concurrency: int, rou
             "server": "tests/fake_llm_server.py (own process, no faults, latency 0)", "base_url": base_url,
             "concurrency": concurrency, "requests": requests, "pipeline_questions": questions,
             "cli_questions": cli_questions,
-            "pipeline_config": "examples/openai.toml with max_concurrency = C, adaptive = false, agent workers: "
-                               + ", ".join(re.findall(r"^(?:generator|verifier|summarizer) = \d+",
-                                                      pipeline_config(concurrency), re.M)),
+            "pipeline_config": "examples/openai.toml with max_concurrency = C, adaptive = false, agent workers"
+                               " sized to fill it (reasonmed_async/workers.py)",
             "pipeline_logging": "as `reasonmed run`: JSON lines to <db>.log, an llm.call line per call",
             "runs": runs, "target": target}
 

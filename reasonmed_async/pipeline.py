@@ -32,6 +32,7 @@ from reasonmed_async.llm.gauge import CallGauge
 from reasonmed_async.llm.retry import RetryingClient, RetryPolicy
 from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore
+from reasonmed_async.workers import worker_counts
 
 if TYPE_CHECKING:
     from reasonmed_async.metrics.registry import Metrics
@@ -150,9 +151,12 @@ class Pipeline:
             }
             bus = MessageBus(store)
             templates = Templates.load(config.templates_dir)
+            workers = worker_counts(config)
+            if agents and workers:
+                log.info("pipeline.workers", **workers)  # sized to fill the endpoints (workers.py) or as configured
             for sub in [] if not agents else build_subscriptions(
                 clients, store, config.flow, templates,
-                concurrency=config.concurrency, queue_size=config.queue_size,
+                concurrency=workers, queue_size=config.queue_size,
                 backoff=Backoff(attempts=int(config.retry.get("handler_attempts", 3)), base_s=0.05, cap_s=2.0),
             ):
                 bus.subscribe(sub)

@@ -29,6 +29,7 @@ from reasonmed_async.daemon.jobs import submit_file
 from reasonmed_async.llm.credentials import reload_all
 from reasonmed_async.metrics.registry import Metrics
 from reasonmed_async.pipeline import Pipeline
+from reasonmed_async.workers import worker_counts
 from reasonmed_async.reports.live import forget_open_circuits, publish as publish_live
 from reasonmed_async.reports.outcome import interrupted_code
 from reasonmed_async.store import queries
@@ -169,8 +170,9 @@ class Daemon:
                     reconfigure(fresh.backends[name].options)
                 except ValueError as exc:
                     log.error("daemon.reload_failed", backend=name, error=str(exc))
+        sized = worker_counts(fresh)
         for name in pipeline.bus.stats:
-            workers = fresh.concurrency.get(name.split("-")[0])
+            workers = sized.get(name.split("-")[0])
             if workers:
                 pipeline.bus.set_concurrency(name, workers)
-        log.info("daemon.reloaded", concurrency=fresh.concurrency)
+        log.info("daemon.reloaded", concurrency=sized)
