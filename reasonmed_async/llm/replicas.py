@@ -9,8 +9,14 @@ calls ``acquire`` to admit a request and exactly one of ``succeeded`` /
   otherwise the admitted replica with the fewest outstanding requests among
   those under their cap and not paused for the model; ties go round robin.
 - Adaptive cap (``adapt``, AIMD with slow start): the latency per completion
-  token is smoothed (EWMA); its baseline is the lowest EWMA seen, drifting up
-  slowly so it can forget.  Over ``slow_ratio`` x baseline the cap is cut by
+  token is smoothed (EWMA) per completion length (``shape``: 1, 2-3, 4-7, ...
+  tokens); each length's baseline is the lowest EWMA seen, drifting up slowly
+  so it can forget.  A sample is compared with its own length's: a judge's
+  20-token verdict after a 2,000-token prompt costs far more per token than a
+  1,500-token CoT on an idle server (the prompt's prefill and any queueing are
+  shared by few tokens), so one baseline for both read every verdict as
+  congestion and cut the cap to a few requests (measured against a server
+  with a fixed 0.5 s per answer: 6 calls/s with 64 admitted).  Over ``slow_ratio`` x baseline the cap is cut by
   ``decrease`` (at most once per round trip: only a request sent after the
   last cut can cut again), never below 1; within ``near_ratio`` x baseline it
   grows: +1 per success until the first cut (slow start), then +1/cap.
@@ -59,13 +65,22 @@ class PoolPolicy:
         return float(min(self.initial_concurrency, self.max_concurrency) if self.adaptive else self.max_concurrency)
 
 
+SHAPES = 14  # completion lengths told apart: 1, 2-3, 4-7, ..., 4,096 tokens and more
+_UNKNOWN: tuple[float | None, ...] = (None,) * SHAPES
+
+
+def shape(tokens: int) -> int:
+    """The completion-length class of an answer of ``tokens`` tokens (its baseline's index)."""
+    return min(SHAPES - 1, (max(0, tokens) + 1).bit_length() - 1)
+
+
 @dataclass(frozen=True)
 class Limit:
-    """The adaptive state of one replica: its cap and what it has learnt of its latency."""
+    """The adaptive state of one replica: its cap and what it has learnt of its latency, per ``shape``."""
 
     cap: float
-    ewma: float | None = None
-    baseline: float | None = None
+    ewma: tuple[float | None, ...] = _UNKNOWN
+    baseline: tuple[float | None, ...] = _UNKNOWN
     last_cut: float = -math.inf
     slow_start: bool = True
 
@@ -74,17 +89,21 @@ def adapt(limit: Limit, *, latency_s: float, tokens: int, now: float, policy: Po
     """The limit after a success that took ``latency_s`` for ``tokens`` completion tokens, ending at ``now``."""
     if not policy.adaptive:
         return limit
+    k = shape(tokens)
     sample = max(0.0, latency_s) / (max(0, tokens) + 1)
-    ewma = sample if limit.ewma is None else limit.ewma + policy.ewma_alpha * (sample - limit.ewma)
-    base = ewma if limit.baseline is None else min(
-        ewma, limit.baseline + policy.baseline_drift * (ewma - limit.baseline))  # the lowest EWMA, slowly forgotten
+    learnt, lowest = limit.ewma[k], limit.baseline[k]
+    ewma = sample if learnt is None else learnt + policy.ewma_alpha * (sample - learnt)
+    base = ewma if lowest is None else min(
+        ewma, lowest + policy.baseline_drift * (ewma - lowest))  # the lowest EWMA, slowly forgotten
     cap, last_cut, slow_start = limit.cap, limit.last_cut, limit.slow_start
     if ewma > policy.slow_ratio * base and ewma - base > policy.min_slowdown_s:
         if now - latency_s >= last_cut:  # else sent before the last cut: that cut already answered this congestion
             cap, last_cut, slow_start = max(1.0, cap * policy.decrease), now, False
     elif ewma <= policy.near_ratio * base or ewma - base <= policy.min_slowdown_s:
         cap = min(float(policy.max_concurrency), cap + (1.0 if slow_start else 1.0 / cap))
-    return Limit(cap, ewma, base, last_cut, slow_start)  # one new Limit per success (``replace`` costs more)
+    ewmas, bases = list(limit.ewma), list(limit.baseline)
+    ewmas[k], bases[k] = ewma, base
+    return Limit(cap, tuple(ewmas), tuple(bases), last_cut, slow_start)  # one new Limit per success
 
 
 @dataclass

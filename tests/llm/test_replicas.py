@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from reasonmed_async.llm.replicas import Limit, PoolPolicy, ReplicaPool, Ticket, adapt
+from reasonmed_async.llm.replicas import SHAPES, shape, Limit, PoolPolicy, ReplicaPool, Ticket, adapt
 
 FIXED = PoolPolicy(max_concurrency=4, adaptive=False, eject_after=3, cooloff_s=10.0)
 
@@ -166,18 +166,27 @@ def test_pool_rejects_bad_input() -> None:
 
 AIMD = PoolPolicy(max_concurrency=16, initial_concurrency=4, ewma_alpha=1.0, baseline_drift=0.0, min_slowdown_s=0.001)
 
+def learnt(cap: float, per_token: float, tokens: int = 99, **kw) -> Limit:
+    """A limit that has learnt ``per_token`` seconds per token (EWMA and baseline) for answers of ``tokens``."""
+    known = tuple(per_token if k == shape(tokens) else None for k in range(SHAPES))
+    return Limit(cap, known, known, **kw)
+
+
 ADAPT = [
     # (limit before, latency_s, tokens, now, cap after, note)
     pytest.param(Limit(4.0), 1.0, 99, 10.0, 5.0, id="first-sample-slow-start"),
-    pytest.param(Limit(4.0, 0.01, 0.01), 1.1, 99, 10.0, 5.0, id="near-baseline-slow-start-plus-one"),
-    pytest.param(Limit(8.0, 0.01, 0.01, slow_start=False), 1.0, 99, 10.0, 8.125, id="congestion-avoidance-plus-1/cap"),
-    pytest.param(Limit(16.0, 0.01, 0.01), 1.0, 99, 10.0, 16.0, id="never-above-max"),
-    pytest.param(Limit(16.0, 0.01, 0.01), 3.0, 99, 10.0, 8.0, id="over-2x-baseline-halves"),
-    pytest.param(Limit(1.5, 0.01, 0.01), 3.0, 99, 10.0, 1.0, id="never-below-one"),
-    pytest.param(Limit(8.0, 0.01, 0.01, last_cut=9.0), 3.0, 99, 10.0, 8.0, id="one-cut-per-round-trip"),
-    pytest.param(Limit(8.0, 0.01, 0.01, last_cut=6.0), 3.0, 99, 10.0, 4.0, id="sent-after-last-cut-cuts"),
-    pytest.param(Limit(8.0, 0.01, 0.01), 1.6, 99, 10.0, 8.0, id="between-near-and-slow-holds"),
-    pytest.param(Limit(8.0, 0.0001, 0.0001), 0.05, 99, 10.0, 9.0, id="tiny-slowdown-is-noise"),
+    pytest.param(learnt(4.0, 0.01), 1.1, 99, 10.0, 5.0, id="near-baseline-slow-start-plus-one"),
+    pytest.param(learnt(8.0, 0.01, slow_start=False), 1.0, 99, 10.0, 8.125, id="congestion-avoidance-plus-1/cap"),
+    pytest.param(learnt(16.0, 0.01), 1.0, 99, 10.0, 16.0, id="never-above-max"),
+    pytest.param(learnt(16.0, 0.01), 3.0, 99, 10.0, 8.0, id="over-2x-baseline-halves"),
+    pytest.param(learnt(1.5, 0.01), 3.0, 99, 10.0, 1.0, id="never-below-one"),
+    pytest.param(learnt(8.0, 0.01, last_cut=9.0), 3.0, 99, 10.0, 8.0, id="one-cut-per-round-trip"),
+    pytest.param(learnt(8.0, 0.01, last_cut=6.0), 3.0, 99, 10.0, 4.0, id="sent-after-last-cut-cuts"),
+    pytest.param(learnt(8.0, 0.01), 1.6, 99, 10.0, 8.0, id="between-near-and-slow-holds"),
+    pytest.param(learnt(8.0, 0.0001), 0.05, 99, 10.0, 9.0, id="tiny-slowdown-is-noise"),
+    # a 20-token verdict at 60 ms a token, where only 1,500-token CoTs at 20 ms were seen: its own first sample
+    pytest.param(learnt(8.0, 0.02, tokens=1500), 1.26, 20, 10.0, 9.0, id="another-length-is-not-compared"),
+    pytest.param(learnt(8.0, 0.02, tokens=1500), 90.0, 1500, 10.0, 4.0, id="same-length-3x-halves"),
 ]
 
 
@@ -207,7 +216,7 @@ def test_cap_falls_under_load_and_recovers() -> None:
         limit = adapt(limit, latency_s=4.0, tokens=99, now=now, policy=policy)
         caps.append(limit.cap)
     assert caps[-1] == 1.0 and caps == sorted(caps, reverse=True)
-    assert limit.baseline == pytest.approx(0.01)
+    assert limit.baseline[shape(99)] == pytest.approx(0.01)
     steps = 0
     while limit.cap < 16.0 and steps < 1000:
         now += 1.0
@@ -215,3 +224,28 @@ def test_cap_falls_under_load_and_recovers() -> None:
         steps += 1
     assert limit.cap == 16.0 and steps < 1000
     assert not math.isinf(limit.last_cut)
+
+
+# Answers of mixed lengths on one replica, as a run sends them: (completion tokens, seconds) per answer on an
+# idle server.  A real server: prefill and overhead shared by few tokens make short answers dear per token;
+# the fake's fixed delay makes every answer take the same time whatever its length.
+REAL_MIX = [(1500, 30.5), (20, 1.3), (20, 1.2), (700, 14.4), (1500, 30.2), (60, 2.0), (20, 1.25)]
+FIXED_DELAY_MIX = [(150, 0.5), (25, 0.5), (30, 0.5), (150, 0.5), (120, 0.5), (60, 0.5), (25, 0.5)]
+
+
+@pytest.mark.parametrize("mix", [REAL_MIX, FIXED_DELAY_MIX], ids=["real-server", "fixed-delay"])
+def test_mixed_lengths_on_an_idle_server_never_cut_and_congestion_still_does(mix) -> None:
+    policy = PoolPolicy(max_concurrency=64, initial_concurrency=8, baseline_drift=0.0)
+    limit, now = Limit(policy.start_cap), 0.0
+    for _ in range(30):  # idle: the cap climbs to the max and is never cut
+        for tokens, seconds in mix:
+            now += seconds
+            after = adapt(limit, latency_s=seconds, tokens=tokens, now=now, policy=policy)
+            assert after.cap >= limit.cap
+            limit = after
+    assert limit.cap == 64.0
+    for _ in range(10):  # overloaded: every answer 3x slower, each sent after the previous cut
+        for tokens, seconds in mix:
+            now += 3 * seconds
+            limit = adapt(limit, latency_s=3 * seconds, tokens=tokens, now=now, policy=policy)
+    assert limit.cap < 8.0
