@@ -33,6 +33,7 @@ from reasonmed_async.logs.setup import configure_for
 from reasonmed_async.pipeline import Pipeline, stored_config
 from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore
+from reasonmed_async.workers import worker_counts
 
 __all__ = ["STAGES", "ScoreReport", "paired_difference", "register", "render_table", "sample_ids", "score_command"]
 
@@ -179,7 +180,7 @@ async def score_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     configure_for(config, db)
     scorer = config.flow.scorer.model if config.flow.scorer else None
-    conc = config.concurrency.get("scorer", 8)
+    conc = worker_counts(config).get("scorer", 8)  # calls at once: enough to fill the scorer's endpoint
     reports: list[ScoreReport] = []
     async with Pipeline.open(config, db, models={scorer} if scorer else set(), agents=False) as pipeline:
         for stage in stages:
