@@ -250,12 +250,13 @@ class Pipeline:
 
 
 def _batches(items: Iterable[Question], size: int) -> Iterator[tuple[list[Question], bool]]:
-    """``items`` in lists of ``size`` and whether each is the last; one empty list for no items."""
+    """``items`` in lists of ``size`` and whether each is the last; one empty list for no items.  Only one
+    item is read ahead to tell the last batch (reading the whole next batch held 2 × ``size`` questions)."""
     it = iter(items)
     batch = list(islice(it, size))
     while True:
-        following = list(islice(it, size)) if len(batch) == size else []
-        yield batch, not following
-        if not following:
+        following = next(it, None) if len(batch) == size else None
+        yield batch, following is None
+        if following is None:
             return
-        batch = following
+        batch = [following, *islice(it, size - 1)]

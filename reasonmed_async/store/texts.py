@@ -71,7 +71,9 @@ def store_pieces(db: sqlite3.Connection, pieces: Pieces, splitter: Splitter | No
 
 class Memo:
     """Resolved pieces' JSON by marker token (a digest's 16 base64 characters), least recently used out beyond
-    ``capacity`` bytes; one per connection."""
+    ``capacity`` bytes (each entry counted with its objects' overhead, ``ENTRY_BYTES``); one per connection."""
+
+    ENTRY_BYTES = 160  # the token and value objects and the ordered dict's node, beyond the value's bytes
 
     def __init__(self, capacity: int = 8 << 20) -> None:
         self.capacity = capacity
@@ -85,11 +87,12 @@ class Memo:
         return value
 
     def put(self, token: bytes, value: bytes) -> None:
-        if token not in self._items:
+        cost = len(value) + self.ENTRY_BYTES
+        if token not in self._items and cost <= self.capacity:
             self._items[token] = value
-            self.size += len(value)
-            while self.size > self.capacity and self._items:
-                self.size -= len(self._items.popitem(last=False)[1])
+            self.size += cost
+            while self.size > self.capacity:
+                self.size -= len(self._items.popitem(last=False)[1]) + self.ENTRY_BYTES
 
 
 Spans = list[tuple[int, int, bytes]]  # (start, end, token: the digest's 16 base64 characters) of each marker
