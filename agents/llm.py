@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, Literal, Protocol
 
 import msgspec
 
 from bus import FailureKind
+from bus.once import once
 
 _key_encoder = msgspec.json.Encoder(order="sorted")
 
@@ -65,7 +65,7 @@ class ChatRequest:
         """A hash of everything that determines the answer: model, messages, sampling, sample index."""
         return self._cache_key
 
-    @cached_property
+    @once
     def _cache_key(self) -> str:
         body = (
             self.model,

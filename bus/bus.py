@@ -116,7 +116,14 @@ class MessageBus:
                     return  # durable in the journal: a resume delivers it
                 self._outstanding += 1
                 self._idle.clear()
-                await self._put(name, r.message)
+                queue = self._queues[name]
+                if queue.full():
+                    await self._put(name, r.message)
+                else:  # most puts find room: no coroutine for them
+                    queue.put_nowait(r.message)
+                    stats = self.stats[name]
+                    if queue.qsize() > stats.max_depth:
+                        stats.max_depth = queue.qsize()
 
     async def _put(self, name: str, message: Message) -> None:
         queue = self._queues[name]
@@ -251,7 +258,7 @@ class MessageBus:
                 task = asyncio.current_task()
                 self._workers.get(sub.name, set()).discard(task)  # type: ignore[arg-type]
                 return
-            message = await queue.get()
+            message = queue.get_nowait() if queue.qsize() else await queue.get()
             if self._stopping:
                 return  # left pending in the journal
             self._in_flight += 1

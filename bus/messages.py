@@ -9,12 +9,12 @@ id and is recognised as a duplicate instead of being delivered again.
 
 from __future__ import annotations
 
-import functools
 from typing import ClassVar
 
 import msgspec
 
 from .gates import Gate
+from .once import once
 from .payloads import (  # noqa: F401 - re-exported: the message types' vocabulary
     LETTERS, Judgement, Origin, Path, Provenance, Question, RewriteInput, Tier, VerdictLabel, _digest,
 )
@@ -40,7 +40,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, tag=True, dict=True):
         if not self.run_id or not self.question_id:
             raise ValueError(f"{type(self).__name__}: run_id and question_id are required")
 
-    @functools.cached_property
+    @once
     def id(self) -> str:
         extra = [getattr(self, f) for f in self.cause_fields]
         return _digest(type(self).__name__, self.run_id, self.question_id, self.parent_id, *extra)

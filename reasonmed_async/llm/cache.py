@@ -71,6 +71,21 @@ class _LeaderGone(Exception):
     """The call a follower waited on was cancelled: the follower makes it itself."""
 
 
+class _Flight:
+    """A call in flight; ``outcome`` is made by the first identical request that waits for it (most
+    calls have none: no future made, resolved and dropped per call for nobody)."""
+
+    __slots__ = ("outcome",)
+
+    def __init__(self) -> None:
+        self.outcome: asyncio.Future[Completion] | None = None
+
+    def wait(self) -> asyncio.Future[Completion]:
+        if self.outcome is None:
+            self.outcome = asyncio.get_running_loop().create_future()
+        return self.outcome
+
+
 class CachedClient:
     """Answers a request from the store if it was ever answered; otherwise calls and stores.
 
@@ -86,7 +101,7 @@ class CachedClient:
         self._store = store
         # (question id, task, path) -> (retry round, max_tokens or 0), from `reasonmed retry`
         self._rounds = rounds or {}
-        self._in_flight: dict[str, asyncio.Future[Completion]] = {}
+        self._in_flight: dict[str, _Flight] = {}
         self.hits = 0
         self.misses = 0
         self.shared = 0  # answered by an identical call in flight
@@ -123,7 +138,7 @@ class CachedClient:
                 completion = await self._call(key, request, stage)
                 break
             try:
-                completion = replace(await asyncio.shield(leader), cached=True)
+                completion = replace(await asyncio.shield(leader.wait()), cached=True)
             except _LeaderGone:
                 continue
             self.shared += 1
@@ -135,19 +150,20 @@ class CachedClient:
 
     async def _call(self, key: str, request: ChatRequest, stage: str) -> Completion:
         self.misses += 1
-        shared: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = shared
+        flight = self._in_flight[key] = _Flight()
         context = structlog.contextvars.bind_contextvars(model=request.model, stage=stage)  # on lines below
         try:
             completion = await self._inner.complete(request)
             await self._store.cache_put(key, request.model, _encode(completion), stage, completion.endpoint,
                                         completion.prompt_tokens, completion.completion_tokens)
         except BaseException as exc:
-            shared.set_exception(_LeaderGone() if isinstance(exc, asyncio.CancelledError) else exc)
-            shared.exception()  # retrieved: no "never retrieved" warning when nobody waited
+            if (shared := flight.outcome) is not None:
+                shared.set_exception(_LeaderGone() if isinstance(exc, asyncio.CancelledError) else exc)
+                shared.exception()  # retrieved: no "never retrieved" warning when a waiter was cancelled
             raise
         else:
-            shared.set_result(completion)
+            if flight.outcome is not None:
+                flight.outcome.set_result(completion)
         finally:
             structlog.contextvars.reset_contextvars(**context)
             del self._in_flight[key]
