@@ -70,7 +70,7 @@ _STAGES = {"generator": Stage.GENERATE, "verifier": Stage.VERIFY, "tierer": Stag
 
 #: worker tasks per agent when ``[concurrency]`` does not say (``reasonmed_async/sizing.py`` raises an LLM stage's
 #: to keep its endpoints full); any agent not listed: 8
-DEFAULT_WORKERS = {"generator": 4, "verifier": 16, "tierer": 4, "assembler": 2}
+DEFAULT_WORKERS = {"generator": 4, "verifier": 16, "tierer": 16, "assembler": 2}
 
 
 def build_subscriptions(
