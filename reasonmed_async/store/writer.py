@@ -96,7 +96,9 @@ class Batcher:
         self._loop = asyncio.get_running_loop()
         self._task = self._loop.create_task(self._run(), name=self._name)
 
-    async def submit(self, kind: str, *args: Any) -> Any:
+    def submit(self, kind: str, *args: Any) -> asyncio.Future[Any]:
+        """Hand an operation to the batcher: the future of its result (``await`` it), set once its batch
+        is done — for the writer, committed.  (A plain function: no coroutine per operation.)"""
         if self._closed:
             raise StoreClosed("checkpoint store is closed")
         loop = self._loop or asyncio.get_running_loop()
@@ -107,7 +109,7 @@ class Batcher:
             self._wake = None
             if not wake.done():
                 wake.set_result(None)
-        return await future
+        return future
 
     async def close(self) -> None:
         """Finish what was submitted, then stop."""
