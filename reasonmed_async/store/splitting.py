@@ -39,7 +39,8 @@ _LEAVES = frozenset({Provenance})  # structs of scalars and short strings only: 
 # structs kept in the struct that holds them, never pieces of their own (v6): each is held by one or two others
 # (a call's provenance by its path or message, a judgement by its tier's list, a rewrite's input by its path), so
 # as a piece each cost a row, a random index entry and a marker more than the bytes it saved; inline, the
-# dictionary of shapes (store/lexicon.py) codes them in a few bytes
+# dictionary of shapes (store/lexicon.py) codes them in a few bytes; so is a tuple of them (a path's provenances,
+# a tier's judgements, a path's rewrites), held by its one struct
 _INLINE = frozenset({Provenance, Judgement, RewriteInput})
 
 
@@ -170,7 +171,8 @@ class Splitter:
 
     def _tuple(self, v: tuple[Any, ...]) -> _Split:
         own: Pieces = {}
-        return _Split(_fit([self._conv(x, own) for x in v], own), own)
+        node = [self._conv(x, own) for x in v]
+        return _Split(node if v and all(type(x) in _INLINE for x in v) else _fit(node, own), own)
 
     def _remember(self, v: object, split: _Split, pieces: Pieces) -> Any:
         if len(self._same) >= self.capacity:
