@@ -15,6 +15,8 @@ endpoint its models are served from (never fewer than its default, at most ``MAX
 - an Azure deployment: what its quota lets through in ``AZURE_CALL_S`` seconds (``rpm`` per ``window_s``);
 - the simulator has no limit to fill: the defaults stand.
 
+The tierer (no LLM call) gets as many workers as the verifier, unless ``[concurrency]`` names it.
+
 Oversubscribing is safe: the backend's own limiter (its concurrency cap, adaptive or not, or the Azure
 token bucket) decides what goes on the wire; extra workers only wait there, holding one message each.
 Pure arithmetic on the configuration, so ``run``, ``resume`` and the daemon's reload size alike.
@@ -91,4 +93,10 @@ def worker_counts(config: AppConfig) -> dict[str, int]:
         workers = min(MAX_WORKERS, max(need, default=0))
         if workers > DEFAULT_WORKERS.get(agent, 8):
             sized[agent] = workers
-    return {**sized, **config.concurrency}
+    counts = {**sized, **config.concurrency}
+    # The tierer makes no call, but each verdict waits on two commits (the join, its ack): fewer workers than
+    # the verifier's and their queue fills, the verifiers wait to deliver, the generators behind them too.
+    verifier = counts.get("verifier", DEFAULT_WORKERS["verifier"])
+    if "tierer" not in config.concurrency and verifier > DEFAULT_WORKERS["tierer"]:
+        counts["tierer"] = verifier
+    return counts

@@ -57,9 +57,10 @@ CASES = [
     # one vLLM server, --max-num-seqs 256, every role on it: each LLM agent alone can fill 256
     ("vllm-server", VLLM_SERVER + _models("gpu", "gpu", "gpu"),
      {"generator": 29, "verifier": 256, "reverify": 256, "ranker": 256, "refiner": 256, "retry": 256,
-      "regenerator": 256, "summarizer": 256}),
+      "regenerator": 256, "summarizer": 256, "tierer": 256}),
     # two router URLs, each fronting 4 replicas of 128 sequences: 1,024 at once
-    ("router", ROUTER + _models("gpu", "gpu", "gpu"), {"generator": 114, "verifier": 1024, "summarizer": 1024}),
+    ("router", ROUTER + _models("gpu", "gpu", "gpu"),
+     {"generator": 114, "verifier": 1024, "summarizer": 1024, "tierer": 1024}),
     # llama.cpp with 4 slots: the defaults already more than fill it
     ("llama.cpp", LLAMACPP + _models("gpu", "gpu", "gpu"), {}),
     # the simulator answers at once: no endpoint to fill, the defaults stand
@@ -67,9 +68,11 @@ CASES = [
     # generators on vLLM, judges on an Azure quota of 600 rpm (300 in 30 s), the rewriter on 100 rpm (50)
     ("azure", VLLM_SERVER + AZURE + _models("gpu", "az", "az"),
      {"generator": 29, "verifier": 300, "summarizer": 300, "regenerator": 50}),
-    # [concurrency] as given wins; the others are still sized
+    # [concurrency] as given wins; the others are still sized (the tierer as the verifier, whoever sized it)
     ("explicit", VLLM_SERVER + _models("gpu", "gpu", "gpu") + "[concurrency]\ngenerator = 2\nverifier = 700\n",
-     {"generator": 2, "verifier": 700, "ranker": 256}),
+     {"generator": 2, "verifier": 700, "ranker": 256, "tierer": 700}),
+    ("explicit-tierer", VLLM_SERVER + _models("gpu", "gpu", "gpu") + "[concurrency]\ntierer = 8\n",
+     {"verifier": 256, "tierer": 8}),
 ]
 
 
