@@ -51,7 +51,8 @@ def run_id_for(input_digest: str, config_digest: str, limit: int | None) -> str:
     return "run-" + hashlib.blake2b(f"{input_digest}|{config_digest}|{limit}".encode(), digest_size=6).hexdigest()
 
 
-INTAKE_BATCH = 2000  # questions (and their first messages) per intake transaction: bounds intake memory
+INTAKE_BATCH = 500  # questions (and their first messages) per intake transaction: bounds intake memory
+# (2,000 left RSS ~4 MiB higher after a 200,000-question intake than 500: BENCHMARKS.md, issue 13, fourth pass)
 
 
 def file_digest(path: str | Path) -> str:
