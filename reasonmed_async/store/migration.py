@@ -45,20 +45,8 @@ PAGE = 2000
 
 def upgrade(con: sqlite3.Connection, version: int) -> None:
     """From ``version`` to the newest, step by step (the caller holds the transaction)."""
-    if version == 1:
-        add_checksums(con)
-        version = 2
-    if version == 2:
-        to_v3(con)
-        version = 3
-    if version == 3:
-        to_v4(con)
-        version = 4
-    if version == 4:
-        to_v5(con)
-        version = 5
-    if version == 5:
-        to_v6(con)
+    for step in _STEPS[version - 1:]:
+        step(con)
 
 
 def to_v3(con: sqlite3.Connection) -> None:
@@ -180,3 +168,6 @@ def _deliveries_by_seq(con: sqlite3.Connection) -> None:
     con.execute("CREATE INDEX deliveries_pending ON deliveries (consumer, seq) WHERE state = 'pending'")
     if row is not None:
         con.execute("UPDATE sqlite_sequence SET seq=max(seq, ?) WHERE name='deliveries'", (row[0],))
+
+
+_STEPS = (add_checksums, to_v3, to_v4, to_v5, to_v6)  # _STEPS[v - 1] takes a database from version v to v + 1
