@@ -1,4 +1,4 @@
-"""The SQLite checkpoint store: WAL, schema version, journal, group commit, join, cache."""
+"""The SQLite checkpoint store: WAL, schema version, journal, group commit, cache (the join: test_join.py)."""
 
 from __future__ import annotations
 
@@ -9,46 +9,13 @@ import sqlite3
 
 import pytest
 
-from bus import Ack, CoTGenerated, Path, Question, QuestionIngested, RecordReady, Routed, Provenance
+from bus import Ack, Path, Question, QuestionIngested, RecordReady
 from reasonmed_async.store.schema import STORE_SCHEMA_VERSION
 from reasonmed_async.store.checkpoint import PAGE, CheckpointStore, StoreError
 from reasonmed_async.store.reading import MESSAGE_COLUMNS
 from reasonmed_async.outcome import StoreFull
 from reasonmed_async.store.writer import StoreClosed
-
-RUN = "run-s"
-PROV = Provenance(role="summarize", model="m", backend="sim")
-
-
-def question(i: int) -> Question:
-    return Question(id=f"q{i}", stem=f"stem {i}?", options=("yes", "no", "maybe"), answer=i % 3, ordinal=i)
-
-
-def ingested(i: int) -> QuestionIngested:
-    return QuestionIngested(run_id=RUN, question_id=f"q{i}", question=question(i))
-
-
-def cot(i: int, path: str = "qwen_1") -> CoTGenerated:
-    return CoTGenerated(run_id=RUN, question_id=f"q{i}", parent_id=ingested(i).id, question=question(i),
-                        path=Path(name=path, cot=f"cot {i} {path}"))
-
-
-def routed(message, *consumers: str) -> Routed:
-    return Routed(message, consumers)
-
-
-def new(result) -> list:
-    """The messages a commit reported new (the journal returns them routed)."""
-    return [getattr(r, "message", r) for r in result]
-
-
-async def rows(store: CheckpointStore, sql: str, params=()) -> list[tuple]:
-    return await store.query(sql, params)
-
-
-async def count(store: CheckpointStore, table: str) -> int:
-    return (await rows(store, f"SELECT COUNT(*) FROM {table}"))[0][0]
-
+from store_support import PROV, RUN, count, cot, ingested, new, question, routed, rows
 
 # -- lifecycle --------------------------------------------------------------------------------------
 
@@ -278,65 +245,6 @@ async def test_empty_backlog(tmp_path):
     async with await CheckpointStore.open(tmp_path / "x.db") as store:
         backlog = await store.backlog()
         assert backlog.counts == {} and backlog.watermark == 0 and backlog.total == 0
-
-
-# -- the join -----------------------------------------------------------------------------------------
-
-async def test_gather_waits_for_expected_distinct_items_and_survives_reopen(tmp_path):
-    path = tmp_path / "x.db"
-    items = [cot(1, f"p{i}") for i in range(4)]
-    async with await CheckpointStore.open(path) as store:
-        await store.commit([routed(m, "tier") for m in items])  # the bus only delivers journalled messages
-        assert await store.gather("k", "p0", items[0], 4) is None
-        assert await store.gather("k", "p0", items[0], 4) is None  # same item twice counts once
-        assert await store.gather("k", "p1", items[1], 4) is None
-        assert await store.gather("other", "p2", items[2], 1) == [items[2]]  # keys are separate
-    async with await CheckpointStore.open(path) as store:
-        assert await store.gather("k", "p2", items[2], 4) is None
-        assert await store.gather("k", "p2", items[2], 4) is None
-        assert await store.gather("k", "p3", items[3], 4) == items  # ordered by item_id
-        # redelivered after completion: the same full answer again
-        assert await store.gather("k", "p1", items[1], 4) == items
-        assert await count(store, "joins") == 5
-
-
-async def test_gather_concurrent_items_complete_exactly_once(tmp_path):
-    async with await CheckpointStore.open(tmp_path / "x.db") as store:
-        items = [cot(2, f"p{i}") for i in range(9)]
-        await store.commit([routed(m, "tier") for m in items])
-        results = await asyncio.gather(*(store.gather("q2", f"p{i}", m, 9) for i, m in enumerate(items)))
-        complete = [r for r in results if r is not None]
-        assert complete == [items]
-
-
-async def test_gather_of_a_message_not_in_the_journal_fails(tmp_path):
-    async with await CheckpointStore.open(tmp_path / "x.db") as store:
-        known, unknown = cot(3, "p0"), cot(3, "p1")
-        await store.commit([routed(known, "tier")])
-        assert await store.gather("k", "p0", known, 2) is None
-        with pytest.raises(StoreError, match="not in the journal"):
-            await store.gather("k", "p1", unknown, 2)
-        # rolled back: committing it and gathering again completes the join
-        await store.commit([routed(unknown, "tier")])
-        assert await store.gather("k", "p1", unknown, 2) == [known, unknown]
-
-
-async def test_gather_hands_back_the_items_it_was_given_and_the_journal_s_where_they_differ(tmp_path):
-    path = tmp_path / "x.db"
-    items = [cot(4, f"p{i}") for i in range(3)]
-    other = cot(5, "p1")  # an item id given twice with another message: the journal keeps the first
-    async with await CheckpointStore.open(path) as store:
-        await store.commit([routed(m, "tier") for m in [*items, other]])
-        assert await store.gather("k", "p0", items[0], 3) is None
-        assert await store.gather("k", "p1", items[1], 3) is None
-        assert await store.gather("k", "p1", other, 3) is None
-        done = await store.gather("k", "p2", items[2], 3)
-        assert done == items
-        assert done[0] is items[0] and done[2] is items[2]  # held, not read back
-        assert done[1] is not other  # the journal's item p1 is items[1], read back
-    async with await CheckpointStore.open(path) as store:  # a resumed run holds nothing: all read back
-        again = await store.gather("k", "p2", items[2], 3)
-        assert again == items and again[0] is not items[0]
 
 
 async def test_concurrent_answers_to_one_key_store_the_first_and_count_both(tmp_path):
