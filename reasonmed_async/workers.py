@@ -33,7 +33,6 @@ from agents.flow import DEFAULT_WORKERS
 from agents.settings import Sampling
 
 from reasonmed_async.config import AppConfig, BackendConfig
-from reasonmed_async.llm.identity import default_concurrency
 
 MAX_WORKERS = 4096  # per agent: ~16 vLLM replicas at 256 sequences each
 VLLM_MAX_NUM_SEQS = 256  # vLLM's default ``max_num_seqs``
@@ -41,19 +40,21 @@ AZURE_CALL_S = 30.0  # the longest call a quota should be able to keep full (an 
 
 
 def endpoint_slots(backend: BackendConfig, model: str) -> int | None:
-    """Requests ``backend`` serves ``model`` at once, from its configuration; None: no limit to fill."""
+    """Requests ``backend`` serves ``model`` at once, from its (load-time validated) settings; None: no limit."""
     options = backend.options
     if backend.type == "openai":
-        urls = options.get("base_urls") or [options.get("base_url")]
-        return default_concurrency(options) * max(1, len(urls))
+        from reasonmed_async.llm.openai_settings import OpenAISettings
+
+        settings = OpenAISettings.from_options(options)
+        return settings.policy.max_concurrency * len(settings.base_urls)
     if backend.type == "vllm":
         engine_args: Mapping[str, Any] = options.get("engine_args") or {}
         return int(engine_args.get("max_num_seqs", VLLM_MAX_NUM_SEQS))
     if backend.type == "azure":
-        spec = (options.get("deployments") or {}).get(model)
-        if not isinstance(spec, Mapping) or "rpm" not in spec:
-            return None
-        return math.ceil(float(spec["rpm"]) * AZURE_CALL_S / float(spec.get("window_s", 60.0)))
+        from reasonmed_async.llm.azure_openai import AzureSettings
+
+        deployment = AzureSettings.from_options(options).deployments.get(model)
+        return None if deployment is None else math.ceil(deployment.rpm * AZURE_CALL_S / deployment.window_s)
     return None
 
 
