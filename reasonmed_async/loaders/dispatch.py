@@ -114,7 +114,7 @@ def _load(col: Collector, text: str, path: pathlib.Path, fmt: str | None, cop_ba
         else:
             raise InputError(col.name, f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno) from exc
         return
-    first = next(i for i, ln in enumerate(text.split("\n"), 1) if ln.strip())
+    first = text.count("\n", 0, len(text) - len(text.lstrip())) + 1  # the first line that is not blank
     if fmt == "pubmedqa":
         load_pubmedqa(col, whole)
     elif isinstance(whole, list):

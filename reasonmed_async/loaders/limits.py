@@ -36,7 +36,7 @@ def clip(value: Any, limit: int = QUOTE) -> str:
 
 def text_problem(value: str, max_chars: int) -> str | None:
     """Why ``value`` cannot be stored, or None."""
-    bad = _BAD_TEXT.search(value)
+    bad = _BAD_TEXT.search(value) if not value.isascii() or "\x00" in value else None  # ASCII: only a NUL can be
     if bad is not None:
         what = "a NUL character" if bad.group() == "\x00" else f"a lone surrogate (U+{ord(bad.group()):04X})"
         return f"holds {what} at character {bad.start()}: not valid Unicode text"
@@ -51,11 +51,13 @@ class NestingError(Exception):
 
 def depth_problem(value: Any, max_depth: int) -> str | None:
     """Nesting deeper than ``max_depth`` (lists and objects), checked without recursion."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth > max_depth:
-                return f"nests deeper than {max_depth} levels ([input] max_depth)"
-            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    if not isinstance(value, dict | list):
+        return None
+    level, depth = [value], 1  # the containers at one depth; only containers are ever visited
+    while level:
+        if depth > max_depth:
+            return f"nests deeper than {max_depth} levels ([input] max_depth)"
+        level = [v for item in level for v in (item.values() if isinstance(item, dict) else item)
+                 if isinstance(v, dict | list)]
+        depth += 1
     return None

@@ -8,8 +8,11 @@ batches, and a bad record anywhere refuses the file before anything is ingested.
 
 JSONL files (generic, MedQA) are read line by line, never whole.  JSON
 documents (a list, PubMedQA's object), CSV (MMLU) and MedMCQA (whose ``cop``
-base is told from the whole file) are parsed whole by ``load_questions`` on
-each pass; their questions are held only while that pass runs.
+base is told from the whole file) are parsed whole by ``load_questions``: the
+validating pass keeps its questions (the first ``limit``) for the first
+iteration, which hands them out and lets them go, so such a file is parsed once
+for a run (no more held than while its one pass ran); a later iteration parses
+it again.
 """
 
 from __future__ import annotations
@@ -58,7 +61,9 @@ class QuestionSource:
         total = 0
         self._ids = array("I")  # each question's id hashed: a later pass must read the same ids
         self._validated = False
-        for i, q in enumerate(self._questions()):  # every record is checked, the limit counts after
+        #: a document parsed whole: its validated questions, for the first iteration (then None)
+        self._held: list[Question] | None = None
+        for i, q in enumerate(self._validating_pass()):  # every record is checked, the limit counts after
             if limit is not None and i >= limit:
                 continue
             total += 1
@@ -69,14 +74,15 @@ class QuestionSource:
         self._count = len(self._kept) if self._kept is not None else total
         self.duplicates: dict[str, tuple[str, ...]] = {}  # kept id -> the ids merged into it, in input order
         if self._merged:
-            self.duplicates = {q.id: tuple(self._merged[i]) for i, q in enumerate(islice(self._questions(), limit))
-                               if i in self._merged}
+            held = self._held if self._held is not None else islice(self._questions(), limit)
+            self.duplicates = {q.id: tuple(self._merged[i]) for i, q in enumerate(held) if i in self._merged}
 
     def __len__(self) -> int:
         return self._count
 
     def __iter__(self) -> Iterator[Question]:
-        questions = islice(self._questions(), self._limit)
+        held, self._held = self._held, None
+        questions = iter(held) if held is not None else islice(self._questions(), self._limit)
         if not self._merged:
             return questions
         return self._merging(questions)
@@ -88,6 +94,14 @@ class QuestionSource:
             if i in self._kept:
                 yield msgspec.structs.replace(q, ordinal=kept, duplicate_ids=tuple(self._merged.get(i, ())))
                 kept += 1
+
+    def _validating_pass(self) -> Iterator[Question]:
+        """The first pass; a document parsed whole is parsed here once and its first ``limit`` questions kept."""
+        if self._streamed is not None:
+            return self._questions()
+        whole = load_questions(self.path, **self._options)
+        self._held = whole if self._limit is None else whole[: self._limit]
+        return iter(whole)
 
     def _questions(self) -> Iterator[Question]:
         if self._streamed is None:

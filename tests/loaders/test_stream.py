@@ -121,3 +121,17 @@ def test_duplicates_are_merged_as_merge_duplicates_merges_them(tmp_path, limit):
     assert list(source) == expected.questions
     plain = QuestionSource(path, limit=limit)
     assert plain.duplicates == {} and list(plain) == load_questions(path, limit=limit)
+
+
+@pytest.mark.parametrize("limit", [None, 30])
+def test_a_document_parsed_whole_is_parsed_once_for_validation_and_ingest(pubmedqa, monkeypatch, limit):
+    from reasonmed_async.loaders import stream
+
+    parsed: list[Path] = []
+    real = stream.load_questions
+    monkeypatch.setattr(stream, "load_questions", lambda path, **kw: parsed.append(path) or real(path, **kw))
+    source = QuestionSource(pubmedqa, limit=limit, merge_duplicates=True)
+    first = list(source)  # the ingest: the questions the validating pass kept
+    assert len(parsed) == 1 and len(first) == len(source) == (limit or 1000)
+    assert first == load_questions(pubmedqa, limit=limit)
+    assert list(source) == first and len(parsed) == 2  # kept for one iteration only: a later one parses again
