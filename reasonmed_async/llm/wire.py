@@ -73,11 +73,30 @@ def build_body(request: ChatRequest, *, model: str | None, structured_output: st
     if request.json_schema is not None and structured_output == "json_schema":
         body["response_format"] = {
             "type": "json_schema",
-            "json_schema": {"name": "answer", "schema": for_target(request.json_schema, schema_target), "strict": True},
+            "json_schema": {"name": "answer", "schema": _schema_for(request.json_schema, schema_target), "strict": True},
         }
     elif request.json_schema is not None and structured_output == "json_object":
-        body["response_format"] = {"type": "json_object", "schema": for_target(request.json_schema, schema_target)}
+        body["response_format"] = {"type": "json_object", "schema": _schema_for(request.json_schema, schema_target)}
     return body
+
+
+_SCHEMAS: dict[tuple[int, str], tuple[Mapping[str, Any], Any, dict[str, Any]]] = {}  # -> (schema, as it was, form)
+_SCHEMAS_MAX = 256
+
+
+def _schema_for(schema: Mapping[str, Any], target: SchemaTarget) -> dict[str, Any]:
+    """``for_target(schema, target)``, made once per schema: an agent sends the same few schema objects on
+    every judge request (a copy each time cost ~5 µs; the equality test, in C, a fraction of it).  The entry
+    holds the schema, so its id is not reused while it is there, and a copy of it, so a schema changed in
+    place is made again; the form is only ever encoded, never changed."""
+    entry = _SCHEMAS.get((id(schema), target))
+    if entry is not None and entry[0] is schema and entry[1] == schema:
+        return entry[2]
+    if len(_SCHEMAS) >= _SCHEMAS_MAX:  # schemas made per request (a ranking's names): start again
+        _SCHEMAS.clear()
+    form = for_target(schema, target)
+    _SCHEMAS[(id(schema), target)] = (schema, form if target == "grammar" else for_target(schema, "grammar"), form)
+    return form
 
 
 _FORMAT_WORDS = ("response_format", "json_schema", "json schema", "structured output", "guided_json")

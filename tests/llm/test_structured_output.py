@@ -147,3 +147,16 @@ def test_token_field_and_schema_forms_in_the_body() -> None:
     assert build_body(req, model="m", structured_output="none").get("response_format") is None
     with pytest.raises(ValueError, match="structured_output"):
         build_body(req, model="m", structured_output="auto")
+
+
+def test_a_schema_is_put_in_its_form_once_and_again_when_it_changes() -> None:
+    schema = ranking_schema(["qwen_1", "qwen_2", "qwen_3"])
+    req = judge(schema)
+    first = build_body(req, model="m", schema_target="strict")["response_format"]["json_schema"]["schema"]
+    again = build_body(req, model="m", schema_target="strict")["response_format"]["json_schema"]["schema"]
+    assert again is first and "minItems" not in first["properties"]["top2"]  # made once for this schema object
+    assert build_body(req, model="m")["response_format"]["json_schema"]["schema"] == schema  # each target its own
+    schema["properties"]["note"] = {"type": "string", "maxLength": 40}  # changed in place: made again
+    changed = build_body(req, model="m", schema_target="strict")["response_format"]["json_schema"]["schema"]
+    assert changed["properties"]["note"] == {"type": "string"} and "note" in changed["required"]
+    assert "note" not in first["properties"]  # the earlier form was not touched
