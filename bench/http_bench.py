@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from http_process import ThreadCPU, phases
+
 ROOT = Path(__file__).resolve().parents[1]
 PUBMEDQA = ROOT.parent / "shared" / "data" / "pubmedqa_ori_pqal.json"
 SERVER = ROOT / "tests" / "fake_llm_server.py"
@@ -79,11 +81,12 @@ def _cli(base_url: str, server: subprocess.Popen, work: Path, tag: str, *, c: in
     cmd = [str(Path(sys.executable).with_name("reasonmed")), "run", "--config", str(config),
            "--input", str(PUBMEDQA), "--limit", str(questions), "--db", str(db)]
     server0 = _proc_cpu_s(server.pid)
-    t0 = time.perf_counter()
+    t0, spawned = time.perf_counter(), time.time()
     with (work / f"{tag}.err").open("wb") as err:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        threads = ThreadCPU(proc.pid)
         _, status, ru = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
+    wall, exited = time.perf_counter() - t0, time.time()
     proc.returncode = os.waitstatus_to_exitcode(status)
     server1 = _proc_cpu_s(server.pid)
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -93,7 +96,8 @@ def _cli(base_url: str, server: subprocess.Popen, work: Path, tag: str, *, c: in
     r = {"mode": "cli", "llm_calls": calls, "records": records, "questions": questions, "wall_s": wall,
          "cpu_s": ru.ru_utime + ru.ru_stime, "cpu_user_s": ru.ru_utime, "cpu_sys_s": ru.ru_stime,
          "peak_rss_kib": ru.ru_maxrss, "completed": proc.returncode == 0,
-         "server_cpu_s": None if server0 is None or server1 is None else server1 - server0}
+         "server_cpu_s": None if server0 is None or server1 is None else server1 - server0,
+         "threads": threads.stop(), **phases(Path(f"{db}.log"), spawned, exited)}
     if proc.returncode != 0:
         r["warning"] = f"exit {proc.returncode}: {(work / f'{tag}.err').read_text()[-300:]}"
     return r
@@ -225,6 +229,13 @@ def http_table(result: dict) -> str:
                          f"{r['cpu_ms_per_request']:.3f} ms per request, hits included), in flight mean "
                          f"{r['in_flight_mean']:.1f} / max {r['in_flight_max']} (cap {result['concurrency']}), "
                          f"stage calls {r['stage_calls']}")
+        if r["mode"] == "cli" and r.get("threads"):
+            t = r["threads"]
+            lines.append(f"`reasonmed run` round {r['round']}: CPU by thread: event loop {t['main_s']:.2f} s, the others "
+                         f"{' / '.join(f'{x:.2f}' for x in t['others_s'])} s (SQLite writer, reader, log flush); wall: "
+                         f"start-up to the first answer {r.get('startup_s', 0):.2f} s, run {r.get('run_s', 0):.2f} s, "
+                         f"shutdown {r.get('shutdown_s', 0):.2f} s; {r.get('cache_hits', 0)} agent requests answered"
+                         " from the cache (not calls)")
         if r.get("warning"):
             lines.append(f"WARNING {LABELS[r['mode']]} round {r['round']}: {r['warning']}")
     t = result["target"]
