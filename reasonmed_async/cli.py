@@ -20,6 +20,7 @@ import_structlog()  # before anything imports it (bus does): without rich, which
 
 from bus import first_stop  # noqa: E402
 from reasonmed_async.cli_errors import classify, quiet_broken_pipe, report_internal
+from reasonmed_async.commands import heap
 from reasonmed_async.commands.common import UsageError
 from reasonmed_async.commands.lazy import LazyCommands, LazyHandler, VersionAction, command_named
 from reasonmed_async.exit_codes import HELP as EXIT_CODES_HELP
@@ -125,7 +126,19 @@ EXTRA_COMMANDS.append(LazyCommands(("batch",), "reasonmed_async.scale.batch_cli"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    """The ``reasonmed`` command.  ``argv=None`` (the executable, ``sys.argv``): the process is this command's,
+    so it also sets the cycle collector for it (``commands/heap.py``); a list (a caller's process, tests):
+    the process is left as it is."""
+    if argv is not None:
+        return _command(list(argv))
+    heap.tune_collector()
+    try:
+        return _command(sys.argv[1:])
+    finally:
+        heap.before_exit()
+
+
+def _command(argv: list[str]) -> int:
     args = _parser(command_named(argv)).parse_args(argv)
     try:
         code = asyncio.run(loop_lag.sampled(args.handler(args)))  # the sampler: opt-in, REASONMED_LOOP_LAG_FILE
