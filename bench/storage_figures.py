@@ -49,7 +49,7 @@ def storage_figures(db: str | Path) -> dict:
                 texts.update(ch.text for ch in completion(payload).choices)
         stored = {kind: (n, size) for kind, n, size in
                   con.execute("SELECT kind, COUNT(*), SUM(LENGTH(body)) FROM texts GROUP BY kind")}
-        payloads = [unpack(kind, b)[1] for kind, b in  # the JSON of a sample of strings, as zstd would get it
+        payloads = [unpack(kind, b, con)[1] for kind, b in  # the JSON of a sample of strings, as zstd would get it
                     con.execute("SELECT kind, body FROM texts WHERE kind & ? = 1 LIMIT ?", (~ZSTD, ZSTD_SAMPLE))]
         used, total = con.execute("SELECT SUM(pgsize - unused), SUM(pgsize) FROM dbstat").fetchone()
         by_table = dict(con.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT 6"))

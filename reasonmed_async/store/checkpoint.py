@@ -22,6 +22,7 @@ from reasonmed_async.store.joining import HeldItems
 from reasonmed_async.store.space import SpaceWatch
 from reasonmed_async.store.opening import WalGuard, check_schema, connect, database_error
 from reasonmed_async.store.reading import MESSAGE_COLUMNS, load, message_columns
+from reasonmed_async.store.coding import Coder
 from reasonmed_async.store.sql import apply_batch, read_batch
 from reasonmed_async.store.splitting import Splitter
 from reasonmed_async.store.texts import Memo
@@ -43,9 +44,15 @@ class CheckpointStore:
         # once anyway), while an 8 MiB memo was ~11 MiB of RSS once full (BENCHMARKS.md, issue 13, fourth pass)
         self._memo = Memo(RUN_MEMO_BYTES)
         splitter = Splitter(learns=True)  # the writer's: it learns which texts are stored once their transaction commits
+        coder = Coder()  # the writer's: trains dictionaries on the rows it stores (store/coding.py)
+
+        def ended(committed: bool) -> None:
+            splitter.transaction_ended(committed)
+            coder.transaction_ended(committed)
+
         self._committer = None if writer is None else Batcher(
-            writer, partial(apply_batch, memo=Memo(RUN_MEMO_BYTES), splitter=splitter), transaction=True,
-            name="store-writer", path=str(path), ended=splitter.transaction_ended)
+            writer, partial(apply_batch, memo=Memo(RUN_MEMO_BYTES), splitter=splitter, coder=coder),
+            transaction=True, name="store-writer", path=str(path), ended=ended)
         self._reader = Batcher(reader, partial(read_batch, memo=self._memo), transaction=False, name="store-reader")
         self._held = HeldItems()  # the items of the joins in progress (the tierer's)
         self._guard: WalGuard | None = None

@@ -20,6 +20,7 @@ from reasonmed_async.store.envelope import whole
 from reasonmed_async.store.lexicon import unsqueeze
 from reasonmed_async.store.packing import unpack
 from reasonmed_async.store.texts import digest
+from reasonmed_async.store.trained import damaged_dictionaries
 
 #: ``llm_cache.key`` as the hex string the checksum covers (v4 stores the 32 bytes of the SHA-256)
 CACHE_KEY = "lower(hex(key))"
@@ -47,8 +48,10 @@ class DamagedRow:
 
 
 def scan(db: sqlite3.Connection, batch: int = 2048) -> Iterator[DamagedRow]:
-    """Every row of ``messages`` and ``llm_cache`` whose checksum does not match, and of ``texts`` whose
-    content does not match its digest."""
+    """Every row of ``messages`` and ``llm_cache`` whose checksum does not match, of ``texts`` whose content
+    does not match its digest, and of ``dictionaries`` (v7) whose body does not match its digest or id."""
+    for ident in damaged_dictionaries(db):
+        yield DamagedRow("dictionaries", str(ident), None)
     queries = (("messages", "SELECT id, payload, checksum, question_id, schema_version, type, run_id, parent_id"
                             " FROM messages"),
                ("llm_cache", f"SELECT {CACHE_KEY}, payload, checksum, NULL FROM llm_cache"))
@@ -59,7 +62,7 @@ def scan(db: sqlite3.Connection, batch: int = 2048) -> Iterator[DamagedRow]:
                 if not isinstance(payload, bytes | str) or not isinstance(identity, str):
                     yield DamagedRow(table, str(identity), question)
                     continue
-                data = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else unsqueeze(payload)
+                data = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else unsqueeze(payload, db)
                 if envelope:  # a message row: its skeleton less the envelope its columns give back (v5)
                     version, type_, run_id, parent_id = envelope
                     data = whole(data, version, type_, run_id, question, parent_id)
@@ -68,7 +71,7 @@ def scan(db: sqlite3.Connection, batch: int = 2048) -> Iterator[DamagedRow]:
     cur = db.execute("SELECT digest, kind, body FROM texts")
     while rows := cur.fetchmany(batch):
         for key, kind, body in rows:
-            piece = unpack(kind, body) if isinstance(body, bytes) and isinstance(kind, int) else None
+            piece = unpack(kind, body, db) if isinstance(body, bytes) and isinstance(kind, int) else None
             if piece is None or not isinstance(key, bytes) or digest(*piece) != key:
                 yield DamagedRow("texts", key.hex() if isinstance(key, bytes) else str(key), None)
 

@@ -24,9 +24,12 @@ version.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 
 import zstandard
+
+from reasonmed_async.store import trained
 
 MAGIC = b"\x28\xb5\x2f\xfd"  # a zstd frame's first four bytes (no JSON value starts with 0x28)
 LEVEL = 3
@@ -94,10 +97,14 @@ def is_squeezed(stored: bytes) -> bool:
     return stored[:4] == MAGIC
 
 
-def unsqueeze(stored: bytes) -> bytes:
-    """The JSON a row's ``stored`` value stands for; ``b""`` for a damaged frame (no checksum matches it)."""
+def unsqueeze(stored: bytes, con: sqlite3.Connection | None = None) -> bytes:
+    """The JSON a row's ``stored`` value stands for; ``b""`` for a damaged frame (no checksum matches it).
+    A frame that names a dictionary was coded against one trained on the database (``store/trained.py``),
+    found through ``con`` the first time."""
     if stored[:4] != MAGIC:
         return stored
+    if trained.names_dictionary(stored):
+        return trained.decompress(stored, con) or b""
     try:
         size = zstandard.frame_content_size(stored)
         if size < 0 or size > MAX_SIZE:

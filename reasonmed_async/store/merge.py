@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from reasonmed_async.store.errors import StoreError
 from reasonmed_async.store.schema import DDL, STORE_SCHEMA_VERSION
 
 #: the columns copied per table (``seq`` is renumbered: AUTOINCREMENT keeps each shard's order)
@@ -30,6 +31,7 @@ _COPIED = {
     "records": "record_id, run_id, question_id, ordinal, path, message_id",
     "scores": "label, target_id, model, score, justification, template, created_at",
     "texts": "digest, kind, body",  # content-addressed: a text two shards share is one row
+    "dictionaries": "id, role, digest, body",  # by zstd's id, which each frame coded against one names
 }
 #: what is copied where it is not the shard's columns as they are: a delivery names its message by the seq the
 #: message has in the merged database (the messages are copied first)
@@ -70,6 +72,16 @@ def read_facts(path: Path) -> ShardFacts:
         con.close()
 
 
+def _refuse_clashing_dictionaries(con: sqlite3.Connection, shard: Path) -> None:
+    """Two shards' different trained dictionaries under one id (zstd's ids are 31-bit hashes: never seen) would make
+    one shard's rows unreadable in the merge: refused, naming the shard."""
+    clash = con.execute("SELECT s.id FROM shard.dictionaries s JOIN main.dictionaries m ON m.id = s.id"
+                        " WHERE m.body != s.body LIMIT 1").fetchone()
+    if clash is not None:
+        raise StoreError(f"{shard}: its trained dictionary {clash[0]} has the id of another shard's: these shards"
+                         " cannot be merged")
+
+
 def merge_into(out: Path, shards: Sequence[Path], merged_meta: dict[str, str]) -> None:
     """Write the union of ``shards`` into the new database file ``out`` (it must not exist): one transaction
     per shard (SQLite attaches at most 10 databases at once), so the caller builds ``out`` under a temporary
@@ -87,6 +99,7 @@ def merge_into(out: Path, shards: Sequence[Path], merged_meta: dict[str, str]) -
                 con.execute("UPDATE runs SET questions = questions + (SELECT SUM(questions) FROM shard.runs),"
                             " created_at = MIN(created_at, (SELECT MIN(created_at) FROM shard.runs)),"
                             " finished_at = MAX(finished_at, (SELECT MAX(finished_at) FROM shard.runs))")
+            _refuse_clashing_dictionaries(con, shard)
             for table, columns in _COPIED.items():
                 verb = "INSERT" if table in ("questions", "messages", "records") else "INSERT OR IGNORE"
                 order = " ORDER BY seq" if table == "messages" else ""

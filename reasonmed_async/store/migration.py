@@ -20,6 +20,8 @@ checksums and digests unchanged: they cover the JSON, so damage stays findable).
 The structs v6 keeps inline (``splitting._INLINE``) stay pieces in a migrated
 database: a reader splices whatever a row references.  ``deliveries`` is rebuilt
 naming each message by its seq (each delivery keeps its own seq, state and order).
+v6 -> v7 (``to_v7``): the ``dictionaries`` table; rows stay as they are (a v7
+reader reads a frame coded without a trained dictionary as v6 did).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from reasonmed_async.store.integrity import add_checksums, row_checksum, verifie
 from reasonmed_async.store.reading import db_name
 from reasonmed_async.store.lexicon import is_squeezed, squeeze
 from reasonmed_async.store.packing import LEXICON, ZSTD, pack
-from reasonmed_async.store.schema import DELIVERIES_COLUMNS, LLM_CACHE_COLUMNS, RECORDS_COLUMNS
+from reasonmed_async.store.schema import DICTIONARIES_COLUMNS, DELIVERIES_COLUMNS, LLM_CACHE_COLUMNS, RECORDS_COLUMNS
 from reasonmed_async.store.splitting import Splitter
 from reasonmed_async.store.texts import Pieces, store_pieces
 
@@ -170,4 +172,9 @@ def _deliveries_by_seq(con: sqlite3.Connection) -> None:
         con.execute("UPDATE sqlite_sequence SET seq=max(seq, ?) WHERE name='deliveries'", (row[0],))
 
 
-_STEPS = (add_checksums, to_v3, to_v4, to_v5, to_v6)  # _STEPS[v - 1] takes a database from version v to v + 1
+def to_v7(con: sqlite3.Connection) -> None:
+    """A v6 row is a valid v7 row (coded without a trained dictionary); the writer trains them from here on."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS dictionaries {DICTIONARIES_COLUMNS}")
+
+
+_STEPS = (add_checksums, to_v3, to_v4, to_v5, to_v6, to_v7)  # _STEPS[v - 1] takes a database from version v to v + 1

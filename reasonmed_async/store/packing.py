@@ -16,10 +16,12 @@ one, 3 us to decompress it (BENCHMARKS.md, issue 13).
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 
 import zstandard
 
+from reasonmed_async.store import trained
 from reasonmed_async.store.lexicon import is_squeezed, squeeze, unsqueeze
 
 ZSTD = 0x10  # kind bit: the body is a zstd frame of the piece's JSON
@@ -54,13 +56,17 @@ def pack(kind: int, body: bytes) -> tuple[int, bytes]:
     return kind | ZSTD, frame
 
 
-def unpack(kind: int, body: bytes) -> tuple[int, bytes] | None:
-    """(kind, the piece's JSON) of a stored row; None if its frame is damaged."""
+def unpack(kind: int, body: bytes, con: sqlite3.Connection | None = None) -> tuple[int, bytes] | None:
+    """(kind, the piece's JSON) of a stored row; None if its frame is damaged.  (A frame that names a dictionary
+    trained on the database, ``store/trained.py``, is read with it, found through ``con``.)"""
     if kind & LEXICON:
-        body = unsqueeze(body) if is_squeezed(body) else b""  # (a frame that does not decompress: b"")
+        body = unsqueeze(body, con) if is_squeezed(body) else b""  # (a frame that does not decompress: b"")
         return (kind & ~LEXICON, body) if body else None
     if not kind & ZSTD:
         return kind, body
+    if trained.names_dictionary(body):
+        out = trained.decompress(body, con)
+        return None if out is None else (kind & ~ZSTD, out)
     try:
         size = zstandard.frame_content_size(body)
         if size < 0 or size > MAX_BODY:

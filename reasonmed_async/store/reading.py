@@ -34,18 +34,19 @@ MESSAGE_COLUMNS = message_columns()
 _N = len(_FIRST)
 
 
-def stored_skeleton(row: Sequence[Any]) -> bytes:
-    """The whole skeleton of a row that starts with ``MESSAGE_COLUMNS`` (``store/lexicon.py``, ``store/envelope.py``)."""
+def stored_skeleton(row: Sequence[Any], db: sqlite3.Connection | None = None) -> bytes:
+    """The whole skeleton of a row that starts with ``MESSAGE_COLUMNS`` (``store/lexicon.py``, ``store/envelope.py``;
+    ``db``: the connection it was read from, whose trained dictionaries it may need, ``store/trained.py``)."""
     payload = row[1]
     if not isinstance(payload, bytes):
         return payload
-    return whole(unsqueeze(payload), row[4], row[5], row[6], row[3], row[7])
+    return whole(unsqueeze(payload, db), row[4], row[5], row[6], row[3], row[7])
 
 
 def messages_of_rows(db: sqlite3.Connection, memo: Memo, where: object,
                      rows: Sequence[Sequence[Any]]) -> list[tuple[tuple[Any, ...], Message]]:
     """(the extra columns, the message) of rows that start with ``MESSAGE_COLUMNS``."""
-    skeletons = [verified(where, "messages", r[0], stored_skeleton(r), r[2], r[3]) for r in rows]
+    skeletons = [verified(where, "messages", r[0], stored_skeleton(r, db), r[2], r[3]) for r in rows]
     owners = [f"message {r[0]} of question {r[3]}" for r in rows]
     payloads = Rehydrator(db, memo, where).json_of(skeletons, owners)
     return [(tuple(r[_N:]), decode(p)) for r, p in zip(rows, payloads, strict=True)]
@@ -59,7 +60,7 @@ def load_messages(db: sqlite3.Connection, memo: Memo, where: object, sql: str,
 def cached_payloads(db: sqlite3.Connection, memo: Memo, where: object,
                     rows: Sequence[Sequence[Any]]) -> list[tuple[str, bytes]]:
     """(key, the completion's JSON) of ``llm_cache`` rows (key, payload, checksum)."""
-    skeletons = [verified(where, "llm_cache", key, unsqueeze(payload) if isinstance(payload, bytes) else payload,
+    skeletons = [verified(where, "llm_cache", key, unsqueeze(payload, db) if isinstance(payload, bytes) else payload,
                           checksum) for key, payload, checksum in rows]
     payloads = Rehydrator(db, memo, where).json_of(skeletons, [f"cached response {r[0]}" for r in rows])
     return [(r[0], p) for r, p in zip(rows, payloads, strict=True)]

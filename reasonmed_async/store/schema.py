@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-STORE_SCHEMA_VERSION = 6
+STORE_SCHEMA_VERSION = 7
 # v1 -> v2: ``checksum`` on messages and llm_cache (``integrity.add_checksums`` migrates a v1 database)
 # v2 -> v3: each text stored once: ``payload`` of messages and llm_cache is a skeleton referencing ``texts``
 #           (store/texts.py); ``records`` keyed by (run_id, record_id), so each run keeps its records
@@ -19,6 +19,10 @@ STORE_SCHEMA_VERSION = 6
 #           provenances, judgements and rewrite inputs stay inside the struct that holds them (no piece of their
 #           own); ``deliveries`` names its message by ``messages.seq`` (``message_seq``; was ``message_id``);
 #           ``migration.to_v6`` converts a v5 database
+# v6 -> v7: ``dictionaries`` holds zstd dictionaries the writer trained on the database's own strings and rows
+#           (``store/coding.py``); a string piece, message payload or cached completion stored after one was trained
+#           is a frame against it (its header names the dictionary's id; ``store/trained.py`` reads it).  A v6 row
+#           is a valid v7 row: ``migration.to_v7`` only adds the table
 
 #: the columns of ``records`` (v3: keyed by run, so each run keeps its records); the migration builds it too
 RECORDS_COLUMNS = """(
@@ -53,6 +57,16 @@ LLM_CACHE_COLUMNS = """(
     payload    BLOB NOT NULL,
     created_at REAL NOT NULL,
     checksum   INTEGER
+)"""
+
+#: the columns of ``dictionaries`` (v7): zstd dictionaries trained on the database's rows (``store/coding.py``), by
+#: the id zstd gave each (every frame coded against one names it); ``role``: ``trained.STRINGS`` or ``trained.ROWS``;
+#: ``digest``: ``trained.dictionary_digest`` of the body (``check`` verifies it)
+DICTIONARIES_COLUMNS = """(
+    id     INTEGER PRIMARY KEY,
+    role   INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    body   BLOB NOT NULL
 )"""
 
 DDL = f"""
@@ -110,6 +124,7 @@ CREATE TABLE IF NOT EXISTS texts (
     kind   INTEGER NOT NULL,
     body   BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS dictionaries {DICTIONARIES_COLUMNS};
 CREATE TABLE IF NOT EXISTS scores (
     label         TEXT NOT NULL,
     target_id     TEXT NOT NULL,

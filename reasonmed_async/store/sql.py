@@ -13,7 +13,7 @@ from bus.messages import SCHEMA_VERSION
 from reasonmed_async.store.errors import StoreError
 from reasonmed_async.store.integrity import CACHE_KEY, row_checksum
 from reasonmed_async.store.envelope import compact, head
-from reasonmed_async.store.lexicon import squeeze
+from reasonmed_async.store.coding import Coder
 from reasonmed_async.store.reading import MESSAGE_COLUMNS, cached_payloads, db_name, load_messages
 from reasonmed_async.store.splitting import Splitter
 from reasonmed_async.store.texts import Memo, Pieces, store_pieces
@@ -54,9 +54,12 @@ def _label(message: Message) -> str:
     return ""
 
 
-def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo, splitter: Splitter) -> list[Any]:
+def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo, splitter: Splitter,
+                coder: Coder) -> list[Any]:
     """Every write operation of one batch, on the writer connection's thread, inside its transaction;
-    the texts of every message and completion it stores go into ``texts`` once (``store/texts.py``)."""
+    the texts of every message and completion it stores go into ``texts`` once (``store/texts.py``), every
+    row coded by ``coder`` (``store/coding.py``)."""
+    coder.start(db)
     now = time.time()
     pieces: Pieces = {}
     results: list[Any] = [None] * len(batch)
@@ -98,11 +101,11 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo, splitte
             db.execute("UPDATE runs SET status='finished', finished_at=? WHERE id=?", (now, op.args[0]))
         else:
             raise ValueError(f"unknown store operation {op.kind!r}")
-    for i, new in _insert_messages(db, routed_by_op, now, pieces, splitter).items():
+    for i, new in _insert_messages(db, routed_by_op, now, pieces, splitter, coder).items():
         results[i] = new
     if cached:
-        _insert_cached(db, cached, now, pieces, splitter, counts)
-    store_pieces(db, pieces, splitter)
+        _insert_cached(db, cached, now, pieces, splitter, coder, counts)
+    store_pieces(db, pieces, splitter, coder)
     if counts:
         db.executemany(_COUNT_CALLS, [(*k, n, p, c) for k, (n, p, c) in counts.items()])
     if acks:
@@ -111,6 +114,7 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo, splitte
             " AND consumer=? AND state='pending'",
             [("done" if a.ok else "failed", now, a.message_id, a.consumer) for a in acks],
         )
+    coder.finish(db)
     return results
 
 def _count(counts: dict[tuple[str, str, str, str], list[int]], key: tuple[str, str, str, str], prompt: int,
@@ -125,7 +129,7 @@ def _count(counts: dict[tuple[str, str, str, str], list[int]], key: tuple[str, s
 
 
 def _insert_cached(db: sqlite3.Connection, cached: list[tuple[Any, ...]], now: float, pieces: Pieces,
-                   splitter: Splitter, counts: dict[tuple[str, str, str, str], list[int]]) -> None:
+                   splitter: Splitter, coder: Coder, counts: dict[tuple[str, str, str, str], list[int]]) -> None:
     """Completed calls: stored unless their key is (a second answer to a stored key — a router's retry, a
     call raced by a redelivery, a batch result imported twice — keeps the first: counted, never stored twice)."""
     binary = [bytes.fromhex(args[0]) for args in cached]  # the SHA-256 hex digest, stored as its 32 bytes
@@ -136,7 +140,7 @@ def _insert_cached(db: sqlite3.Connection, cached: list[tuple[Any, ...]], now: f
         if stored_key not in seen:
             seen.add(stored_key)
             skeleton = splitter.json(payload, pieces)
-            rows.append((stored_key, model, squeeze(skeleton), now, row_checksum(key, skeleton)))
+            rows.append((stored_key, model, coder.row("llm_cache", stored_key, skeleton), now, row_checksum(key, skeleton)))
     if rows:
         db.executemany("INSERT OR IGNORE INTO llm_cache(key, model, payload, created_at, checksum) VALUES (?,?,?,?,?)",
                        rows)
@@ -158,7 +162,7 @@ def _insert_questions(db: sqlite3.Connection, run_id: str, questions: Sequence[t
 
 def _insert_messages(
     db: sqlite3.Connection, routed_by_op: list[tuple[int, Sequence[Routed], bool]], now: float, pieces: Pieces,
-    splitter: Splitter,
+    splitter: Splitter, coder: Coder,
 ) -> dict[int, list[Routed]]:
     ids_by_op = [[r.message.id for r in routed] for _, routed, _ in routed_by_op]  # (an id is a hash: once)
     existing = _existing(db, "SELECT id FROM messages WHERE id IN ({})", list({i for ids in ids_by_op for i in ids}))
@@ -175,9 +179,10 @@ def _insert_messages(
             new.append(r)
             skeleton = splitter.message(m, SCHEMA_VERSION, pieces)
             name = type(m).__name__  # the checksum covers the whole skeleton; the row keeps it less its envelope,
-            # coded against the shapes (store/lexicon.py)
-            payload = squeeze(compact(skeleton, head(SCHEMA_VERSION, name, m.run_id, m.question_id, m.parent_id)))
+            # coded (store/coding.py)
             seq += 1
+            payload = coder.row("messages", seq, compact(skeleton, head(SCHEMA_VERSION, name, m.run_id, m.question_id,
+                                                                        m.parent_id)))
             message_rows.append((seq, mid, m.run_id, m.question_id, name, _label(m), m.parent_id,
                                  SCHEMA_VERSION, payload, now, row_checksum(mid, skeleton)))
             delivery_rows.extend((seq, c, int(intake), now) for c in r.consumers)

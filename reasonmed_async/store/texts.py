@@ -38,6 +38,7 @@ from reasonmed_async.store.errors import DamageError
 from reasonmed_async.store.packing import pack, unpack
 
 if TYPE_CHECKING:
+    from reasonmed_async.store.coding import Coder
     from reasonmed_async.store.splitting import Splitter
 
 TEXT, TREE = 1, 2
@@ -61,12 +62,15 @@ def text_digest(text: str) -> bytes:
     return digest(TEXT, _to_json(text))
 
 
-def store_pieces(db: sqlite3.Connection, pieces: Pieces, splitter: Splitter | None = None) -> None:
-    """Insert ``pieces`` (those ``splitter`` does not know to be stored already)."""
+def store_pieces(db: sqlite3.Connection, pieces: Pieces, splitter: Splitter | None = None,
+                 coder: Coder | None = None) -> None:
+    """Insert ``pieces`` (those ``splitter`` does not know to be stored already), coded by ``coder`` (the
+    writer's, ``store/coding.py``) or as ``store/packing.py`` packs them."""
     rows = splitter.new_pieces(pieces) if splitter is not None else [(k, kind, b) for k, (kind, b) in pieces.items()]
-    if rows:  # compressed (store/packing.py); the digest stays that of the JSON
+    if rows:  # compressed; the digest stays that of the JSON
+        code = coder.piece if coder is not None else (lambda _key, kind, body: pack(kind, body))
         db.executemany("INSERT OR IGNORE INTO texts(digest, kind, body) VALUES (?,?,?)",
-                       [(key, *pack(kind, body)) for key, kind, body in rows])
+                       [(key, *code(key, kind, body)) for key, kind, body in rows])
 
 
 class Memo:
@@ -180,7 +184,7 @@ class Rehydrator:
             ).fetchall()
         unpacked = []
         for key, kind, body in rows:
-            piece = unpack(kind, body) if isinstance(body, bytes) and isinstance(kind, int) else None
+            piece = unpack(kind, body, self._db) if isinstance(body, bytes) and isinstance(kind, int) else None
             if piece is None or piece[0] not in _LETTER or digest(*piece) != key:
                 raise DamageError(f"{self._where}: damaged row in texts ({bytes(key).hex()}, needed by"
                                   f" {_owners(owners)}): its content does not match its digest;"

@@ -23,7 +23,7 @@ from e2e_support import EXPORT_FILES, query, read_jsonl, run_cli
 from fault_support import QUESTIONS, TIMEOUT_S, one_line_error
 
 FIXTURES = Path(__file__).parent / "fixtures"
-OLDER = (2, 3, 4, 5)  # the store schemas a fixture database of exists for
+OLDER = (2, 3, 4, 5, 6)  # the store schemas a fixture database of exists for
 
 
 def _older(directory: Path, version: int) -> Path:
@@ -78,12 +78,12 @@ def test_an_older_database_migrates_resumes_and_exports_as_if_never_migrated(tmp
     if how == "migrate":
         proc = run_cli("migrate", "--db", db, timeout=TIMEOUT_S)
         assert proc.returncode == 0, proc.stderr
-        assert "store schema v6" in proc.stdout
+        assert "store schema v7" in proc.stdout
         check = run_cli("check", "--db", db, timeout=TIMEOUT_S)
         assert check.returncode == 0, check.stdout + check.stderr
     proc = run_cli("resume", "--db", db, timeout=TIMEOUT_S)
     assert proc.returncode in (0, 3), proc.stderr
-    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("6",)]
+    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("7",)]
     assert query(db, "SELECT COUNT(*) FROM texts")[0][0] > 0
     # v4: cache keys are the 32 bytes of their digest, and stored texts are compressed where that is smaller
     assert query(db, "SELECT DISTINCT typeof(key), length(key) FROM llm_cache") == [("blob", 32)]
@@ -119,7 +119,7 @@ def test_an_older_database_is_refused_read_only_in_one_line_naming_both_versions
     proc = run_cli(command[0], "--db", db, *args, timeout=TIMEOUT_S)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     line = one_line_error(proc)
-    assert f"v{version}" in line and "v6" in line and "reasonmed migrate" in line, line
+    assert f"v{version}" in line and "v7" in line and "reasonmed migrate" in line, line
     assert db.read_bytes() == before
 
 
@@ -142,13 +142,13 @@ def test_a_damaged_v2_row_stops_the_migration_before_anything_is_rewritten(tmp_p
 def test_a_newer_version_is_refused_in_one_line_naming_both(tmp_path, command):
     db = _v2(tmp_path)
     con = sqlite3.connect(db)
-    con.execute("UPDATE meta SET value='7' WHERE key='schema_version'")
+    con.execute("UPDATE meta SET value='8' WHERE key='schema_version'")
     con.commit()
     con.close()
     proc = run_cli(command, "--db", db, timeout=TIMEOUT_S)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     line = one_line_error(proc)
-    assert "v7" in line and "v6" in line, line
+    assert "v8" in line and "v7" in line, line
 
 
 def test_damage_in_a_v3_database_is_carried_over_unchanged_and_check_names_it(tmp_path):
@@ -165,7 +165,7 @@ def test_damage_in_a_v3_database_is_carried_over_unchanged_and_check_names_it(tm
     con.close()
     proc = run_cli("migrate", "--db", db, timeout=TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("6",)]
+    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("7",)]
     check = run_cli("check", "--db", db, timeout=TIMEOUT_S)
     assert check.returncode == 5, check.stdout + check.stderr
     assert f"llm_cache row {key}" in check.stdout and f"texts row {digest.hex()}" in check.stdout, check.stdout

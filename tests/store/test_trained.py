@@ -1,0 +1,167 @@
+"""Dictionaries trained on a database's own rows (schema v7, store/coding.py, store/trained.py).
+
+A real run of 100 PubMedQA questions (sim) trains both dictionaries and codes its later rows against them;
+``check`` reads every row in a fresh process (the dictionaries loaded from the database); a damaged dictionary
+is named and so are the rows that need it; a run SIGKILLed after training resumes and exports byte for byte an
+uninterrupted run; and a transaction that trained a dictionary and rolled back leaves nothing unreadable.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from e2e_support import EXPORT_FILES, PUBMEDQA, cli_command, cli_env, query, run_cli
+from fault_support import TIMEOUT_S, flip_bit, make_config, one_line_error
+from reasonmed_async.store import trained
+from reasonmed_async.store.coding import Coder
+from reasonmed_async.store.packing import unpack
+from reasonmed_async.store.schema import DDL, STORE_SCHEMA_VERSION
+from reasonmed_async.store.texts import TEXT, digest, store_pieces
+
+LIMIT = 100  # questions: enough strings (~16 a question) and rows (~50) for both dictionaries to train midway
+
+
+def _named(db: Path, table: str, column: str, where: str = "") -> tuple[int, int]:
+    """(rows whose value is a zstd frame naming a dictionary, rows) of ``table``."""
+    values = [r[0] for r in query(db, f"SELECT {column} FROM {table} {where}")]
+    return sum(trained.names_dictionary(bytes(v)) for v in values), len(values)
+
+
+def _export(db: Path, out: Path) -> dict[str, bytes]:
+    proc = run_cli("export", "--db", db, "--out", out, timeout=TIMEOUT_S)
+    assert proc.returncode == 0, proc.stderr
+    return {name: (out / name).read_bytes() for name in EXPORT_FILES if (out / name).exists()}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(config, database of an uninterrupted run of LIMIT PubMedQA questions)."""
+    tmp = tmp_path_factory.mktemp("trained")
+    config = make_config(tmp, workers=2)
+    db = tmp / "run.db"
+    proc = run_cli("run", "--config", config, "--input", PUBMEDQA, "--db", db, "--limit", str(LIMIT), timeout=TIMEOUT_S)
+    assert proc.returncode in (0, 3), proc.stderr
+    return config, db
+
+
+def test_a_run_trains_both_dictionaries_and_codes_its_later_rows_against_them(finished):
+    _, db = finished
+    assert sorted(r[0] for r in query(db, "SELECT role FROM dictionaries")) == [trained.STRINGS, trained.ROWS]
+    named, total = _named(db, "texts", "body", f"WHERE kind & {TEXT}")
+    assert named > total // 2, (named, total)  # the samples were coded again too: most strings name one
+    for table in ("messages", "llm_cache"):
+        named, total = _named(db, table, "payload")
+        assert named > total // 2, (table, named, total)
+    check = run_cli("check", "--db", db, timeout=TIMEOUT_S)  # a fresh process: every row read, dictionaries loaded
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "schema v7" in check.stdout
+
+
+def test_a_damaged_dictionary_is_named_by_check_and_stops_an_export_in_one_line(finished, tmp_path):
+    _, source = finished
+    db = tmp_path / "damaged.db"
+    db.write_bytes(source.read_bytes())
+    (ident,) = query(db, f"SELECT id FROM dictionaries WHERE role={trained.STRINGS}")[0]
+    con = sqlite3.connect(db)
+    (body,) = con.execute("SELECT body FROM dictionaries WHERE id=?", (ident,)).fetchone()
+    damaged = bytearray(body)
+    damaged[len(damaged) // 2] ^= 0x04  # a bit flip in the dictionary's content
+    con.execute("UPDATE dictionaries SET body=? WHERE id=?", (bytes(damaged), ident))
+    con.commit()
+    con.close()
+    check = run_cli("check", "--db", db, timeout=TIMEOUT_S)
+    assert check.returncode == 5, check.stdout + check.stderr
+    assert f"damaged: dictionaries row {ident}" in check.stdout
+    assert "damaged: texts row" in check.stdout  # the strings coded against it cannot be read back
+    proc = run_cli("export", "--db", db, "--out", tmp_path / "out", timeout=TIMEOUT_S)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert "damaged" in one_line_error(proc)
+
+
+def test_a_damaged_row_coded_against_a_dictionary_is_named_by_check(finished, tmp_path):
+    _, source = finished
+    db = tmp_path / "damaged.db"
+    db.write_bytes(source.read_bytes())
+    mid, question = flip_bit(db, "messages", "type='Verdict' ORDER BY seq DESC LIMIT 5")
+    check = run_cli("check", "--db", db, timeout=TIMEOUT_S)
+    assert check.returncode == 5, check.stdout + check.stderr
+    assert f"damaged: messages row {mid} of question {question}" in check.stdout
+
+
+@pytest.mark.slow
+def test_sigkill_after_training_then_resume_exports_byte_for_byte_an_uninterrupted_run(finished, tmp_path):
+    config, clean = finished
+    db = tmp_path / "killed.db"
+    args = ["run", "--config", config, "--input", PUBMEDQA, "--db", db, "--limit", str(LIMIT)]
+    proc = subprocess.Popen(cli_command(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env())
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        while proc.poll() is None and time.monotonic() < deadline:
+            if db.exists() and _dictionaries(db) == 2:  # both trained and committed: kill it right there
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.005)
+        rc = proc.wait(timeout=TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rc == -signal.SIGKILL, "the run ended before both dictionaries were trained"
+    assert query(db, "SELECT status FROM runs") == [("running",)]
+    check = run_cli("check", "--db", db, timeout=TIMEOUT_S)
+    assert check.returncode == 0, check.stdout + check.stderr
+    resumed = run_cli("resume", "--db", db, timeout=TIMEOUT_S)
+    assert resumed.returncode in (0, 3), resumed.stderr
+    assert _dictionaries(db) == 2  # taken up again on resume, not trained anew
+    killed, uninterrupted = _export(db, tmp_path / "killed"), _export(clean, tmp_path / "clean")
+    assert "reasonmed.jsonl" in killed and killed == uninterrupted
+
+
+def _dictionaries(db: Path) -> int:
+    try:
+        return query(db, "SELECT COUNT(*) FROM dictionaries")[0][0]
+    except sqlite3.Error:  # the schema is being created: not yet
+        return 0
+
+
+def _strings(n: int) -> list[bytes]:
+    """The JSON of ``n`` real texts (PubMedQA contexts and long answers), as a string piece holds it."""
+    data = json.loads(PUBMEDQA.read_text(encoding="utf-8"))
+    out = []
+    for item in data.values():
+        out += [json.dumps(" ".join(item["CONTEXTS"])).encode(), json.dumps(item["LONG_ANSWER"]).encode()]
+    return out[:n]
+
+
+def test_a_transaction_that_trained_and_rolled_back_leaves_every_committed_row_readable(tmp_path):
+    """Trained at the end of a transaction that then rolls back, the dictionary is inserted again by the next
+    transaction that codes against it: a fresh process (``check``) reads every committed string."""
+    db = tmp_path / "x.db"
+    con = sqlite3.connect(db, isolation_level=None)
+    con.executescript(DDL)
+    con.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(STORE_SCHEMA_VERSION),))
+    coder = Coder(string_samples=60)  # trains at the end of the second transaction, which rolls back
+    coder.start(con)
+    strings = _strings(120)
+    for lot, commit in ((strings[:40], True), (strings[40:80], False), (strings[80:], True)):
+        con.execute("BEGIN IMMEDIATE")
+        store_pieces(con, {digest(TEXT, s): (TEXT, s) for s in lot}, coder=coder)
+        coder.finish(con)
+        con.execute("COMMIT" if commit else "ROLLBACK")
+        coder.transaction_ended(commit)
+    assert query(db, "SELECT COUNT(*) FROM dictionaries") == [(1,)]
+    rows = con.execute("SELECT digest, kind, body FROM texts").fetchall()
+    con.close()
+    assert len(rows) == 80
+    # the third transaction's strings are coded against it; the first's stay plain (coding them again was rolled back)
+    assert sum(trained.names_dictionary(body) for _, _, body in rows) == 40
+    assert all(digest(*unpack(kind, body)) == key for key, kind, body in rows)
+    check = run_cli("check", "--db", db, timeout=TIMEOUT_S)
+    assert check.returncode == 0, check.stdout + check.stderr
