@@ -118,7 +118,7 @@ async def intake(store: CheckpointStore, bus: MessageBus, n: int) -> list[Questi
 async def snapshot(store: CheckpointStore) -> dict[str, list[tuple]]:
     return {
         "messages": await store.query("SELECT seq, id, type, label, parent_id, payload FROM messages ORDER BY seq"),
-        "deliveries": await store.query("SELECT d.seq, m.id, d.consumer, d.state FROM deliveries d JOIN messages m ON m.seq = d.message_seq ORDER BY d.seq"),
+        "deliveries": await store.query("SELECT d.message_seq, m.id, d.consumer, d.state FROM deliveries d JOIN messages m ON m.seq = d.message_seq ORDER BY d.message_seq, d.consumer"),
         "records": await store.query("SELECT * FROM records ORDER BY record_id"),
     }
 

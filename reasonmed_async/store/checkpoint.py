@@ -150,7 +150,7 @@ class CheckpointStore:
 
     async def backlog(self) -> Backlog:
         async with self._ro.execute(
-            "SELECT consumer, COUNT(*), MAX(seq) FROM deliveries WHERE state='pending' GROUP BY consumer"
+            "SELECT consumer, COUNT(*), MAX(message_seq) FROM deliveries WHERE state='pending' GROUP BY consumer"
         ) as cur:
             rows = await cur.fetchall()
         return Backlog(counts={r[0]: r[1] for r in rows}, watermark=max((r[2] for r in rows), default=0))
@@ -162,9 +162,9 @@ class CheckpointStore:
         where = " AND d.intake=1" if intake_only else ""
         while True:
             rows = await self.load(
-                f"SELECT {message_columns('m')}, d.seq FROM deliveries d"
-                " JOIN messages m ON m.seq = d.message_seq "
-                f"WHERE d.consumer=? AND d.state='pending' AND d.seq>? AND d.seq<=?{where} ORDER BY d.seq LIMIT ?",
+                f"SELECT {message_columns('m')}, d.message_seq FROM deliveries d"
+                " JOIN messages m ON m.seq = d.message_seq WHERE d.consumer=? AND d.state='pending'"
+                f" AND d.message_seq>? AND d.message_seq<=?{where} ORDER BY d.message_seq LIMIT ?",
                 (consumer, after, upper, PAGE),
             )
             if not rows:

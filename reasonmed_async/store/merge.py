@@ -25,7 +25,7 @@ from reasonmed_async.store.schema import DDL, STORE_SCHEMA_VERSION
 _COPIED = {
     "questions": "run_id, id, ordinal, source",
     "messages": "id, run_id, question_id, type, label, parent_id, schema_version, payload, created_at, checksum",
-    "deliveries": "message_seq, consumer, state, intake, updated_at",  # (message_seq: renumbered, see _SOURCE)
+    "deliveries": "message_seq, consumer, state, intake",  # (message_seq: renumbered, see _SOURCE)
     "llm_cache": "key, model, payload, created_at, checksum",
     "joins": "key, item_id, message_id",
     "records": "record_id, run_id, question_id, ordinal, path, message_id",
@@ -36,8 +36,9 @@ _COPIED = {
 #: what is copied where it is not the shard's columns as they are: a delivery names its message by the seq the
 #: message has in the merged database (the messages are copied first)
 _SOURCE = {
-    "deliveries": "SELECT m.seq, d.consumer, d.state, d.intake, d.updated_at FROM shard.deliveries d"
-                  " JOIN shard.messages s ON s.seq = d.message_seq JOIN main.messages m ON m.id = s.id ORDER BY d.seq",
+    "deliveries": "SELECT m.seq, d.consumer, d.state, d.intake FROM shard.deliveries d"
+                  " JOIN shard.messages s ON s.seq = d.message_seq JOIN main.messages m ON m.id = s.id"
+                  " ORDER BY d.message_seq",
 }
 
 

@@ -21,7 +21,10 @@ The structs v6 keeps inline (``splitting._INLINE``) stay pieces in a migrated
 database: a reader splices whatever a row references.  ``deliveries`` is rebuilt
 naming each message by its seq (each delivery keeps its own seq, state and order).
 v6 -> v7 (``to_v7``): the ``dictionaries`` table; rows stay as they are (a v7
-reader reads a frame coded without a trained dictionary as v6 did).
+reader reads a frame coded without a trained dictionary as v6 did); the
+by-question index rebuilt on the question id alone; ``deliveries`` keyed by
+(message_seq, consumer), its own seq (always in message order) and
+``updated_at`` (read by nothing) dropped.
 """
 
 from __future__ import annotations
@@ -156,13 +159,24 @@ def to_v6(con: sqlite3.Connection) -> None:
         after = rows[-1][0]
 
 
+_DELIVERIES_V6 = """(
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_seq INTEGER NOT NULL,
+    consumer    TEXT NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'pending',
+    intake      INTEGER NOT NULL DEFAULT 0,
+    updated_at  REAL NOT NULL,
+    UNIQUE (message_seq, consumer)
+)"""  # v6's deliveries (``to_v6`` builds it; ``to_v7`` rebuilds it as ``schema.DELIVERIES_COLUMNS``)
+
+
 def _deliveries_by_seq(con: sqlite3.Connection) -> None:
     """``deliveries`` rebuilt with ``message_seq`` for ``message_id`` (a delivery of no stored message, which no
     reader could ever join to one, is dropped); its seqs and AUTOINCREMENT's high-water mark are kept."""
     row = con.execute("SELECT seq FROM sqlite_sequence WHERE name='deliveries'").fetchone()
     con.execute("DROP INDEX IF EXISTS deliveries_pending")
     con.execute("ALTER TABLE deliveries RENAME TO deliveries_v5")
-    con.execute(f"CREATE TABLE deliveries {DELIVERIES_COLUMNS}")
+    con.execute(f"CREATE TABLE deliveries {_DELIVERIES_V6}")
     con.execute("INSERT INTO deliveries(seq, message_seq, consumer, state, intake, updated_at)"
                 " SELECT d.seq, m.seq, d.consumer, d.state, d.intake, d.updated_at FROM deliveries_v5 d"
                 " JOIN messages m ON m.id = d.message_id ORDER BY d.seq")
@@ -173,8 +187,19 @@ def _deliveries_by_seq(con: sqlite3.Connection) -> None:
 
 
 def to_v7(con: sqlite3.Connection) -> None:
-    """A v6 row is a valid v7 row (coded without a trained dictionary); the writer trains them from here on."""
+    """A v6 row is a valid v7 row (coded without a trained dictionary); the writer trains them from here on.
+    The by-question index is rebuilt on the question id alone, and ``deliveries`` keyed by (message_seq,
+    consumer), in the order of their seqs (the order the bus hands them out: message order)."""
     con.execute(f"CREATE TABLE IF NOT EXISTS dictionaries {DICTIONARIES_COLUMNS}")
+    con.execute("DROP INDEX IF EXISTS messages_by_question")
+    con.execute("CREATE INDEX messages_by_question ON messages (question_id)")
+    con.execute("DROP INDEX IF EXISTS deliveries_pending")
+    con.execute("ALTER TABLE deliveries RENAME TO deliveries_v6")
+    con.execute(f"CREATE TABLE deliveries {DELIVERIES_COLUMNS}")
+    con.execute("INSERT OR IGNORE INTO deliveries(message_seq, consumer, state, intake)"
+                " SELECT message_seq, consumer, state, intake FROM deliveries_v6 ORDER BY seq")
+    con.execute("DROP TABLE deliveries_v6")
+    con.execute("CREATE INDEX deliveries_pending ON deliveries (consumer, message_seq) WHERE state = 'pending'")
 
 
 _STEPS = (add_checksums, to_v3, to_v4, to_v5, to_v6, to_v7)  # _STEPS[v - 1] takes a database from version v to v + 1

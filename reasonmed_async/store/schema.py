@@ -22,7 +22,10 @@ STORE_SCHEMA_VERSION = 7
 # v6 -> v7: ``dictionaries`` holds zstd dictionaries the writer trained on the database's own strings and rows
 #           (``store/coding.py``); a string piece, message payload or cached completion stored after one was trained
 #           is a frame against it (its header names the dictionary's id; ``store/trained.py`` reads it).  A v6 row
-#           is a valid v7 row: ``migration.to_v7`` only adds the table
+#           is a valid v7 row; ``messages_by_question`` is on the question id alone (was (run_id, question_id):
+#           the few runs a database holds are told apart by the rows, a third of the index's bytes saved);
+#           ``deliveries`` is keyed by (message_seq, consumer) WITHOUT ROWID (no seq, no unique index, no
+#           ``updated_at``); ``migration.to_v7`` adds the table, rebuilds the index and ``deliveries``
 
 #: the columns of ``records`` (v3: keyed by run, so each run keeps its records); the migration builds it too
 RECORDS_COLUMNS = """(
@@ -35,18 +38,17 @@ RECORDS_COLUMNS = """(
     PRIMARY KEY (run_id, record_id)
 )"""
 
-#: the columns of ``deliveries`` (v6: a delivery names its message by ``messages.seq``, so the unique index
-#: grows at its end as messages are written, instead of taking a random 24-character id: one page each commit
-#: dirties there, not one per delivery); the migration builds it too
+#: the columns of ``deliveries`` (v6: a delivery names its message by ``messages.seq``, so its key grows at its
+#: end as messages are written; v7: keyed by (message_seq, consumer) itself, WITHOUT ROWID: a delivery's own seq
+#: and its unique index are gone — a consumer's deliveries are made with their messages, so message order is the
+#: order they had — and so is ``updated_at``, which nothing read); the migration builds it too
 DELIVERIES_COLUMNS = """(
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     message_seq INTEGER NOT NULL,
     consumer    TEXT NOT NULL,
     state       TEXT NOT NULL DEFAULT 'pending',
     intake      INTEGER NOT NULL DEFAULT 0,
-    updated_at  REAL NOT NULL,
-    UNIQUE (message_seq, consumer)
-)"""
+    PRIMARY KEY (message_seq, consumer)
+) WITHOUT ROWID"""
 
 #: the columns of ``llm_cache`` (v4: the key as 32 bytes; a rowid table, so rows are appended in the order they
 #: are paid for and pages stay full: keyed WITHOUT ROWID by a random digest measured the same bytes at 84 % page
@@ -106,9 +108,9 @@ CREATE TABLE IF NOT EXISTS messages (
     checksum       INTEGER
 );
 CREATE INDEX IF NOT EXISTS messages_of_type ON messages (type);
-CREATE INDEX IF NOT EXISTS messages_by_question ON messages (run_id, question_id);
+CREATE INDEX IF NOT EXISTS messages_by_question ON messages (question_id);
 CREATE TABLE IF NOT EXISTS deliveries {DELIVERIES_COLUMNS};
-CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (consumer, seq) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (consumer, message_seq) WHERE state = 'pending';
 CREATE TABLE IF NOT EXISTS llm_cache {LLM_CACHE_COLUMNS};
 CREATE TABLE IF NOT EXISTS joins (
     key        TEXT NOT NULL,

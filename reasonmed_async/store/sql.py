@@ -110,9 +110,9 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo, splitte
         db.executemany(_COUNT_CALLS, [(*k, n, p, c) for k, (n, p, c) in counts.items()])
     if acks:
         db.executemany(
-            "UPDATE deliveries SET state=?, updated_at=? WHERE message_seq=(SELECT seq FROM messages WHERE id=?)"
+            "UPDATE deliveries SET state=? WHERE message_seq=(SELECT seq FROM messages WHERE id=?)"
             " AND consumer=? AND state='pending'",
-            [("done" if a.ok else "failed", now, a.message_id, a.consumer) for a in acks],
+            [("done" if a.ok else "failed", a.message_id, a.consumer) for a in acks],
         )
     coder.finish(db)
     return results
@@ -185,7 +185,7 @@ def _insert_messages(
                                                                         m.parent_id)))
             message_rows.append((seq, mid, m.run_id, m.question_id, name, _label(m), m.parent_id,
                                  SCHEMA_VERSION, payload, now, row_checksum(mid, skeleton)))
-            delivery_rows.extend((seq, c, int(intake), now) for c in r.consumers)
+            delivery_rows.extend((seq, c, int(intake)) for c in r.consumers)
             if isinstance(m, RecordReady):
                 record_rows.append((m.record_id, m.run_id, m.question_id, m.question.ordinal, m.path.name, mid))
         new_by_op[i] = new
@@ -197,7 +197,7 @@ def _insert_messages(
         )
     if delivery_rows:
         db.executemany(
-            "INSERT OR IGNORE INTO deliveries(message_seq, consumer, intake, updated_at) VALUES (?,?,?,?)",
+            "INSERT OR IGNORE INTO deliveries(message_seq, consumer, intake) VALUES (?,?,?)",
             delivery_rows
         )
     if record_rows:

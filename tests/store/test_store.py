@@ -214,7 +214,7 @@ async def test_backlog_and_pending_in_seq_order_up_to_watermark(tmp_path):
         backlog = await store.backlog()
         assert backlog.counts == {"gen": n - 10, "odd": n // 2, "even": n - n // 2}
         assert backlog.total == sum(backlog.counts.values())
-        assert backlog.watermark == (await rows(store, "SELECT MAX(seq) FROM deliveries"))[0][0]
+        assert backlog.watermark == (await rows(store, "SELECT MAX(message_seq) FROM deliveries"))[0][0]
         # committed after the backlog was taken: beyond the watermark
         late = ingested(10_000)
         await store.commit([routed(late, "gen")])

@@ -16,7 +16,7 @@ _NOT_PATH_STAGE = f"label NOT IN ({','.join('?' * len(_PATH_STAGES))})"
 async def delivery_counts(store: CheckpointStore) -> list[tuple[str, str, int]]:
     """(consumer, state, count) in the order consumers first appeared."""
     rows = await store.query(
-        "SELECT consumer, state, COUNT(*) FROM deliveries GROUP BY consumer, state ORDER BY MIN(seq)")
+        "SELECT consumer, state, COUNT(*) FROM deliveries GROUP BY consumer, state ORDER BY MIN(message_seq)")
     return [(r[0], r[1], r[2]) for r in rows]
 
 
