@@ -1,8 +1,8 @@
-"""Real databases of older store schemas, each written by the build of its version, are migrated to v6.
+"""Real databases of older store schemas, each written by the build of its version, are migrated to v7.
 
 ``fixtures/v2-two-runs.db.gz`` (the v2 build: ``make_v2_fixture.py``), ``v3-two-runs.db.gz`` (the v3 build at
-1c8377a), ``v4-two-runs.db.gz`` (the v4 build at 780cc68) and ``v5-two-runs.db.gz`` (the v5 build at 1b4ee65;
-all three ``make_fixture.py``) each hold a finished ``run --limit 5`` and a full ``run`` SIGKILLed
+1c8377a), ``v4-two-runs.db.gz`` (the v4 build at 780cc68), ``v5-two-runs.db.gz`` (the v5 build at 1b4ee65) and
+``v6-two-runs.db.gz`` (the v6 build at cf87421; all four ``make_fixture.py``) each hold a finished ``run --limit 5`` and a full ``run`` SIGKILLed
 midway.  Migrated (by ``reasonmed migrate``, or by ``resume`` opening it), resumed and exported, each gives byte
 for byte the export of the same two runs made by this build from the start; ``status`` counts the records the
 export writes (v2's records table had lost the second run's records to the first run's ids: the migration
@@ -97,6 +97,10 @@ def test_an_older_database_migrates_resumes_and_exports_as_if_never_migrated(tmp
                                  ("texts", "body", " WHERE kind & 2")):
         (framed, total) = query(db, f"SELECT SUM(hex(substr({column}, 1, 4)) = '28B52FFD'), COUNT(*) FROM {table}{where}")[0]
         assert framed > total // 2, (table, framed, total)
+    # v7: the by-question index on the question id alone; deliveries keyed by (message seq, consumer), no seq
+    assert query(db, "SELECT sql FROM sqlite_master WHERE name='messages_by_question'")[0][0].endswith("(question_id)")
+    assert [r[1] for r in query(db, "PRAGMA table_info(deliveries)")] == ["message_seq", "consumer", "state", "intake"]
+    assert query(db, "SELECT COUNT(*) FROM dictionaries") == [(0,)]  # (too few rows here to train on)
     # every run keeps its records: the first run's ten, and the second run's own
     per_run = dict(query(db, "SELECT run_id, COUNT(*) FROM records GROUP BY run_id"))
     assert len(per_run) == 2 and all(per_run.values()), per_run
