@@ -13,7 +13,7 @@ is this process's (``time.process_time``, every thread; user / sys from
 ``getrusage``); with ``--server-pid`` the server's CPU over the same interval
 is read from ``/proc`` too.  The pipeline logs as ``reasonmed run`` does (JSON
 lines to ``<db>.log``, one ``llm.call`` line per call; ``--log off``: warnings
-only).  Not part of the test suite.  See BENCHMARKS.md.
+only), its cycle collector too (``commands/heap.py``).  Not part of the test suite.  See BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -116,6 +116,9 @@ def _logging(config: str, db: str, how: str) -> None:
 
     if how == "cli":
         configure(log_file=log_path_for(db), secret_envs=load_config(config).secret_env_names())
+        from reasonmed_async.commands import heap
+
+        heap.tune_collector()  # and the cycle collector as the `reasonmed` executable sets it
     else:
         structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
