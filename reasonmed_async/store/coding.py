@@ -3,7 +3,10 @@
 Until a role has its dictionary, rows are coded as v6 codes them: a string
 piece as one plain zstd frame (``packing.py``), a message payload or a cached
 completion against the fixed dictionary of shapes (``lexicon.py``); and each is
-kept as a sample.  Once ``STRING_SAMPLES`` strings (or ``SAMPLE_BYTES`` of them)
+kept as a sample — of strings, only the texts of LLM completions (a run's first
+strings are its questions' texts, ingested before any answer: a dictionary
+trained on them coded the CoTs, verdicts and summaries that make most of the
+strings half as well).  Once ``STRING_SAMPLES`` strings (or ``SAMPLE_BYTES`` of them)
 are stored, the end of that transaction trains a ``DICT_BYTES`` zstd dictionary
 on them (``zstandard.train_dictionary``: deterministic for the same samples),
 stores it in ``dictionaries``, codes the samples again against it (each
@@ -59,6 +62,7 @@ class Coder:
         self._samples: dict[int, list[Sample]] = {trained.STRINGS: [], trained.ROWS: []}
         self._sampled = {trained.STRINGS: 0, trained.ROWS: 0}  # bytes
         self._unsaved: list[tuple[int, int, bytes, bytes]] = []  # (id, role, digest, body) not known committed
+        self._answers: set[bytes] = set()  # this transaction's pieces that are texts of LLM completions
         self._started = False
 
     # -- coding -------------------------------------------------------------------
@@ -78,7 +82,8 @@ class Coder:
         ctx = self._ctx.get(trained.STRINGS)
         if ctx is None:
             stored = pack(kind, body)
-            self._sample(trained.STRINGS, ("texts", key, stored[1], body))
+            if key in self._answers:
+                self._sample(trained.STRINGS, ("texts", key, stored[1], body))
             return stored
         if len(body) < MIN_BODY:
             return kind, body
@@ -95,6 +100,11 @@ class Coder:
         frame = ctx.compress(body)
         return frame if len(frame) + ROW_SAVING <= len(body) else body
 
+    def answers(self, keys: object) -> None:
+        """``keys``: pieces split from LLM completions in this transaction (the strings sampled for training)."""
+        if trained.STRINGS not in self._ctx:
+            self._answers.update(keys)  # type: ignore[arg-type]
+
     def _sample(self, role: int, sample: Sample) -> None:
         samples = self._samples[role]
         if len(samples) < self._wanted[role] and self._sampled[role] < self._sample_bytes:
@@ -105,6 +115,7 @@ class Coder:
     def finish(self, db: sqlite3.Connection) -> None:
         """At the end of each transaction (inside it): train a role whose samples are in, code its samples again,
         and insert every dictionary not yet known to be committed."""
+        self._answers.clear()
         for role, samples in self._samples.items():
             if role not in self._ctx and samples and (len(samples) >= self._wanted[role]
                                                        or self._sampled[role] >= self._sample_bytes):

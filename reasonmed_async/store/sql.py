@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Sequence
+from itertools import islice
 from typing import Any
 
 from bus import Ack, Message, Ranked, RecordReady, Routed, StageFailed, TierAssigned, Verdict
@@ -135,6 +136,7 @@ def _insert_cached(db: sqlite3.Connection, cached: list[tuple[Any, ...]], now: f
     binary = [bytes.fromhex(args[0]) for args in cached]  # the SHA-256 hex digest, stored as its 32 bytes
     seen = _existing(db, "SELECT key FROM llm_cache WHERE key IN ({})", list(set(binary)))
     rows = []
+    known = len(pieces)
     for (key, model, payload, stage, endpoint, prompt, completion), stored_key in zip(cached, binary, strict=True):
         _count(counts, (stage, model, endpoint, DUPLICATE if stored_key in seen else "ok"), prompt, completion)
         if stored_key not in seen:
@@ -144,6 +146,7 @@ def _insert_cached(db: sqlite3.Connection, cached: list[tuple[Any, ...]], now: f
     if rows:
         db.executemany("INSERT OR IGNORE INTO llm_cache(key, model, payload, created_at, checksum) VALUES (?,?,?,?,?)",
                        rows)
+    coder.answers(islice(pieces, known, None))  # the texts the completions brought: what the coder trains on
 
 
 def _existing(db: sqlite3.Connection, sql: str, keys: list[Any]) -> set[Any]:

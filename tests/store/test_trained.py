@@ -152,7 +152,9 @@ def test_a_transaction_that_trained_and_rolled_back_leaves_every_committed_row_r
     strings = _strings(120)
     for lot, commit in ((strings[:40], True), (strings[40:80], False), (strings[80:], True)):
         con.execute("BEGIN IMMEDIATE")
-        store_pieces(con, {digest(TEXT, s): (TEXT, s) for s in lot}, coder=coder)
+        pieces = {digest(TEXT, s): (TEXT, s) for s in lot}
+        coder.answers(pieces)  # as texts of LLM completions (the strings it trains on)
+        store_pieces(con, pieces, coder=coder)
         coder.finish(con)
         con.execute("COMMIT" if commit else "ROLLBACK")
         coder.transaction_ended(commit)
