@@ -167,3 +167,43 @@ def test_a_transaction_that_trained_and_rolled_back_leaves_every_committed_row_r
     assert all(digest(*unpack(kind, body)) == key for key, kind, body in rows)
     check = run_cli("check", "--db", db, timeout=TIMEOUT_S)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.mark.slow
+def test_shards_that_trained_their_own_dictionaries_merge_into_the_single_process_run(tmp_path):
+    """Each shard trains its own dictionaries; the merge copies them all, so every copied row stays readable
+    (``check`` in a fresh process) and the merged export is byte for byte the single-process run's."""
+    config = make_config(tmp_path, workers=2)
+    run = ["run", "--config", config, "--input", PUBMEDQA, "--limit", str(2 * LIMIT)]
+    proc = run_cli(*run, "--db", tmp_path / "single.db", timeout=TIMEOUT_S)
+    assert proc.returncode in (0, 3), proc.stderr
+    shards = [tmp_path / f"shard{i}.db" for i in range(2)]
+    for i, db in enumerate(shards):
+        proc = run_cli(*run, "--shard", f"{i}/2", "--db", db, timeout=TIMEOUT_S)
+        assert proc.returncode in (0, 3), proc.stderr
+        assert _dictionaries(db) == 2, f"shard {i} trained fewer than both dictionaries"
+    merged = tmp_path / "merged.db"
+    proc = run_cli("merge", "--out", merged, *shards, timeout=TIMEOUT_S)
+    assert proc.returncode == 0, proc.stderr
+    assert _dictionaries(merged) == 4
+    check = run_cli("check", "--db", merged, timeout=TIMEOUT_S)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert _export(merged, tmp_path / "merged-export") == _export(tmp_path / "single.db", tmp_path / "single-export")
+
+
+def test_a_merge_refuses_two_shards_whose_different_dictionaries_share_an_id(tmp_path):
+    """zstd's ids are 31-bit hashes: two shards' different dictionaries under one id (never seen) would leave one
+    shard's rows unreadable in the merge, so the merge stops, naming the shard."""
+    from reasonmed_async.store.merge import merge_into
+    from reasonmed_async.store.errors import StoreError
+
+    shards = []
+    for i, body in enumerate((b"one dictionary", b"another one")):
+        db = tmp_path / f"s{i}.db"
+        with sqlite3.connect(db) as con:
+            con.executescript(DDL)
+            con.execute("INSERT INTO dictionaries(id, role, digest, body) VALUES (40000, 1, ?, ?)",
+                        (trained.dictionary_digest(body), body))
+        shards.append(db)
+    with pytest.raises(StoreError, match="s1.db: its trained dictionary 40000 has the id of another shard's"):
+        merge_into(tmp_path / "merged.db", shards, {})
