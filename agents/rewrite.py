@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import replace
+
+from msgspec.structs import replace
 
 from bus import (LETTERS, FailureKind, Gate, Judgement, Message, Path, Question, Ranked, Refined, RewriteInput,
                  Stage, StageFailed, TierAssigned, Verdict)

@@ -5,7 +5,8 @@
 The input is validated (``QuestionSource``, as ``reasonmed run`` does: one pass
 that keeps no question) and hashed before the clock starts; the timed part is
 ``Pipeline.open`` → ``start_run`` (which reads the file again, ingesting in
-batches) → ``drive`` → close.  ``--stop-after S`` stops the run after S seconds
+batches) → ``drive`` → close, with the log and the cycle collector set as
+``reasonmed run`` sets them.  ``--stop-after S`` stops the run after S seconds
 (a long size: RSS with all questions ingested and the run going, without waiting
 hours).  Peak RSS is read right after, before the sim baseline runs, so it is
 the pipeline's.
@@ -23,6 +24,7 @@ import time
 from itertools import islice
 from pathlib import Path
 
+from reasonmed_async.commands import heap
 from reasonmed_async.config import load_config
 from reasonmed_async.loaders.stream import QuestionSource
 from reasonmed_async.pipeline import Pipeline, file_digest
@@ -63,6 +65,7 @@ def main() -> int:
     from reasonmed_async.logs.setup import configure, log_path_for
 
     configure(log_file=log_path_for(args.db), secret_envs=load_config(args.config).secret_env_names())
+    heap.tune_collector()  # the cycle collector as the `reasonmed` executable sets it (commands/heap.py)
     questions = QuestionSource(args.input, limit=args.limit)
     digest = file_digest(args.input)
     rss_before = _rss_kib()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
+
+from msgspec.structs import replace
 
 from agents.llm import ChatMessage, ChatRequest, Completion
 

@@ -6,11 +6,10 @@ import asyncio
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any, Protocol
 
 import msgspec
-import structlog
+from msgspec.structs import replace
 
 from agents.llm import ChatRequest, Completion, LLMClient, LLMError
 from reasonmed_async.logs.setup import per_call_logger
@@ -151,8 +150,7 @@ class CachedClient:
     async def _call(self, key: str, request: ChatRequest, stage: str) -> Completion:
         self.misses += 1
         flight = self._in_flight[key] = _Flight()
-        context = structlog.contextvars.bind_contextvars(model=request.model, stage=stage)  # on lines below
-        try:
+        try:  # the lines logged below carry model, stage and attempt: bound by the retry layer, per attempt
             completion = await self._inner.complete(request)
             await self._store.cache_put(key, request.model, _encode(completion), stage, completion.endpoint,
                                         completion.prompt_tokens, completion.completion_tokens)
@@ -165,7 +163,6 @@ class CachedClient:
             if flight.outcome is not None:
                 flight.outcome.set_result(completion)
         finally:
-            structlog.contextvars.reset_contextvars(**context)
             del self._in_flight[key]
         return completion
 

@@ -2,7 +2,9 @@
 
 ``RetryingClient`` wraps a backend for one model.  Each attempt has exactly one
 timeout: the backend's own where it has one (``owns_timeout``: the HTTP backends'
-``timeout_s`` per exchange), else ``[retry] timeout_s`` (sim, in-process vLLM).  After a failed
+``timeout_s`` per exchange), else ``[retry] timeout_s`` (in-process vLLM, the sim with a latency);
+an attempt that never yields to the event loop (``answers_at_once``: the sim at zero latency) gets
+no timer, which could not fire on it.  After a failed
 attempt ``ModelHealth`` (``health.py``) decides: fail the request, retry it
 (a strike: ``[retry] attempts`` in all), wait for the model to come back (no
 strike, while ``outage_budget_s`` lasts), stop the run (``OutageBudgetSpent``)
@@ -87,10 +89,15 @@ class RetryingClient:
             if health.circuit is not None:
                 raise CircuitOpen(request.model, "", health.circuit, health.streak)
             attempt += 1
-            context = structlog.contextvars.bind_contextvars(attempt=attempt)  # on the backend's lines
+            # on the backend's lines (one bind per attempt: the cache layer above binds nothing)
+            context = structlog.contextvars.bind_contextvars(model=request.model, stage=request.meta.get("task", ""),
+                                                             attempt=attempt)
             try:
                 with self.gauge.sending(request.model):
-                    if self._timeout_s is None:  # the backend's own timeout: no second timer per attempt
+                    # no timer when the backend times its own exchanges, nor for an attempt that returns without
+                    # ever yielding to the event loop (``answers_at_once``: the sim at zero latency), which no
+                    # timer could interrupt anyway
+                    if self._timeout_s is None or getattr(self._inner, "answers_at_once", False):
                         completion = await self._inner.complete(request)
                     else:
                         async with asyncio.timeout(self._timeout_s):
@@ -116,7 +123,7 @@ class RetryingClient:
                 error.attempts = attempt
                 raise error
             if step is Next.OPEN:
-                await self._circuit_opened(request.model, error, health)
+                await self._circuit_opened(request.model, request.meta.get("task", ""), error, health)
                 raise CircuitOpen(request.model, error.endpoint, health.circuit or str(error), health.streak)
             if step is Next.STOP:
                 since = health.failing_since if health.failing_since is not None else now
@@ -134,8 +141,8 @@ class RetryingClient:
             with self.gauge.waiting(request.model):
                 await self._sleep(min(delay, self._policy.max_wait_s))
 
-    async def _circuit_opened(self, model: str, error: LLMError, health: ModelHealth) -> None:
-        log.error("llm.circuit_open", model=model, endpoint=error.endpoint, error=health.circuit,
+    async def _circuit_opened(self, model: str, stage: str, error: LLMError, health: ModelHealth) -> None:
+        log.error("llm.circuit_open", model=model, stage=stage, endpoint=error.endpoint, error=health.circuit,
                   consecutive=health.streak)
         if self._on_circuit is not None:
             await self._on_circuit.circuit_opened(model, error.endpoint, health.circuit or str(error))

@@ -191,6 +191,11 @@ class SimClient:
         self.calls = 0
         self._attempts: dict[str, int] = {}  # failed attempts per cache key, for simulated 503s
 
+    @property
+    def answers_at_once(self) -> bool:
+        """``complete`` never yields to the event loop (no latency to simulate): no timeout can apply."""
+        return self.settings.latency_ms <= 0
+
     async def complete(self, request: ChatRequest) -> Completion:
         s = self.settings
         key = request.cache_key()

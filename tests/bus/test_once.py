@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import msgspec
+
 from agents.llm import ChatMessage, ChatRequest
 from bus.once import once
 
@@ -34,5 +36,5 @@ def test_a_request_cache_key_is_computed_once_and_a_changed_copy_has_its_own():
     req = ChatRequest(model="m", messages=(ChatMessage("user", "Which option?"),), temperature=0.7)
     key = req.cache_key()
     assert req.__dict__["_cache_key"] == key and req.cache_key() == key
-    assert replace(req, temperature=0.9).cache_key() != key
+    assert msgspec.structs.replace(req, temperature=0.9).cache_key() != key  # no cached key carried over
     assert ChatRequest(model="m", messages=(ChatMessage("user", "Which option?"),), temperature=0.7).cache_key() == key

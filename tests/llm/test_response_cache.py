@@ -3,9 +3,8 @@ and its accounting under retries."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
+from msgspec.structs import replace
 
 from agents.llm import ChatMessage, Choice, Completion, RateLimited, ServerError
 from bus import Backoff
