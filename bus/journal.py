@@ -14,19 +14,21 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import msgspec
+
 from .messages import Message
 
 
-@dataclass(frozen=True, slots=True)
-class Routed:
+# Routed and Ack: frozen msgspec structs (one of each per message handed on: ~0.2 µs to build, a frozen
+# dataclass ~1.3 µs); Backlog, made once a run, stays a dataclass.
+class Routed(msgspec.Struct, frozen=True):
     """A message and the consumers it is to be delivered to."""
 
     message: Message
     consumers: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Ack:
+class Ack(msgspec.Struct, frozen=True):
     """The end of one delivery: handled (``ok``) or given up on."""
 
     message_id: str
