@@ -225,8 +225,8 @@ def http_table(result: dict) -> str:
     for r in result["runs"]:
         if r["mode"] == "pipeline":
             lines.append(f"pipeline round {r['round']}: {r['questions']} questions, {r['records']} records, "
-                         f"completed {r['completed']}, {r['cache_hits']} cache hits (CPU "
-                         f"{r['cpu_ms_per_request']:.3f} ms per request, hits included), in flight mean "
+                         f"completed {r['completed']}, {r['cache_hits']} requests answered without a call (cache, "
+                         f"single-flight; CPU {r['cpu_ms_per_request']:.3f} ms per request, those included), in flight mean "
                          f"{r['in_flight_mean']:.1f} / max {r['in_flight_max']} (cap {result['concurrency']}), "
                          f"stage calls {r['stage_calls']}")
         if r["mode"] == "cli" and r.get("threads"):
@@ -235,7 +235,7 @@ def http_table(result: dict) -> str:
                          f"{' / '.join(f'{x:.2f}' for x in t['others_s'])} s (SQLite writer, reader, log flush); wall: "
                          f"start-up to the first answer {r.get('startup_s', 0):.2f} s, run {r.get('run_s', 0):.2f} s, "
                          f"shutdown {r.get('shutdown_s', 0):.2f} s; {r.get('cache_hits', 0)} agent requests answered"
-                         " from the cache (not calls)")
+                         " without a call (cache, single-flight)")
         if r.get("warning"):
             lines.append(f"WARNING {LABELS[r['mode']]} round {r['round']}: {r['warning']}")
     t = result["target"]

@@ -140,7 +140,8 @@ async def _pipeline(config: str, db: str, questions, digest: str) -> dict:
         await pipeline.start_run(questions, str(PUBMEDQA), digest, len(questions))
         completed = await pipeline.drive()
         sampler.cancel()
-        hits = sum(getattr(c, "hits", 0) for c in pipeline.clients.values())
+        # answered without a call: from the cache, or by an identical request in flight (single-flight)
+        hits = sum(getattr(c, "hits", 0) + getattr(c, "shared", 0) for c in pipeline.clients.values())
     con = sqlite3.connect(db)
     calls = con.execute("SELECT SUM(calls) FROM calls").fetchone()[0] or 0
     stage_calls = dict(con.execute("SELECT stage, SUM(calls) FROM calls GROUP BY stage ORDER BY stage").fetchall())

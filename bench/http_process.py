@@ -8,8 +8,9 @@ does not name OS threads, so they are told apart by CPU, not by name).
 
 ``phases(log, spawned, exited)`` reads the JSON-lines log of the run (``<db>.log``): start-up is
 spawn → the first ``llm.call`` line (imports, validation, preflight, intake, the first answer),
-shutdown the last ``llm.call`` line → exit; ``cache_hits`` counts the lines of calls answered
-from the response cache (agent requests that cost the pipeline CPU but are not calls).
+shutdown the last ``llm.call`` line → exit; ``cache_hits`` counts the lines of requests answered
+without a call (``cached``: from the response cache, or shared with an identical request in flight):
+agent requests that cost the pipeline CPU but are not calls.
 """
 
 from __future__ import annotations
