@@ -6,7 +6,7 @@ start a young collection whenever 700 more containers are alive than were: ~390 
 and 3 full collections in a 300-question run over HTTP, together about 1 s of its ~5 s of CPU
 (measured with ``gc.callbacks``; BENCHMARKS.md, "Issue 13, fifth pass: the HTTP path").  At
 ``YOUNG = 20_000`` the same run makes a handful of young collections and no older one, and its peak
-RSS does not move (1,000 questions on the simulator: 62.4 vs 62.7 MiB): what is left for the
+RSS does not move (1,000 questions on the simulator: 62,336 vs 62,712 KiB): what is left for the
 collector to find, cycles, is rare in this code and still found, only later.
 
 At exit the interpreter collects its whole heap once more while it tears the modules down (0.2-0.3 s
