@@ -4,8 +4,9 @@
 ``{server.openai_url}/chat/completions`` (Bearer key, body ``model``) and ``{server.azure_endpoint}
 /openai/deployments/{d}/chat/completions?api-version=`` (``api-key``); ``server.requests`` records
 every request; ``server.early_requests`` counts those that came for a model/deployment while a
-Retry-After it had sent was running: on the 429's own connection (HTTP/1.1: sent after it was read),
-or on another one ``early_grace_s`` or more after it (sooner, it may have been on the wire already);
+Retry-After it had sent was running: the refused request itself again (its retry: sent after the 429 was
+read, however soon), on the 429's own connection (HTTP/1.1: sent after it was read), or on another one
+``early_grace_s`` or more after it (sooner, it may have been on the wire already);
 ``server.hold_from = n`` holds every chat request after the n-th until ``server.released`` is set;
 ``server.api_key = "new"`` rotates the key (``also_accepted``: keys accepted meanwhile; ``bearer_check``:
 Entra ID tokens instead, ``token -> None | why refused``); ``await server.kill()`` drops every connection and stops listening; ``server.fail_status = 503`` makes every
@@ -137,7 +138,7 @@ class FakeLLMServer:
         self.base_url = ""
         self.fail_status: int | None = None  # set (e.g. 503): every chat request answers it, /health stays 200
         self.requests: list[RequestRecord] = []
-        self.rate_limits_sent: dict[str, list[tuple[float, float, object]]] = defaultdict(list)  # (sent, until, conn)
+        self.rate_limits_sent: dict[str, list[tuple[float, float, object, str]]] = defaultdict(list)  # (sent, until, conn, body)
         self.early_by_key: dict[str, int] = defaultdict(int)
         self._seen: dict[str, int] = defaultdict(int)
         self._window: dict[str, deque[tuple[float, int]]] = defaultdict(deque)
@@ -235,15 +236,15 @@ class FakeLLMServer:
         record.body, record.model_or_deployment = body, (key := deployment or str(body["model"]))
         if self.served_models and deployment is None and key not in self.served_models:
             return self._error(record, 404, f"The model `{key}` does not exist.", "model_not_found")
-        if any(now < until and (now >= at + self.early_grace_s or (self.same_connection_early
-                                                                    and conn is request.protocol))
-               for at, until, conn in self.rate_limits_sent.get(key, [])):
+        body_key = json.dumps(body, sort_keys=True)
+        if any(now < until and (refused == body_key or now >= at + self.early_grace_s
+                                or (self.same_connection_early and conn is request.protocol))
+               for at, until, conn, refused in self.rate_limits_sent.get(key, [])):
             self.early_by_key[key] += 1
         prompt = "\n".join(str(m.get("content", "")) for m in body["messages"] if isinstance(m, dict))
         record.prompt_tokens = tokens(prompt)
         limit = int(body.get("max_completion_tokens") or body.get("max_tokens") or 0)
         wait = self._over_limits(key, now, record.prompt_tokens + limit)
-        body_key = json.dumps(body, sort_keys=True)
         seen, self._seen[body_key] = self._seen[body_key], self._seen[body_key] + 1
 
         scripted = self.script(record, body, seen) if self.script is not None else None
@@ -259,7 +260,7 @@ class FakeLLMServer:
 
         if wait is not None or roll("rate_429"):
             wait = self.faults.retry_after_s if wait is None else wait
-            self.rate_limits_sent[key].append((now, now + wait, request.protocol))
+            self.rate_limits_sent[key].append((now, now + wait, request.protocol, body_key))
             record.retry_after_s = wait
             headers = {"Retry-After": str(max(1, -int(-wait // 1))), "retry-after-ms": str(int(wait * 1000))}
             return self._error(record, 429, f"Rate limit exceeded. Retry after {wait:.3f} seconds.", "429", headers)
