@@ -185,7 +185,7 @@ def _insert_messages(
             # coded (store/coding.py)
             seq += 1
             payload = coder.row("messages", seq, compact(skeleton, head(SCHEMA_VERSION, name, m.run_id, m.question_id,
-                                                                        m.parent_id)))
+                                                                        m.parent_id)), sample=not intake)
             message_rows.append((seq, mid, m.run_id, m.question_id, name, _label(m), m.parent_id,
                                  SCHEMA_VERSION, payload, now, row_checksum(mid, skeleton)))
             delivery_rows.extend((seq, c, int(intake)) for c in r.consumers)

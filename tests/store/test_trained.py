@@ -207,3 +207,35 @@ def test_a_merge_refuses_two_shards_whose_different_dictionaries_share_an_id(tmp
         shards.append(db)
     with pytest.raises(StoreError, match="s1.db: its trained dictionary 40000 has the id of another shard's"):
         merge_into(tmp_path / "merged.db", shards, {})
+
+
+
+def _row(kind: str, i: int) -> bytes:
+    """A message payload's JSON as the writer codes it: its kind's fields, with values that vary row by row."""
+    fields = {"QuestionIngested": {"question": f"\u0000R{i:022d}"},
+              "Verdict": {"verdict": ["Correct", "Error"][i % 2], "reason": f"\u0000T{i:022d}", "path": f"p{i % 9}"},
+              "CoTGenerated": {"path": f"p{i % 9}", "cot": f"\u0000T{i:022d}", "answer": "ABCD"[i % 4]}}[kind]
+    return json.dumps({"type": kind, "id": f"m{i:08d}", "question": f"q{i // 26:06d}", **fields}).encode()
+
+
+def test_the_rows_dictionary_learns_from_the_flows_rows_not_the_intakes(tmp_path):
+    """With 2,000 questions or more a run's first 2,000 rows are all its intake's: those are no samples, so the rows'
+    dictionary is trained on the flow's rows, however many questions were ingested first."""
+    con = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
+    con.executescript(DDL)
+    coder = Coder(row_samples=400)
+    coder.start(con)
+
+    def offer(kind: str, rows: range, *, sample: bool = True) -> int:
+        con.execute("BEGIN IMMEDIATE")
+        for i in rows:
+            coder.row("messages", i, _row(kind, i), sample=sample)
+        coder.finish(con)
+        con.execute("COMMIT")
+        coder.transaction_ended(True)
+        return con.execute("SELECT COUNT(*) FROM dictionaries").fetchone()[0]
+
+    assert offer("QuestionIngested", range(0, 1000), sample=False) == 0  # the intake: 2.5 x the samples, none taken
+    assert offer("CoTGenerated", range(1000, 1200)) == 0
+    assert offer("Verdict", range(1200, 1400)) == 1  # 400 of the flow's rows: trained
+    assert trained.names_dictionary(coder.row("messages", 9999, _row("Verdict", 9999)))
