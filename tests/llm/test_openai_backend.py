@@ -242,12 +242,11 @@ async def test_the_fake_counts_early_requests() -> None:
         assert remaining == ["4", "3", "2"]
         assert server.early_by_key == {"gpt-4o": 2}
         assert [r.model_or_deployment for r in server.requests] == ["gpt-4o"] * 4
-        server.early_grace_s = 60.0  # on a new connection, at once: only a retry of the refused body is early
-        async with aiohttp.ClientSession() as other:
-            for sent in (body, {"messages": [{"role": "user", "content": "Question: another?\nA) x\nB) y"}]}):
-                async with other.post(url, params={"api-version": "2024-10-21"}, json=sent,
-                                      headers={"api-key": KEY}) as r:
-                    assert r.status == 429
+        server.early_grace_s = 60.0  # each on a new connection, at once: only a retry of the refused body is early
+        for sent in ({"messages": [{"role": "user", "content": "Question: another?\nA) x\nB) y"}]}, body):
+            async with aiohttp.ClientSession() as other, other.post(
+                    url, params={"api-version": "2024-10-21"}, json=sent, headers={"api-key": KEY}) as r:
+                assert r.status == 429
         assert server.early_by_key == {"gpt-4o": 3}
 
 
