@@ -41,7 +41,7 @@ def _export(db: Path, out: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def finished(tmp_path_factory: pytest.TempPathFactory, pubmedqa: Path) -> tuple[Path, Path]:
     """(config, database of an uninterrupted run of LIMIT PubMedQA questions)."""
     tmp = tmp_path_factory.mktemp("trained")
     config = make_config(tmp, workers=2)
@@ -140,7 +140,7 @@ def _strings(n: int) -> list[bytes]:
     return out[:n]
 
 
-def test_a_transaction_that_trained_and_rolled_back_leaves_every_committed_row_readable(tmp_path):
+def test_a_transaction_that_trained_and_rolled_back_leaves_every_committed_row_readable(tmp_path, pubmedqa):
     """Trained at the end of a transaction that then rolls back, the dictionary is inserted again by the next
     transaction that codes against it: a fresh process (``check``) reads every committed string."""
     db = tmp_path / "x.db"
@@ -170,7 +170,7 @@ def test_a_transaction_that_trained_and_rolled_back_leaves_every_committed_row_r
 
 
 @pytest.mark.slow
-def test_shards_that_trained_their_own_dictionaries_merge_into_the_single_process_run(tmp_path):
+def test_shards_that_trained_their_own_dictionaries_merge_into_the_single_process_run(tmp_path, pubmedqa):
     """Each shard trains its own dictionaries; the merge copies them all, so every copied row stays readable
     (``check`` in a fresh process) and the merged export is byte for byte the single-process run's."""
     config = make_config(tmp_path, workers=2)
