@@ -31,7 +31,7 @@ import zstandard
 
 from reasonmed_async.store import trained
 
-MAGIC = b"\x28\xb5\x2f\xfd"  # a zstd frame's first four bytes (no JSON value starts with 0x28)
+MAGIC = trained.MAGIC  # a zstd frame's first four bytes
 LEVEL = 3
 MIN_SAVING = 4  # bytes a frame must save to be stored instead of the JSON
 MAX_SIZE = 64 << 20  # a frame claiming more than this is damaged (never allocated)

@@ -30,7 +30,7 @@ import zstandard
 from reasonmed_async.store.errors import DamageError
 
 STRINGS, ROWS = 1, 2  # ``dictionaries.role``: stored strings (texts.TEXT); message payloads and cached completions
-_MAGIC = b"\x28\xb5\x2f\xfd"  # a zstd frame's first four bytes
+MAGIC = b"\x28\xb5\x2f\xfd"  # a zstd frame's first four bytes (no JSON value starts with 0x28)
 FIRST_ID, LAST_ID = 32768, (1 << 31) - 1  # the ids zstd leaves to trained dictionaries
 MAX_SIZE = 64 << 20  # a frame claiming more than this is damaged (never allocated)
 
@@ -49,7 +49,7 @@ def dictionary_digest(body: bytes) -> bytes:
 def names_dictionary(stored: bytes) -> bool:
     """Is ``stored`` a zstd frame that names a dictionary in its header (the frame header descriptor's
     Dictionary_ID_flag)?"""
-    return stored[:4] == _MAGIC and len(stored) > 4 and stored[4] & 3 != 0
+    return stored[:4] == MAGIC and len(stored) > 4 and stored[4] & 3 != 0
 
 
 def dictionary_id(body: bytes) -> int:
