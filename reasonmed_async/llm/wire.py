@@ -94,8 +94,9 @@ def _schema_for(schema: Mapping[str, Any], target: SchemaTarget) -> dict[str, An
         return entry[2]
     if len(_SCHEMAS) >= _SCHEMAS_MAX:  # schemas made per request (a ranking's names): start again
         _SCHEMAS.clear()
-    form = for_target(schema, target)
-    _SCHEMAS[(id(schema), target)] = (schema, form if target == "grammar" else for_target(schema, "grammar"), form)
+    as_was = for_target(schema, "grammar")  # the grammar form is a deep copy of the schema as it is
+    form = as_was if target == "grammar" else for_target(schema, target)
+    _SCHEMAS[(id(schema), target)] = (schema, as_was, form)
     return form
 
 
