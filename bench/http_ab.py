@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from http_bench import ROOT, _cli, _client, _start_server  # noqa: E402
+from http_bench import ROOT, _cli, _client, _start_server, bytecode_cached  # noqa: E402
 
 
 def _load() -> str:
@@ -38,17 +37,15 @@ def main() -> int:
     ap.add_argument("--questions", type=int, default=300)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--out", type=Path, help="also write the rows as JSON here")
+    ap.add_argument("--plain-server", action="store_true", help="the fake answers one text per prompt (not --sampling)")
     args = ap.parse_args()
     trees = {"A": args.a.resolve(), "B": args.b.resolve()}
-    for tree in trees.values():  # compiled once, so that no run pays for compiling a tree's modules
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "reasonmed_async"),
-                        str(tree / "agents"), str(tree / "bus")], check=True, stdout=subprocess.DEVNULL)
-    env = {**os.environ, "REASONMED_OPENAI_API_KEY": "bench-key", "REASONMED_OPENAI_MODEL": "bench-model"}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env = bytecode_cached({**os.environ, "REASONMED_OPENAI_API_KEY": "bench-key", "REASONMED_OPENAI_MODEL": "bench-model"},
+                          *trees.values())  # compiled once, so that no run pays for compiling a tree's modules
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="http-ab-") as tmp:
         work = Path(tmp)
-        server, base_url = _start_server(work / "server.log")
+        server, base_url = _start_server(work / "server.log", not args.plain_server)
         env["REASONMED_OPENAI_BASE_URL"] = base_url
         try:
             _client("raw", base_url, server, work, "warmup", n=500, c=args.concurrency, questions=150, env=env)

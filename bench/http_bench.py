@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from http_process import ThreadCPU, phases
@@ -42,11 +43,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(log: Path) -> tuple[subprocess.Popen, str]:
+def _start_server(log: Path, sampling: bool = True) -> tuple[subprocess.Popen, str]:
+    """The fake in its own process; ``sampling``: it words each answer anew, as a sampling model does (the
+    nine CoTs of a question differ), instead of one text per prompt (then the response cache and
+    single-flight answer ~40% of the pipeline's requests, which a real server's answers never let them)."""
     port = _free_port()
     with log.open("wb") as err:
-        proc = subprocess.Popen([sys.executable, str(SERVER), "--port", str(port)], cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen([sys.executable, str(SERVER), "--port", str(port), *["--sampling"] * sampling],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -75,12 +79,12 @@ def pipeline_config(concurrency: int, source: Path = ROOT / "examples" / "openai
 
 def _cli(base_url: str, server: subprocess.Popen, work: Path, tag: str, *, c: int, questions: int, env: dict) -> dict:
     """``reasonmed run`` as a user starts it: the whole process (start-up, imports, intake, run, shutdown),
-    its CPU from the kernel (``wait4``), its calls from the database it wrote."""
+    its CPU from the kernel (``wait4``), its calls the server's count (``answered``; the database's beside it)."""
     config, db = work / "openai-bench.toml", work / f"{tag}.db"
     config.write_text(pipeline_config(c), encoding="utf-8")
     cmd = [str(Path(sys.executable).with_name("reasonmed")), "run", "--config", str(config),
            "--input", str(PUBMEDQA), "--limit", str(questions), "--db", str(db)]
-    server0 = _proc_cpu_s(server.pid)
+    server0, answered0 = _proc_cpu_s(server.pid), answered(base_url)
     t0, spawned = time.perf_counter(), time.time()
     with (work / f"{tag}.err").open("wb") as err:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
@@ -93,7 +97,7 @@ def _cli(base_url: str, server: subprocess.Popen, work: Path, tag: str, *, c: in
     calls = con.execute("SELECT SUM(calls) FROM calls WHERE outcome='ok'").fetchone()[0] or 0
     records = con.execute("SELECT COUNT(*) FROM records").fetchone()[0]
     con.close()
-    r = {"mode": "cli", "llm_calls": calls, "records": records, "questions": questions, "wall_s": wall,
+    r = {"mode": "cli", "llm_calls": answered(base_url) - answered0, "client_calls": calls, "records": records, "questions": questions, "wall_s": wall,
          "cpu_s": ru.ru_utime + ru.ru_stime, "cpu_user_s": ru.ru_utime, "cpu_sys_s": ru.ru_stime,
          "peak_rss_kib": ru.ru_maxrss, "completed": proc.returncode == 0,
          "server_cpu_s": None if server0 is None or server1 is None else server1 - server0,
@@ -101,6 +105,13 @@ def _cli(base_url: str, server: subprocess.Popen, work: Path, tag: str, *, c: in
     if proc.returncode != 0:
         r["warning"] = f"exit {proc.returncode}: {(work / f'{tag}.err').read_text()[-300:]}"
     return r
+
+
+def answered(base_url: str) -> int:
+    """How many chat completions the fake server has answered (200) so far: the one count of calls that every
+    client is measured on (a raw loop's, an SDK loop's and the pipeline's own counts are kept beside it)."""
+    with urllib.request.urlopen(base_url.removesuffix("/v1") + "/fake/stats", timeout=10) as response:
+        return json.load(response)["answered"]
 
 
 def _proc_cpu_s(pid: int) -> float | None:
@@ -122,11 +133,15 @@ def _client(mode: str, base_url: str, server: subprocess.Popen, work: Path, tag:
         config = work / "openai-bench.toml"
         config.write_text(pipeline_config(c), encoding="utf-8")
         cmd += ["--config", str(config), "--db", str(work / f"{tag}.db")]
+    answered0 = answered(base_url)
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    server_calls = answered(base_url) - answered0
     if not out.is_file():
         sys.stderr.write((proc.stdout + proc.stderr)[-4000:])
         sys.exit(f"bench: the {mode} client failed (exit {proc.returncode})")
     r = json.loads(out.read_text(encoding="utf-8"))
+    if "llm_calls" in r:
+        r["client_calls"], r["llm_calls"] = r["llm_calls"], server_calls
     if proc.returncode != 0:
         r["warning"] = f"exit {proc.returncode}: {(proc.stderr or proc.stdout).strip()[-300:]}"
     return _derive(r)
@@ -144,11 +159,21 @@ def _derive(r: dict) -> dict:
     return r
 
 
+def bytecode_cached(env: dict, *trees: Path) -> dict:
+    """``env`` for runs that start as a user's install does, with the trees' bytecode written (once, here), not
+    compiled on every start (this VM sets ``PYTHONDONTWRITEBYTECODE``: ~0.1 s more CPU a run otherwise)."""
+    for tree in trees:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "reasonmed_async"), str(tree / "agents"),
+                        str(tree / "bus")], check=True, stdout=subprocess.DEVNULL)
+    return {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run_http(work: Path, *, requests: int, questions: int, concurrency: int, rounds: int = 1,
-             cli_questions: int = CLI_QUESTIONS) -> dict:
+             cli_questions: int = CLI_QUESTIONS, sampling: bool = True) -> dict:
     """Every client against one server, ``rounds`` times in ``MODES`` order; ratios against each round's raw loop."""
-    env = {**os.environ, "REASONMED_OPENAI_API_KEY": "bench-key", "REASONMED_OPENAI_MODEL": "bench-model"}
-    server, base_url = _start_server(work / "server.log")
+    env = bytecode_cached({**os.environ, "REASONMED_OPENAI_API_KEY": "bench-key", "REASONMED_OPENAI_MODEL": "bench-model"},
+                          ROOT)
+    server, base_url = _start_server(work / "server.log", sampling)
     env["REASONMED_OPENAI_BASE_URL"] = base_url
     runs: list[dict] = []
     try:
@@ -185,7 +210,10 @@ def run_http(work: Path, *, requests: int, questions: int, concurrency: int, rou
     if sdk and cli:
         target["cli_calls_per_s_vs_sdk"] = [c["calls_per_s"] / s_["calls_per_s"] for c, s_ in zip(cli, sdk)]
     return {"benchmark": "HTTP: pipeline vs raw aiohttp vs AsyncOpenAI against a local zero-latency fake server",
-            "server": "tests/fake_llm_server.py (own process, no faults, latency 0)", "base_url": base_url,
+            "server": f"tests/fake_llm_server.py (own process, no faults, latency 0, "
+                      f"{'answers worded anew per request (--sampling)' if sampling else 'one text per prompt'})",
+            "calls_counted": "chat completions the server answered (200) during each client's run",
+            "base_url": base_url,
             "concurrency": concurrency, "requests": requests, "pipeline_questions": questions,
             "cli_questions": cli_questions,
             "pipeline_config": "examples/openai.toml with max_concurrency = C, adaptive = false, agent workers"

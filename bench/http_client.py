@@ -143,7 +143,7 @@ async def _pipeline(config: str, db: str, questions, digest: str) -> dict:
         # answered without a call: from the cache, or by an identical request in flight (single-flight)
         hits = sum(getattr(c, "hits", 0) + getattr(c, "shared", 0) for c in pipeline.clients.values())
     con = sqlite3.connect(db)
-    calls = con.execute("SELECT SUM(calls) FROM calls").fetchone()[0] or 0
+    calls = con.execute("SELECT SUM(calls) FROM calls WHERE outcome = 'ok'").fetchone()[0] or 0  # made, answered
     stage_calls = dict(con.execute("SELECT stage, SUM(calls) FROM calls GROUP BY stage ORDER BY stage").fetchall())
     records = con.execute("SELECT COUNT(*) FROM records").fetchone()[0]
     con.close()

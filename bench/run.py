@@ -122,7 +122,8 @@ def _http(args: argparse.Namespace, argv: list[str] | None) -> bool:
     started, machine = dt.datetime.now(dt.timezone.utc), machine_info(ROOT)
     with tempfile.TemporaryDirectory(prefix="reasonmed-bench-http-") as tmp:
         result = run_http(Path(tmp), requests=requests, questions=questions, concurrency=args.http_concurrency,
-                          rounds=args.http_rounds, cli_questions=30 if args.quick else args.cli_questions)
+                          rounds=args.http_rounds, cli_questions=30 if args.quick else args.cli_questions,
+                          sampling=not args.http_plain_server)
     result = {"started_utc": started.isoformat(timespec="seconds"), "command": _command(argv),
               "machine": machine, **result}
     print(http_table(result))
@@ -159,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cli-questions", type=int, default=300, help="questions `reasonmed run` runs over HTTP (300)")
     ap.add_argument("--http-rounds", type=int, default=1, help="repeat every client this many times, interleaved")
     ap.add_argument("--http-out", type=Path, default=ROOT / "bench" / "results" / "http.json")
+    ap.add_argument("--http-plain-server", action="store_true",
+                    help="the fake answers one text per prompt (before issue 13's sixth pass), not worded anew per request")
     args = ap.parse_args(argv)
     if min(args.http_requests, args.http_questions, args.http_concurrency, args.http_rounds) < 1:
         ap.error("--http-requests, --http-questions, --http-concurrency and --http-rounds must be >= 1")

@@ -14,7 +14,8 @@ chat request fail on demand (``/health`` still answers 200, as a wedged vLLM's d
 is asked first about every valid request: ``script(record, body, seen)`` returns None (answer normally) or
 ``(status, text, headers)``: an error with that message, or for 200 an answer whose content is ``text``.  Answers come from reading the
 prompt: judge JSON, a summary, or a six-step CoT ending ``Final answer: X``.
-Standalone: ``python tests/fake_llm_server.py --port 8000 [--fault latency_s=0.5 ...]``.
+``sampling=True`` (``--sampling``) words each answer anew as a sampling model does (``fake_sampler``).
+Standalone: ``python tests/fake_llm_server.py --port 8000 [--sampling] [--fault latency_s=0.5 ...]``.
 """
 
 from __future__ import annotations
@@ -22,9 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import json
-import re
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from aiohttp import web
+from fake_answers import answer, draw_of, pick, tokens  # noqa: F401 - answer, tokens: imported from here too
 
 
 @dataclass(frozen=True)
@@ -65,63 +65,15 @@ class RequestRecord:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def tokens(text: str) -> int:
-    return len(text) // 4 + 1
-
-
-def _pick(*parts: object) -> int:
-    return int.from_bytes(hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest(), "big")
-
-
-# --------------------------------------------------------------------------- answers (pure)
-
-_BLOCK = re.compile(r"--- BEGIN (\w+) ---\n?(.*?)--- END \1 ---", re.S)
-_FINAL = re.compile(r"Final answer:\s*\**\s*\(?([A-J])\b")
-_GOLD = re.compile(r"^Correct answer:\s*([A-J])\)", re.M)
-_OPTION = re.compile(r"^([A-J])\) (.*)$", re.M)
-_STATED = re.compile(r"answer is ([A-J])\b")
 _MALFORMED = "Having read it carefully, I believe the reasoning is broadly sound, though I cannot be sure."
-
-
-def answer(prompt: str, *, index: int = 0, seed: object = None) -> tuple[str, str]:
-    """(kind, text) answering the user message ``prompt``; kind is "judge", "summary" or "cot"."""
-    blocks = {m.group(1): m.group(2) for m in _BLOCK.finditer(prompt)}
-    said = _BLOCK.sub("", prompt)  # the instructions, without the text under review
-    gold = m.group(1) if (m := _GOLD.search(said)) else None
-    options = dict(_OPTION.findall(said))
-    stated = _FINAL.findall(blocks.get("REASONING", "")) or _STATED.findall(blocks.get("RESPONSE", ""))
-    right = bool(gold and stated and stated[-1] == gold)
-    if '"verdict"' in said:
-        reason = (f"The reasoning soundly reaches {gold}, the correct answer." if right else
-                  f"The reasoning concludes {stated[-1] if stated else 'nothing'}, but the correct answer is {gold}.")
-        return "judge", json.dumps({"verdict": "Correct" if right else "Error", "reason": reason})
-    if '"top2"' in said:
-        names = sorted(re.findall(r"^\[([^\]\n]+)\]\s*$", said, re.M), key=lambda n: _pick(seed, prompt, n))
-        reasons = {n: "Less clear than the two chosen." for n in names[2:]}
-        return "judge", json.dumps({"top2": names[:2], "reasons": reasons})
-    if '"score"' in said and '"justification"' in said:
-        score = (8 if right else 2) + _pick(seed, prompt) % 3
-        return "judge", json.dumps({"score": score, "justification": "Accurate." if right else "Wrong answer."})
-    if re.search(r"\bcondense\b|\bsummari[sz]e\b", said, re.I):
-        letter = stated[-1] if stated else "A"
-        return "summary", (f"The answer is {letter}) {options.get(letter, '')}. It fits the key findings best,"
-                           " and the other options are ruled out.")
-    letters = sorted(options) or ["A", "B"]
-    letter = gold or letters[_pick(seed, prompt, index) % len(letters)]
-    stem = m.group(1)[:80] if (m := re.search(r"Question: (.*)", said)) else "which option is right"
-    weighed = "; ".join(f"{k}) {'fits' if k == letter else 'does not fit'}" for k in letters)
-    return "cot", (f"1. Restate the question: it asks {stem}\n2. Key clinical details and background: the findings"
-                   f" point to one mechanism.\n3. Evaluate every option: {weighed}\n4. Rule out: every option but"
-                   f" {letter} conflicts with the findings.\n5. Compare what remains: {letter} explains all the"
-                   f" findings.\n6. Conclude: the answer is {letter}) {options.get(letter, '')}."
-                   f"\nFinal answer: {letter}")
 
 
 class FakeLLMServer:
     def __init__(self, faults: Faults | None = None, *, api_key: str | None = "test-key", port: int = 0,
                  early_grace_s: float = 0.1, same_connection_early: bool = True,
-                 served_models: tuple[str, ...] = ()) -> None:
+                 served_models: tuple[str, ...] = (), sampling: bool = False) -> None:
         self.faults = faults or Faults()
+        self.sampling = sampling  # word answers as a sampler does (fake_sampler): unseeded above temperature 0, anew
         self.served_models = served_models  # listed by GET /v1/models; others get 404 (as vLLM); empty: any
         self.api_key = api_key  # None: any key, or none, is accepted; switch it mid-run to rotate the key
         self.also_accepted: frozenset[str] = frozenset()  # during a rotation: keys accepted besides api_key
@@ -138,6 +90,7 @@ class FakeLLMServer:
         self.base_url = ""
         self.fail_status: int | None = None  # set (e.g. 503): every chat request answers it, /health stays 200
         self.requests: list[RequestRecord] = []
+        self.answered = 0  # chat requests answered 200 with a completion
         self.rate_limits_sent: dict[str, list[tuple[float, float, object, str]]] = defaultdict(list)  # (sent, until, conn, body)
         self.early_by_key: dict[str, int] = defaultdict(int)
         self._seen: dict[str, int] = defaultdict(int)
@@ -154,6 +107,7 @@ class FakeLLMServer:
         app.router.add_post("/v1/chat/completions", self._openai)
         app.router.add_get("/health", self._health)  # vLLM's (routers probe it)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/fake/stats", self._stats)  # the fake's own count, for benchmarks
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._azure)
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=2.0, access_log=None)
         await self._runner.setup()
@@ -182,6 +136,9 @@ class FakeLLMServer:
 
     async def _health(self, request: web.Request) -> web.StreamResponse:
         return web.Response(status=200)
+
+    async def _stats(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"requests": len(self.requests), "answered": self.answered})
 
     async def _openai(self, request: web.Request) -> web.StreamResponse:
         auth = request.headers.get("Authorization", "")
@@ -252,11 +209,11 @@ class FakeLLMServer:
             status, text, headers = scripted
             if status != 200:
                 return self._error(record, status, text, None, headers)
-            return self._answer(record, body, malformed=False, cut=False, text=text)
+            return self._answer(record, body, malformed=False, cut=False, text=text, draw=(body_key, seen))
 
         def roll(name: str) -> bool:
             rate = getattr(self.faults, name)
-            return rate > 0 and _pick(self.faults.seed, body_key, seen, name) % 1_000_000 < rate * 1_000_000
+            return rate > 0 and pick(self.faults.seed, body_key, seen, name) % 1_000_000 < rate * 1_000_000
 
         if wait is not None or roll("rate_429"):
             wait = self.faults.retry_after_s if wait is None else wait
@@ -264,7 +221,7 @@ class FakeLLMServer:
             record.retry_after_s = wait
             headers = {"Retry-After": str(max(1, -int(-wait // 1))), "retry-after-ms": str(int(wait * 1000))}
             return self._error(record, 429, f"Rate limit exceeded. Retry after {wait:.3f} seconds.", "429", headers)
-        if self.faults.rate_400 > 0 and _pick(self.faults.seed, body_key, "rate_400") % 1_000_000 < (
+        if self.faults.rate_400 > 0 and pick(self.faults.seed, body_key, "rate_400") % 1_000_000 < (
                 self.faults.rate_400 * 1_000_000):
             return self._error(record, 400, "This model's maximum context length is 8192 tokens.",
                                "context_length_exceeded")
@@ -277,21 +234,23 @@ class FakeLLMServer:
         delay = self.faults.latency_s + (self.faults.slow_s if roll("slow_rate") else 0.0)
         if delay > 0:
             await asyncio.sleep(delay)
-        return self._answer(record, body, malformed=roll("malformed_rate"), cut=roll("length_rate"))
+        return self._answer(record, body, malformed=roll("malformed_rate"), cut=roll("length_rate"), draw=(body_key, seen))
 
     def _answer(self, record: RequestRecord, body: dict[str, Any], *, malformed: bool, cut: bool,
-                text: str | None = None) -> web.Response:
+                draw: tuple[str, int], text: str | None = None) -> web.Response:
         users = [str(m.get("content", "")) for m in body["messages"] if isinstance(m, dict) and m.get("role") == "user"]
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         choices = []
         for i in range(int(body.get("n") or 1)):
-            kind, said = answer(users[-1] if users else "", index=i, seed=body.get("seed"))
+            kind, said = answer(users[-1] if users else "", index=i, seed=body.get("seed"),
+                                draw=draw_of(body, *draw, i) if self.sampling else None)
             said = _MALFORMED if malformed and kind == "judge" else said if text is None else text
             keep = min(len(said) * 2 // 5 if cut else len(said), int(limit) * 4 if limit else len(said))
             message = {"role": "assistant", "content": said[: max(1, keep)]}
             choices.append({"index": i, "message": message, "finish_reason": "length" if keep < len(said) else "stop"})
         record.completion_tokens = sum(tokens(c["message"]["content"]) for c in choices)
         record.status = 200
+        self.answered += 1
         usage = {"prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens, "total_tokens":
                  record.prompt_tokens + record.completion_tokens, "completion_tokens_details": {"reasoning_tokens": 0}}
         data = {"id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": int(time.time()),
@@ -325,8 +284,8 @@ class FakeLLMServer:
         return None
 
 
-async def _serve(port: int, api_key: str | None, faults: Faults) -> None:
-    async with FakeLLMServer(faults, api_key=api_key, port=port) as server:
+async def _serve(port: int, api_key: str | None, faults: Faults, sampling: bool) -> None:
+    async with FakeLLMServer(faults, api_key=api_key, port=port, sampling=sampling) as server:
         print(f"fake LLM server: {server.openai_url} (Azure endpoint {server.azure_endpoint})", flush=True)
         await asyncio.Event().wait()  # serve until Ctrl-C
 
@@ -337,11 +296,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-key", default=None, help="require this key (default: accept any)")
     parser.add_argument("--fault", action="append", default=[], metavar="NAME=VALUE",
                         help=f"a Faults field: {', '.join(f.name for f in fields(Faults))}")
+    parser.add_argument("--sampling", action="store_true",
+                        help="word each answer anew, as a sampling model does (unseeded, temperature > 0)")
     args = parser.parse_args(argv)
     kinds = {f.name: (int if f.name in ("seed", "rpm", "tpm") else float) for f in fields(Faults)}
     faults = Faults(**{k: kinds[k](v) for k, v in (item.split("=", 1) for item in args.fault)})
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.port, args.api_key, faults))
+        asyncio.run(_serve(args.port, args.api_key, faults, args.sampling))
 
 
 if __name__ == "__main__":
