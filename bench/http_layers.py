@@ -42,14 +42,23 @@ class MemoryStore:
     async def cache_get(self, key: str) -> bytes | None:
         return self.rows.get(key)
 
-    async def cache_put(self, key, model, payload, stage, endpoint, prompt, completion) -> None:
+    def cache_put(self, key, model, payload, stage, endpoint, prompt, completion) -> asyncio.Future[None]:
         self.rows[key] = payload
+        return _committed()
 
-    async def count_call(self, *args) -> None:
+    def count_call(self, *args) -> asyncio.Future[None]:
         self.counted += 1
+        return _committed()
 
     async def execute(self, sql, params=()) -> None:
         pass
+
+
+def _committed() -> asyncio.Future[None]:
+    """A write-behind's future, as the store sets it once committed (here at once)."""
+    done = asyncio.get_running_loop().create_future()
+    done.set_result(None)
+    return done
 
 
 def _requests(n: int, questions: int) -> list:

@@ -68,11 +68,18 @@ class _Store:
     async def cache_get(self, key: str) -> None:
         return None
 
-    async def cache_put(self, *_row: object) -> None:
-        pass
+    def cache_put(self, *_row: object) -> asyncio.Future[None]:
+        return _committed()
 
-    async def count_call(self, *_row: object) -> None:
-        pass
+    def count_call(self, *_row: object) -> asyncio.Future[None]:
+        return _committed()
+
+
+def _committed() -> asyncio.Future[None]:
+    """A write-behind's future, as the store sets it once committed (here at once)."""
+    done = asyncio.get_running_loop().create_future()
+    done.set_result(None)
+    return done
 
     async def execute(self, *_args: object) -> None:
         pass

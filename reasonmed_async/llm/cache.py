@@ -29,13 +29,18 @@ EVENT_OUTCOMES = (CACHED, RETRIED)
 
 
 class ResponseStore(Protocol):
+    """Where completed calls are kept.  ``cache_put`` and ``count_call`` are write-behinds: submitted when
+    called, committed no later than anything the caller writes after them; the future they return is set
+    once committed (awaiting it is optional: the cache does not wait for it before handing a completion on)."""
+
     async def cache_get(self, key: str) -> bytes | None: ...
 
-    async def cache_put(
+    def cache_put(
         self, key: str, model: str, payload: bytes, stage: str, endpoint: str, prompt: int, completion: int
-    ) -> None: ...
+    ) -> asyncio.Future[None]: ...
 
-    async def count_call(self, stage: str, model: str, endpoint: str, outcome: str, prompt: int, completion: int) -> None: ...
+    def count_call(self, stage: str, model: str, endpoint: str, outcome: str, prompt: int,
+                   completion: int) -> asyncio.Future[None]: ...
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
 
@@ -71,18 +76,27 @@ class _LeaderGone(Exception):
 
 
 class _Flight:
-    """A call in flight; ``outcome`` is made by the first identical request that waits for it (most
-    calls have none: no future made, resolved and dropped per call for nobody)."""
+    """A call in flight, then its completion until the store has committed it; ``outcome`` is made by the
+    first identical request that waits for it (most calls have none: no future made, resolved and dropped
+    per call for nobody)."""
 
-    __slots__ = ("outcome",)
+    __slots__ = ("outcome", "completion")
 
     def __init__(self) -> None:
         self.outcome: asyncio.Future[Completion] | None = None
+        self.completion: Completion | None = None  # answered, its cache entry not yet committed
 
     def wait(self) -> asyncio.Future[Completion]:
         if self.outcome is None:
             self.outcome = asyncio.get_running_loop().create_future()
+            if self.completion is not None:
+                self.outcome.set_result(self.completion)
         return self.outcome
+
+    def answered(self, completion: Completion) -> None:
+        self.completion = completion
+        if self.outcome is not None:
+            self.outcome.set_result(completion)
 
 
 class CachedClient:
@@ -92,7 +106,9 @@ class CachedClient:
     index), so a redelivered message never pays for the same call twice.
     Single-flight: while a call is in flight, an identical request waits for
     it instead of making its own (and shares its result, or its final error);
-    if the call is cancelled, a waiting request makes the call itself."""
+    if the call is cancelled, a waiting request makes the call itself.  A completion is handed on as soon
+    as its cache entry is submitted (a write-behind: committed before anything the caller writes next);
+    until it is committed, identical requests are answered from the flight (the store cannot answer yet)."""
 
     def __init__(self, inner: LLMClient, store: ResponseStore,
                  rounds: Mapping[tuple[str, str, str], tuple[int, int]] | None = None) -> None:
@@ -130,7 +146,7 @@ class CachedClient:
                 if stored is not None:
                     self.hits += 1
                     completion = replace(_decode(stored), cached=True)
-                    await self._store.count_call(stage, request.model, completion.endpoint, CACHED, 0, 0)
+                    self._store.count_call(stage, request.model, completion.endpoint, CACHED, 0, 0)
                     break
             leader = self._in_flight.get(key)
             if leader is None:
@@ -152,19 +168,22 @@ class CachedClient:
         flight = self._in_flight[key] = _Flight()
         try:  # the lines logged below carry model, stage and attempt: bound by the retry layer, per attempt
             completion = await self._inner.complete(request)
-            await self._store.cache_put(key, request.model, _encode(completion), stage, completion.endpoint,
-                                        completion.prompt_tokens, completion.completion_tokens)
+            stored = self._store.cache_put(key, request.model, _encode(completion), stage, completion.endpoint,
+                                           completion.prompt_tokens, completion.completion_tokens)
         except BaseException as exc:
+            del self._in_flight[key]
             if (shared := flight.outcome) is not None:
                 shared.set_exception(_LeaderGone() if isinstance(exc, asyncio.CancelledError) else exc)
                 shared.exception()  # retrieved: no "never retrieved" warning when a waiter was cancelled
             raise
-        else:
-            if flight.outcome is not None:
-                flight.outcome.set_result(completion)
-        finally:
-            del self._in_flight[key]
+        flight.answered(completion)
+        stored.add_done_callback(lambda _: self._landed(key, flight))
         return completion
+
+    def _landed(self, key: str, flight: _Flight) -> None:
+        """The cache entry of ``flight`` is committed (or failed, and the store says so to its next writer)."""
+        if self._in_flight.get(key) is flight:
+            del self._in_flight[key]
 
 
 def _log_call(call_log: Any, model: str, stage: str, completion: Completion, latency_s: float) -> None:

@@ -7,6 +7,7 @@ crash at any instant lives here.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from functools import partial
@@ -199,13 +200,32 @@ class CheckpointStore:
             self.damage = exc
             raise
 
-    async def cache_put(self, key: str, model: str, payload: bytes, stage: str, endpoint: str,
-                        prompt: int = 0, completion: int = 0) -> None:
-        """Store a completed call and count it, in the next group commit (awaited)."""
-        await self._write("cache", key, model, payload, stage, endpoint, prompt, completion)
+    def cache_put(self, key: str, model: str, payload: bytes, stage: str, endpoint: str,
+                  prompt: int = 0, completion: int = 0) -> asyncio.Future[None]:
+        """Store a completed call and count it, in the next group commit: a write-behind (``writer.py``),
+        submitted now, so committed no later than anything written after it (the acknowledgement of the
+        handler that made the call included); the future is set once it is committed (await it to wait)."""
+        return self._write_behind("cache", key, model, payload, stage, endpoint, prompt, completion)
 
-    async def count_call(self, stage: str, model: str, endpoint: str, outcome: str, prompt: int, completion: int) -> None:
-        await self._write("call", stage, model, endpoint, outcome, prompt, completion)
+    def count_call(self, stage: str, model: str, endpoint: str, outcome: str, prompt: int,
+                   completion: int) -> asyncio.Future[None]:
+        """Count a call (or an event of one) in the next group commit: a write-behind, as ``cache_put``."""
+        return self._write_behind("call", stage, model, endpoint, outcome, prompt, completion)
+
+    async def settle(self) -> None:
+        """Wait until everything written before it (write-behinds included) is committed."""
+        await self._write("settle")
+
+    def _write_behind(self, kind: str, *args: Any) -> asyncio.Future[None]:
+        if self.damage is not None:
+            raise DamageError(str(self.damage))
+        if self._committer is None:
+            raise StoreError(f"{self.path}: opened read-only")
+        try:
+            return self._committer.submit_behind(kind, *args)
+        except DamageError as exc:  # a write-behind found damage: nothing more is written
+            self.damage = exc
+            raise
 
     # -- runs and intake -------------------------------------------------------
     async def create_run(

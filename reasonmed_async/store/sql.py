@@ -98,14 +98,16 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo, splitte
             results[i] = _join(db, memo, *op.args)
         elif op.kind == "sql":
             db.execute(*op.args)
+        elif op.kind == "settle":  # a barrier: done once what was submitted before it commits
+            pass
         elif op.kind == "finish":
             db.execute("UPDATE runs SET status='finished', finished_at=? WHERE id=?", (now, op.args[0]))
         else:
             raise ValueError(f"unknown store operation {op.kind!r}")
+    if cached:  # first: a completion's texts are the coder's samples, also where a message of this batch quotes them
+        _insert_cached(db, cached, now, pieces, splitter, coder, counts)
     for i, new in _insert_messages(db, routed_by_op, now, pieces, splitter, coder).items():
         results[i] = new
-    if cached:
-        _insert_cached(db, cached, now, pieces, splitter, coder, counts)
     store_pieces(db, pieces, splitter, coder)
     if counts:
         db.executemany(_COUNT_CALLS, [(*k, n, p, c) for k, (n, p, c) in counts.items()])

@@ -12,6 +12,13 @@ operations that caused the failure fail (with their own error) and the writer
 goes on with the next batch: it never wedges.  A commit that fails because
 the database cannot grow (``SQLITE_FULL``: the disk or its quota is full)
 fails with ``StoreFull``, a ``RunStopped`` that stops the run resumably.
+
+A write-behind (``submit_behind``: an LLM call's cache entry, a count) is one
+nobody need await: it is committed no later than anything submitted after it,
+so a handler's acknowledgement never commits before the cache entry of the
+call behind it.  Should it fail, nothing submitted after it commits either
+(its submitter has moved on and what follows may depend on it): the rest of
+its batch fails with it, and so does every later ``submit`` (``failed_behind``).
 """
 
 from __future__ import annotations
@@ -33,10 +40,10 @@ class Op:
     """One caller's operation: what to do (``kind``, ``args``) and the future its caller awaits.
     (A plain slotted class: tens of thousands are made a minute, each by one line of ``submit``.)"""
 
-    __slots__ = ("kind", "args", "future")
+    __slots__ = ("kind", "args", "future", "behind")
 
-    def __init__(self, kind: str, args: tuple[Any, ...], future: asyncio.Future[Any]) -> None:
-        self.kind, self.args, self.future = kind, args, future
+    def __init__(self, kind: str, args: tuple[Any, ...], future: asyncio.Future[Any], behind: bool = False) -> None:
+        self.kind, self.args, self.future, self.behind = kind, args, future, behind
 
     def __repr__(self) -> str:
         return f"Op({self.kind!r})"
@@ -89,6 +96,7 @@ class Batcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self.failed_behind: Exception | None = None  # the error of a write-behind that failed: every later write's
         self.batches = 0
         self.ops = 0
 
@@ -99,17 +107,28 @@ class Batcher:
     def submit(self, kind: str, *args: Any) -> asyncio.Future[Any]:
         """Hand an operation to the batcher: the future of its result (``await`` it), set once its batch
         is done — for the writer, committed.  (A plain function: no coroutine per operation.)"""
+        return self._add(Op(kind, args, self._future()))
+
+    def submit_behind(self, kind: str, *args: Any) -> asyncio.Future[Any]:
+        """``submit`` an operation nobody need await (a write-behind): committed no later than anything
+        submitted after it; should it fail, nothing submitted after it commits (see the module's docstring)."""
+        return self._add(Op(kind, args, self._future(), True))
+
+    def _future(self) -> asyncio.Future[Any]:
         if self._closed:
             raise StoreClosed("checkpoint store is closed")
-        loop = self._loop or asyncio.get_running_loop()
-        future = loop.create_future()
-        self._pending.append(Op(kind, args, future))
+        if self.failed_behind is not None:
+            raise self.failed_behind
+        return (self._loop or asyncio.get_running_loop()).create_future()
+
+    def _add(self, op: Op) -> asyncio.Future[Any]:
+        self._pending.append(op)
         wake = self._wake
         if wake is not None:
             self._wake = None
             if not wake.done():
                 wake.set_result(None)
-        return future
+        return op.future
 
     async def close(self) -> None:
         """Finish what was submitted, then stop."""
@@ -141,6 +160,9 @@ class Batcher:
             await self._run_batch(batch)
 
     async def _run_batch(self, batch: list[Op]) -> None:
+        if self.failed_behind is not None:  # submitted after a write-behind that failed: not committed without it
+            self._fail(batch, self.failed_behind)
+            return
         try:
             # aiosqlite's one entry point for running a function on its connection thread.
             results = await self._db._execute(self._apply, self._db._conn, batch)
@@ -170,3 +192,9 @@ class Batcher:
         for op in batch:
             if not op.future.done():
                 op.future.set_exception(exc)
+            if op.behind:
+                op.future.exception()  # retrieved: the error is ``failed_behind``'s now, raised by later submits
+                if self.failed_behind is None:
+                    log.error("store.write_behind_failed", database=self._path, operation=op.kind,
+                              error=f"{type(exc).__name__}: {exc}")
+                    self.failed_behind = exc

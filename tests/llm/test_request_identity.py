@@ -90,12 +90,14 @@ async def test_a_second_answer_to_a_stored_key_is_counted_never_stored_twice(tmp
         try:
             one, other = CachedClient(backend, store), CachedClient(backend, store)
             first, second = await asyncio.gather(one.complete(cot_request()), other.complete(cot_request()))
+            await store.settle()  # both cache entries committed (write-behinds)
             third = await one.complete(cot_request())
         finally:
             await backend.aclose()
         assert len(server.requests) == 2 and third.cached  # the third is answered from the store
         assert len({r.headers["X-Request-ID"] for r in server.requests}) == 1  # the server saw one id twice
         assert first.text == second.text == third.text
+        await store.settle()
         rows = await store.query("SELECT COUNT(*) FROM llm_cache")
         calls = await store.query("SELECT outcome, calls FROM calls ORDER BY outcome")
     assert rows == [(1,)]

@@ -21,14 +21,18 @@ async def test_cached_client_second_identical_request_is_a_hit(tmp_path):
         client = CachedClient(inner, store)
         first = await client.complete(request())
         assert first.cached is False
+        # its cache entry is a write-behind: until committed, an identical request is answered from the flight
+        shared = await client.complete(request())
+        await store.settle()
         second = await client.complete(request())
-        assert second.cached is True
-        assert replace(second, cached=False) == first
+        assert shared.cached is second.cached is True
+        assert replace(second, cached=False) == first == replace(shared, cached=False)
         assert len(inner.calls) == 1
-        assert (client.hits, client.misses) == (1, 1)
+        assert (client.hits, client.misses, client.shared) == (1, 1, 1)
         # meta is not part of the key
         third = await client.complete(replace(request(), meta={"task": "generate", "gold": "B"}))
         assert third.cached and len(inner.calls) == 1
+        await store.settle()
         calls = await store.query("SELECT stage, model, endpoint, outcome, calls, prompt_tokens, completion_tokens"
                                   " FROM calls ORDER BY outcome")
         # the hits are counted (status: cache hits), never as tokens paid
@@ -80,6 +84,7 @@ async def test_cached_client_round_trips_every_completion_field(tmp_path):
     async with await CheckpointStore.open(tmp_path / "x.db") as store:
         client = CachedClient(inner, store)
         assert await client.complete(request(n=3)) == full
+        await store.settle()  # committed: the next identical request is answered from the database
         hit = await client.complete(request(n=3))
         assert hit == replace(full, cached=True)
         assert [c.text for c in hit.choices] == ["A", "B", "C"]
@@ -103,8 +108,10 @@ async def test_cache_over_retries_with_failed_attempt_accounting(tmp_path):
         retrying = RetryingClient(inner, Backoff(attempts=3, **NO_WAIT), observer=FailedAttempts(store))
         client = CachedClient(retrying, store)
         first = await client.complete(request())
+        await store.settle()
         assert (await client.complete(request())).cached
         assert len(inner.calls) == 3
+        await store.settle()
         calls = await store.query("SELECT outcome, calls FROM calls ORDER BY outcome")
         # two failed attempts, both sent again; the second request a cache hit
         assert calls == [("cached", 1), ("error:RateLimited", 1), ("error:ServerError", 1), ("ok", 1), ("retried", 2)]

@@ -40,6 +40,7 @@ async def test_two_identical_concurrent_calls_reach_the_server_once(tmp_path):
             # different requests at the same moment are not merged
             c, d = await asyncio.gather(client.complete(verify_request(1)), client.complete(verify_request(1, sample=1)))
             assert len(server.requests) == 3 and not c.cached and not d.cached
+            await store.settle()
             calls = await store.query("SELECT SUM(calls) FROM calls WHERE outcome='ok'")
             assert calls == [(3,)]
         finally:

@@ -3,6 +3,7 @@ per-call events below the effective level are never built."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -134,8 +135,19 @@ class MemoryStore:
     async def cache_get(self, key):
         return self.data.get(key)
 
-    async def cache_put(self, key, model, payload, stage, endpoint, prompt=0, completion=0):
+    def cache_put(self, key, model, payload, stage, endpoint, prompt=0, completion=0):
         self.data[key] = payload
+        return committed()
+
+    def count_call(self, *args):
+        return committed()
+
+
+def committed() -> asyncio.Future[None]:
+    """A write-behind's future, as the store sets it once the write is committed (here at once)."""
+    done = asyncio.get_running_loop().create_future()
+    done.set_result(None)
+    return done
 
 
 class Backend:

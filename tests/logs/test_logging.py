@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
@@ -82,11 +83,19 @@ class MemoryStore:
     async def cache_get(self, key: str) -> bytes | None:
         return self.cache.get(key)
 
-    async def cache_put(self, key, model, payload, stage, endpoint, prompt, completion) -> None:
+    def cache_put(self, key, model, payload, stage, endpoint, prompt, completion) -> asyncio.Future[None]:
         self.cache[key] = payload
+        return committed()
 
-    async def count_call(self, *args) -> None:
-        pass
+    def count_call(self, *args) -> asyncio.Future[None]:
+        return committed()
+
+
+def committed() -> asyncio.Future[None]:
+    """A write-behind's future, as the store sets it once the write is committed (here at once)."""
+    done = asyncio.get_running_loop().create_future()
+    done.set_result(None)
+    return done
 
 
 class FlakyBackend:
