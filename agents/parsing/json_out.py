@@ -12,8 +12,6 @@ import json
 import re
 from typing import Any
 
-import json_repair
-
 from .errors import ParseError
 from .thinking import split_thinking
 
@@ -72,6 +70,8 @@ def _repaired(src: str) -> dict[str, Any] | None:
         return None
     end = src.rfind("}")
     candidate = src[start : end + 1] if end > start else src[start:]
+    import json_repair  # here, not at the top: a run whose judges write valid JSON never imports it (~5 ms)
+
     value = json_repair.loads(candidate)
     if isinstance(value, list):  # "{...} {...}" comes back as a list: the first object is the answer
         value = next((v for v in value if isinstance(v, dict)), None)

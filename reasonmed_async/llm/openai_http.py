@@ -191,8 +191,11 @@ class OpenAICompatBackend:
             changed = self._changed
             self._admitting += 1
             try:
-                async with asyncio.timeout(None if wake is None else max(0.0, wake - now)):
+                if wake is None:  # only a release can admit it: no timer to make and cancel for each wait
                     await changed.wait()
+                else:
+                    async with asyncio.timeout(max(0.0, wake - now)):
+                        await changed.wait()
             except TimeoutError:
                 pass  # our own deadline: the clock may have admitted something
             finally:

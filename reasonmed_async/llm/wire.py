@@ -36,6 +36,7 @@ from agents.llm import (
 from reasonmed_async.llm.openai_settings import STRUCTURED_OUTPUT
 from reasonmed_async.llm.ratelimit import parse_retry_after
 from reasonmed_async.llm.schema_targets import SchemaTarget, for_target
+from reasonmed_async.llm.usual_answer import usual_completion
 
 TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
 _MAX_MESSAGE = 300
@@ -261,6 +262,9 @@ async def post_chat(session: aiohttp.ClientSession, url: str, body: Mapping[str,
     latency = time.monotonic() - started
     if status != 200:
         raise error_for_status(status, answer_headers, payload, where=endpoint, secrets=secrets)
+    usual = usual_completion(payload, latency_s=latency, endpoint=endpoint, backend=backend)
+    if usual is not None:  # the usual body; any other is read (or refused) below
+        return usual
     try:
         data = decode_json(payload)
     except (ValueError, UnicodeDecodeError):
