@@ -29,7 +29,6 @@ Options of ``[backends.NAME]`` (``type = "openai"``):
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
 from collections.abc import Callable, Mapping
@@ -43,6 +42,7 @@ from agents.llm import ChatRequest, Completion, ConnectionLost, LLMError, LLMTim
 
 from reasonmed_async.config import BackendConfig, ConfigError
 from reasonmed_async.llm.credentials import KeySource
+from reasonmed_async.llm.handover import Handover
 from reasonmed_async.llm.identity import identity_headers
 from reasonmed_async.llm.openai_settings import OPTIONS, OpenAISettings  # noqa: F401 - OPTIONS re-exported
 from reasonmed_async.llm.replicas import ReplicaPool, Ticket
@@ -73,10 +73,9 @@ class OpenAICompatBackend:
         #: the key's source (``reload_all`` re-reads its file on SIGHUP); a plain ``api_key`` is a fixed one
         self.credentials = credentials or (KeySource("[backends]", api_key) if api_key else None)
         self._clock = clock
-        self._changed = asyncio.Event()
+        self._waiters = Handover(self._pool, clock)  # requests waiting for a slot: a release hands it to one
         self._closed = False
         self._modes: dict[tuple[str, str], str] = {}  # (endpoint, model) -> the mode "auto" settled on
-        self._admitting = 0  # requests waiting in ``_admit``: the ones a release must wake
         connect_s = min(30.0, settings.timeout_s)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0),  # the pool caps concurrency, per replica
@@ -149,8 +148,8 @@ class OpenAICompatBackend:
                 self._settle(ticket, completion)
                 return completion
             finally:
-                if self._admitting:  # a slot is free: wake whoever waits for one
-                    self._notify()
+                if self._waiters.waiting:  # a slot is free: to the first waiter it can serve (sync: safe if cancelled)
+                    self._waiters.hand_over()
 
     def _settle(self, ticket: Ticket, outcome: Completion | LLMError) -> None:
         """Tell the pool how the request ended; log an ejection or a re-admission."""
@@ -172,7 +171,7 @@ class OpenAICompatBackend:
             log.info("llm.replica_readmitted", endpoint=ticket.url)
 
     async def _admit(self, model: str) -> Ticket:
-        """Wait for a replica to take the request: on a state change (a release) or the next clock event."""
+        """Wait for a replica to take the request: handed a slot by a release, or until the next clock event."""
         started = self._clock()
         while True:
             if self._closed:
@@ -188,23 +187,15 @@ class OpenAICompatBackend:
                     raise ConnectionLost(f"every replica of {', '.join(self._settings.base_urls)} is ejected after"
                                          f" repeated failures; none came back within {self._settings.timeout_s} s")
                 wake = deadline if wake is None else min(wake, deadline)
-            changed = self._changed
-            self._admitting += 1
-            try:
-                if wake is None:  # only a release can admit it: no timer to make and cancel for each wait
-                    await changed.wait()
-                else:
-                    async with asyncio.timeout(max(0.0, wake - now)):
-                        await changed.wait()
-            except TimeoutError:
-                pass  # our own deadline: the clock may have admitted something
-            finally:
-                self._admitting -= 1
-
-    def _notify(self) -> None:
-        """Wake every waiter (a broadcast: synchronous, so it is safe in ``finally`` even while cancelled)."""
-        self._changed.set()
-        self._changed = asyncio.Event()
+            ticket = await self._waiters.wait(model, None if wake is None else max(0.0, wake - now))
+            if ticket is None:
+                continue
+            if not self._closed and self._pool.still_admits(ticket, self._clock()):
+                return ticket
+            # handed over, then the backend closed or a 429 / an ejection came before this waiter ran: the slot
+            # goes back (to the next waiter it can serve), and this one asks again
+            self._pool.abandoned(ticket)
+            self._waiters.hand_over()
 
     def reconfigure(self, options: Mapping[str, Any]) -> None:
         """Hot reload (SIGHUP): new concurrency caps and ejection policy; replicas and key stay."""
@@ -215,11 +206,11 @@ class OpenAICompatBackend:
         self._pool.policy = settings.policy
         for replica in self._pool.replicas:
             replica.limit = replace(replica.limit, cap=min(replica.limit.cap, float(settings.policy.max_concurrency)))
-        self._notify()
+        self._waiters.wake_all()
 
     async def aclose(self) -> None:
         self._closed = True
-        self._notify()
+        self._waiters.wake_all()
         await self._session.close()
 
 

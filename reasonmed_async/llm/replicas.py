@@ -180,6 +180,17 @@ class ReplicaPool:
         self._next = (i + 1) % len(self.replicas)
         return Ticket(i, r.url, model, probe)
 
+    def still_admits(self, ticket: Ticket, now: float) -> bool:
+        """Whether ``ticket``'s replica would still take its request now (no 429 paused its model, no ejection
+        since), for a ticket handed over to a waiter that is only now about to send."""
+        r = self.replicas[ticket.index]
+        return (ticket.probe or r.ejected_until is None) and r.usable_for(ticket.model, now)
+
+    def has_room(self, now: float) -> bool:
+        """Whether a request of some model could be admitted now: a slot free on an admitted replica, or a probe due."""
+        return any((r.outstanding < r.cap) if r.ejected_until is None else (r.ejected_until <= now and not r.probing)
+                   for r in self.replicas)
+
     def next_change(self, now: float, model: str) -> float | None:
         """The earliest future time at which the clock alone may admit a ``model`` request (probe due, pause over)."""
         times = [r.ejected_until for r in self.replicas
