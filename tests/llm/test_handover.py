@@ -27,13 +27,19 @@ async def _queued(handover: Handover, model: str, wake_in: float | None = None) 
     return task
 
 
-async def test_a_release_admits_the_first_waiter_and_wakes_no_other():
+async def _two_waiters_and_a_release() -> tuple[ReplicaPool, Handover, asyncio.Task, asyncio.Task]:
+    """One slot, busy; two waiters queue; the slot is released and handed over (to the first)."""
     pool = _pool(1)
     held = pool.acquire(NOW, "m")
     handover = Handover(pool, lambda: NOW)
     first, second = await _queued(handover, "m"), await _queued(handover, "m")
     pool.succeeded(held, NOW, latency_s=0.1, tokens=10)
     handover.hand_over()
+    return pool, handover, first, second
+
+
+async def test_a_release_admits_the_first_waiter_and_wakes_no_other():
+    pool, handover, first, second = await _two_waiters_and_a_release()
     await asyncio.sleep(0)
     assert first.done() and first.result().url == "http://a/v1"
     assert not second.done() and handover.waiting == 1  # still asleep: nothing was freed for it
@@ -62,12 +68,7 @@ async def test_slots_go_in_arrival_order_and_a_paused_model_blocks_no_other():
 
 
 async def test_a_ticket_handed_to_a_waiter_cancelled_before_it_ran_goes_to_the_next():
-    pool = _pool(1)
-    held = pool.acquire(NOW, "m")
-    handover = Handover(pool, lambda: NOW)
-    doomed, patient = await _queued(handover, "m"), await _queued(handover, "m")
-    pool.succeeded(held, NOW, latency_s=0.1, tokens=10)
-    handover.hand_over()  # the ticket is the doomed waiter's now...
+    pool, _, doomed, patient = await _two_waiters_and_a_release()  # the ticket is the doomed waiter's now...
     doomed.cancel()  # ...but it is cancelled before it runs
     with pytest.raises(asyncio.CancelledError):
         await doomed
