@@ -193,7 +193,8 @@ class Batcher:
             if not op.future.done():
                 op.future.set_exception(exc)
             if op.behind:
-                op.future.exception()  # retrieved: the error is ``failed_behind``'s now, raised by later submits
+                if not op.future.cancelled():  # (a caller that awaited it was cancelled: the write ran all the same)
+                    op.future.exception()  # retrieved: the error is ``failed_behind``'s now, raised by later submits
                 if self.failed_behind is None:
                     log.error("store.write_behind_failed", database=self._path, operation=op.kind,
                               error=f"{type(exc).__name__}: {exc}")

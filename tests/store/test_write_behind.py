@@ -85,3 +85,17 @@ async def test_a_write_behind_that_cannot_grow_the_database_stops_the_store_with
             await store.commit([], Ack(ingested(0).id, "gen"))
     assert _plain(db, "SELECT COUNT(*) FROM llm_cache") == [(0,)]
     assert _plain(db, "SELECT state FROM deliveries") == [("pending",)]  # the message is delivered again on resume
+
+
+async def test_a_write_behind_whose_waiter_was_cancelled_still_fails_what_follows_it(tmp_path):
+    async with await CheckpointStore.open(tmp_path / "x.db") as store:
+        behind = store._committer.submit_behind("no-such-op")
+        waiter = asyncio.ensure_future(behind)  # awaiting a write-behind is optional; cancelling that wait ...
+        await asyncio.sleep(0)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert behind.cancelled()
+        with pytest.raises(ValueError, match="no-such-op"):  # ... does not unsubmit the write, nor its failure
+            await store.commit([routed(ingested(1), "gen")])
+        assert await count(store, "messages") == 0
