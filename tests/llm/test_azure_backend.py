@@ -1,130 +1,17 @@
-"""AzureBackend against a minimal Azure-shaped aiohttp server on 127.0.0.1 (defined here, no shared fixture)."""
+"""AzureBackend against a minimal Azure-shaped server on 127.0.0.1 (tests/llm/mini_azure.py): the URL, key and
+body it sends, how it maps each failure to one error, cancellation, and its settings.  The rate limits are in
+test_azure_limits.py."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
-from aiohttp import web
 
-from clock_support import FakeClock
-from agents.llm import (BadRequest, BadResponse, ChatMessage, ChatRequest, ConnectionLost, LLMTimeout, RateLimited,
-                        ServerError)
-from reasonmed_async.llm.azure_openai import AzureSettings, open_azure_backend
+from agents.llm import BadRequest, BadResponse, ChatMessage, ConnectionLost, LLMTimeout, ServerError
+from mini_azure import API_VERSION, DEPLOYMENTS, KEY, Reply, backend, chat, options, server  # noqa: F401
 from reasonmed_async.config import BackendConfig, ConfigError
-from reasonmed_async.llm.ratelimit import estimate_prompt_tokens
-
-KEY = "az-SECRET-key-0123456789abcdef"
-API_VERSION = "2024-10-21"
-
-
-@dataclass
-class Arrival:
-    t: float
-    deployment: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: dict[str, Any]
-
-
-@dataclass
-class Reply:
-    """What the server answers to one request (default: a 200 completion)."""
-
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    body: Any = None                    # None: a completion; a dict: that JSON; a str: that raw text
-    reset: bool = False                 # drop the connection instead of answering
-    delay_s: float = 0.0
-    usage: tuple[int, int, int] = (11, 7, 3)   # prompt, completion, reasoning tokens
-
-
-class MiniAzure:
-    """``POST /openai/deployments/{deployment}/chat/completions?api-version=...`` with an ``api-key`` header."""
-
-    def __init__(self) -> None:
-        self.arrivals: list[Arrival] = []
-        self.replies: deque[Reply] = deque()
-        self.arrived = asyncio.Event()
-        self.default = Reply()
-        self._runner: web.AppRunner | None = None
-
-    async def __aenter__(self) -> MiniAzure:
-        app = web.Application()
-        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.endpoint = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        self.arrivals.append(Arrival(time.monotonic(), request.match_info["deployment"], dict(request.query),
-                                     dict(request.headers), body))
-        self.arrived.set()
-        reply = self.replies.popleft() if self.replies else self.default
-        if request.headers.get("api-key") != KEY:
-            return web.json_response({"error": {"code": "401", "message": "Access denied."}}, status=401)
-        if reply.delay_s:
-            await asyncio.sleep(reply.delay_s)
-        if reply.reset:
-            assert request.transport is not None
-            request.transport.abort()
-            return web.Response()
-        if isinstance(reply.body, str):
-            return web.Response(status=reply.status, text=reply.body, headers=reply.headers,
-                                content_type="application/json")
-        prompt, completion, reasoning = reply.usage
-        text = f"answer from {request.match_info['deployment']}"
-        payload = reply.body if reply.body is not None else {
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": text}}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-                      "completion_tokens_details": {"reasoning_tokens": reasoning}}}
-        return web.json_response(payload, status=reply.status, headers=reply.headers)
-
-
-DEPLOYMENTS = {
-    "gpt-4o": {"rpm": 6000, "tpm": 10_000_000},
-    "o1-mini": {"rpm": 6000, "tpm": 10_000_000},
-    "reasoner": {"rpm": 6000, "tpm": 10_000_000, "o1": True},
-    "slow-rpm": {"rpm": 120, "tpm": 10_000_000, "burst_s": 0.5},       # capacity 1 request, 2 per second
-}
-
-
-@pytest.fixture
-async def server():
-    async with MiniAzure() as srv:
-        yield srv
-
-
-def options(srv: MiniAzure, **extra: Any) -> dict[str, Any]:
-    return {"endpoint": srv.endpoint, "api_version": API_VERSION, "api_key_env": "AZ_TEST_KEY",
-            "deployments": DEPLOYMENTS, **extra}
-
-
-@pytest.fixture
-async def backend(server):
-    b = await open_azure_backend(BackendConfig("az", "azure", options(server)), env={"AZ_TEST_KEY": KEY})
-    yield b
-    await b.aclose()
-
-
-def chat(model: str = "gpt-4o", **kw: Any) -> ChatRequest:
-    kw.setdefault("messages", (ChatMessage("system", "You are a physician."), ChatMessage("user", "Question?")))
-    return ChatRequest(model=model, **kw)
+from reasonmed_async.llm.azure_openai import AzureSettings, open_azure_backend
 
 
 async def test_url_key_and_body_for_a_chat_deployment(server, backend):
@@ -160,91 +47,6 @@ async def test_o1_class_body(server, backend, deployment):
     assert not {"temperature", "top_p", "max_tokens"} & set(body) and body["max_completion_tokens"] == 999
     assert body["messages"] == [{"role": "user", "content": "Be brief.\n\nQ1"},
                                 {"role": "assistant", "content": "A1"}, {"role": "user", "content": "Fix it."}]
-
-
-@pytest.mark.parametrize("headers, expected", [
-    ({"Retry-After": "1"}, 1.0),
-    ({"retry-after-ms": "250", "Retry-After": "1"}, 0.25),
-    ({}, None),
-])
-async def test_429_raises_rate_limited_with_retry_after(server, backend, headers, expected):
-    server.replies.append(Reply(429, headers, {"error": {"code": "429", "message": "Rate limit is exceeded."}}))
-    with pytest.raises(RateLimited) as info:
-        await backend.complete(chat())
-    assert info.value.retry_after_s == expected and info.value.retryable
-    assert len(server.arrivals) == 1                                   # the SDK did not retry
-    assert backend.limiter("gpt-4o").cooldown.seconds_left(time.monotonic()) > 0
-
-
-async def test_a_429_holds_back_every_task_on_the_deployment(server, backend):
-    server.replies.append(Reply(429, {"retry-after-ms": "600"}, {"error": {"code": "429", "message": "slow down"}}))
-    with pytest.raises(RateLimited):
-        await backend.complete(chat())
-    first = server.arrivals[0].t
-    results = await asyncio.gather(*(backend.complete(chat()) for _ in range(6)))
-    assert len(results) == 6
-    assert min(a.t for a in server.arrivals[1:]) >= first + 0.6
-    await backend.complete(chat("o1-mini"))                            # other deployments are not held back
-
-
-def assert_spaced(times: list[float], gap_s: float) -> None:
-    """Arrivals ``gap_s`` apart; the first one may be late by the SDK's connection set-up (unlimited: milliseconds)."""
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    assert gaps[0] >= gap_s * 0.6 and all(g >= gap_s * 0.9 for g in gaps[1:]), gaps
-    assert times[-1] - times[1] >= (len(times) - 2) * gap_s - 0.05, gaps
-
-
-async def test_request_bucket_spaces_arrivals(server, backend):
-    await asyncio.gather(*(backend.complete(chat("slow-rpm")) for _ in range(5)))
-    assert_spaced([a.t for a in server.arrivals], 0.5)                 # burst of 1, then 2 a second
-
-
-async def test_token_bucket_spaces_arrivals_and_usage_settles(server):
-    request = chat("tok", max_tokens=100)
-    cost = estimate_prompt_tokens(request.messages) + 100
-    deployments = {"tok": {"rpm": 6000, "tpm": cost * 120, "burst_s": 0.5}}     # one request's worth, ~2 per s
-    server.default = Reply(usage=(cost - 100, 100, 0))                 # used all it reserved
-    clock = FakeClock()
-    admitted: list[float] = []
-    b = await open_azure_backend(BackendConfig("az", "azure", options(server, deployments=deployments)),
-                                 env={"AZ_TEST_KEY": KEY}, clock=clock, sleep=clock.sleep)
-    limiter = b.limiter("tok")
-    acquire = limiter.acquire
-
-    async def admit(tokens: int):  # the moment (on the test's clock) each request is let go to the server
-        reservation = await acquire(tokens)
-        admitted.append(clock())
-        return reservation
-
-    limiter.acquire = admit  # type: ignore[method-assign]
-    try:
-        await asyncio.gather(*(b.complete(request) for _ in range(3)))
-        assert len(admitted) == 3
-        assert all(later - earlier >= 0.49 for earlier, later in zip(admitted, admitted[1:])), admitted
-        server.default = Reply(usage=(1, 1, 0))                        # uses almost nothing: credited back
-        clock.now += 0.5
-        started = clock()
-        for _ in range(3):
-            await b.complete(request)
-        assert clock() - started < 0.8                                 # uncredited: 3 requests need >= 1 s
-    finally:
-        await b.aclose()
-
-
-async def test_remaining_headers_lower_the_buckets(server):
-    deployments = {"metered": {"rpm": 600, "tpm": 60_000}}           # 10 requests, 1000 tokens a second
-    server.replies.append(Reply(headers={"x-ratelimit-remaining-requests": "0",
-                                         "x-ratelimit-remaining-tokens": "0"}))
-    b = await open_azure_backend(BackendConfig("az", "azure", options(server, deployments=deployments)),
-                                 env={"AZ_TEST_KEY": KEY})
-    try:
-        await b.complete(chat("metered", max_tokens=50))
-        limiter, now = b.limiter("metered"), time.monotonic()
-        assert limiter.requests.level(now) < 1 and limiter.tokens.level(now) < 100   # not the 100 / 10000 saved
-        await b.complete(chat("metered", max_tokens=50))             # waits 0.1 s for a request unit
-        assert server.arrivals[1].t - server.arrivals[0].t >= 0.09
-    finally:
-        await b.aclose()
 
 
 def _walk(exc: BaseException | None):
