@@ -21,6 +21,7 @@ from typing import Any
 from bus import Message
 from reasonmed_async.store.reading import MESSAGE_COLUMNS, load_messages
 from reasonmed_async.store.texts import Memo
+from reasonmed_async.store.cache_key import CACHE_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_TOML = ROOT / "examples" / "sim.toml"
@@ -78,7 +79,7 @@ def messages(db: Path, *types: str) -> list[Message]:
 
 
 def cache_keys(db: Path) -> set[str]:
-    return {k for (k,) in query(db, "SELECT lower(hex(key)) FROM llm_cache")}  # v4 stores the 32 bytes
+    return {k for (k,) in query(db, f"SELECT {CACHE_KEY} FROM llm_cache")}  # v8: the rowid and the rest
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from e2e_support import SIM_TOML, cli_command, cli_env, run_cli, sim_config, with_concurrency
+from reasonmed_async.store.cache_key import CACHE_KEY
 
 QUESTIONS = SIM_TOML.parent / "questions.jsonl"  # 30 demo questions
 TIMEOUT_S = 120  # every command of these tests must end well within this
@@ -51,7 +52,7 @@ def flip_bit(db: Path, table: str, where: str) -> tuple[str, str | None]:
     """Flip one bit inside the payload of one row of ``table`` (a bit flip on disk): (its id, its question)."""
     con = sqlite3.connect(db)
     try:
-        id_column, body, question = {"messages": ("id", "payload", "question_id"), "llm_cache": ("lower(hex(key))", "payload", "NULL"),
+        id_column, body, question = {"messages": ("id", "payload", "question_id"), "llm_cache": (CACHE_KEY, "payload", "NULL"),
                                      "texts": ("hex(digest)", "body", "NULL")}[table]
         rows = con.execute(f"SELECT {id_column}, {body}, {question} FROM {table} WHERE {where}").fetchall()
     finally:

@@ -151,7 +151,8 @@ class CheckpointStore:
 
     async def backlog(self) -> Backlog:
         async with self._ro.execute(
-            "SELECT consumer, COUNT(*), MAX(message_seq) FROM deliveries WHERE state='pending' GROUP BY consumer"
+            "SELECT n.name, COUNT(*), MAX(d.message_seq) FROM delivery_rows d JOIN names n ON n.code = d.consumer"
+            " WHERE d.state=0 GROUP BY d.consumer"  # (the rows, so the pending index serves: store/views.py)
         ) as cur:
             rows = await cur.fetchall()
         return Backlog(counts={r[0]: r[1] for r in rows}, watermark=max((r[2] for r in rows), default=0))
@@ -163,8 +164,9 @@ class CheckpointStore:
         where = " AND d.intake=1" if intake_only else ""
         while True:
             rows = await self.load(
-                f"SELECT {message_columns('m')}, d.message_seq FROM deliveries d"
-                " JOIN messages m ON m.seq = d.message_seq WHERE d.consumer=? AND d.state='pending'"
+                f"SELECT {message_columns('m')}, d.message_seq FROM delivery_rows d"
+                " JOIN messages m ON m.seq = d.message_seq WHERE d.consumer=(SELECT code FROM names WHERE name=?)"
+                " AND d.state=0"
                 f" AND d.message_seq>? AND d.message_seq<=?{where} ORDER BY d.message_seq LIMIT ?",
                 (consumer, after, upper, PAGE),
             )

@@ -33,6 +33,7 @@ import zstandard
 
 from reasonmed_async.store import trained
 from reasonmed_async.store.lexicon import squeeze
+from reasonmed_async.store.names import Names
 from reasonmed_async.store.packing import MIN_BODY, MIN_SAVING, ZSTD, pack
 
 STRING_SAMPLES = 1000  # strings stored before their dictionary is trained
@@ -45,7 +46,7 @@ _TEXT = 1  # texts.TEXT (not imported: texts imports the packing this module bui
 
 _RECODE = {  # a sample coded again, where its row still holds what was first written
     "texts": "UPDATE texts SET kind=?, body=? WHERE digest=? AND body=?",
-    "messages": "UPDATE messages SET payload=? WHERE seq=? AND payload=?",
+    "messages": "UPDATE message_rows SET payload=? WHERE seq=? AND payload=?",
     "llm_cache": "UPDATE llm_cache SET payload=? WHERE key=? AND payload=?",
 }
 
@@ -65,6 +66,7 @@ class Coder:
         self._unsaved: list[tuple[int, int, bytes, bytes]] = []  # (id, role, digest, body) not known committed
         self._answers: set[bytes] = set()  # this transaction's pieces that are texts of LLM completions
         self._started = False
+        self.names = Names()  # the codes of the strings rows name (schema v8: ``names.py``)
 
     # -- coding -------------------------------------------------------------------
     def start(self, db: sqlite3.Connection) -> None:
@@ -130,6 +132,7 @@ class Coder:
                            self._unsaved)
 
     def transaction_ended(self, committed: bool) -> None:
+        self.names.transaction_ended(committed)
         if committed:
             self._unsaved.clear()
 

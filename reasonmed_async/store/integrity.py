@@ -16,14 +16,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from reasonmed_async.store.errors import DamageError, StoreError
+from reasonmed_async.store.cache_key import CACHE_KEY
 from reasonmed_async.store.envelope import whole
 from reasonmed_async.store.lexicon import unsqueeze
 from reasonmed_async.store.packing import unpack
 from reasonmed_async.store.texts import digest
 from reasonmed_async.store.trained import damaged_dictionaries
 
-#: ``llm_cache.key`` as the hex string the checksum covers (v4 stores the 32 bytes of the SHA-256)
-CACHE_KEY = "lower(hex(key))"
 
 
 def row_checksum(identity: str, payload: bytes) -> int:

@@ -24,22 +24,45 @@ from reasonmed_async.store.schema import DDL, STORE_SCHEMA_VERSION
 #: the columns copied per table (``seq`` is renumbered: AUTOINCREMENT keeps each shard's order)
 _COPIED = {
     "questions": "run_id, id, ordinal, source",
-    "messages": "id, run_id, question_id, type, label, parent_id, schema_version, payload, created_at, checksum",
-    "deliveries": "message_seq, consumer, state, intake",  # (message_seq: renumbered, see _SOURCE)
-    "llm_cache": "key, model, payload, created_at, checksum",
-    "joins": "key, item_id, message_id",
-    "records": "record_id, run_id, question_id, ordinal, path, message_id",
+    "message_rows": "id, run, question, type, label, parent, schema_version, created_ms, checksum, payload",
+    "delivery_rows": "message_seq, consumer, state, intake",  # (message_seq: renumbered, see _SOURCE)
+    "llm_cache": "key, rest, model, created_ms, checksum, payload",
+    "joins": "key, item, message_id",
+    "record_rows": "run, question, path, ordinal, message_id, record_id",
     "scores": "label, target_id, model, score, justification, template, created_at",
     "texts": "digest, kind, body",  # content-addressed: a text two shards share is one row
     "dictionaries": "id, role, digest, body",  # by zstd's id, which each frame coded against one names
 }
+
+
+def _code(column: str) -> str:
+    """The merged database's ``names.code`` for a shard row's code in ``column`` (``names.py``: each database
+    gives its own codes; the shard's names are copied first)."""
+    return f"(SELECT new FROM temp.code_map WHERE old = s.{column})"
+
+
 #: what is copied where it is not the shard's columns as they are: a delivery names its message by the seq the
-#: message has in the merged database (the messages are copied first)
+#: message has in the merged database (the messages are copied first); codes of names are the merged database's
 _SOURCE = {
-    "deliveries": "SELECT m.seq, d.consumer, d.state, d.intake FROM shard.deliveries d"
-                  " JOIN shard.messages s ON s.seq = d.message_seq JOIN main.messages m ON m.id = s.id"
-                  " ORDER BY d.message_seq",
+    "message_rows": f"SELECT s.id, {_code('run')}, {_code('question')}, {_code('type')}, {_code('label')}, s.parent,"
+                    " s.schema_version, s.created_ms, s.checksum, s.payload FROM shard.message_rows s ORDER BY s.seq",
+    "delivery_rows": f"SELECT m.seq, {_code('consumer')}, s.state, s.intake FROM shard.delivery_rows s"
+                     " JOIN shard.message_rows sm ON sm.seq = s.message_seq JOIN main.message_rows m ON m.id = sm.id"
+                     " ORDER BY s.message_seq",
+    "joins": f"SELECT {_code('key')}, {_code('item')}, s.message_id FROM shard.joins s",
+    "record_rows": f"SELECT {_code('run')}, {_code('question')}, {_code('path')}, s.ordinal, s.message_id, s.record_id"
+                   " FROM shard.record_rows s",
+    "llm_cache": f"SELECT s.key, s.rest, {_code('model')}, s.created_ms, s.checksum, s.payload FROM shard.llm_cache s",
 }
+
+
+def _map_names(con: sqlite3.Connection) -> None:
+    """The shard's names into the merged database's, and ``temp.code_map`` (shard code -> merged code)."""
+    con.execute("INSERT OR IGNORE INTO main.names(name) SELECT name FROM shard.names ORDER BY code")
+    con.execute("DROP TABLE IF EXISTS temp.code_map")
+    con.execute("CREATE TABLE temp.code_map (old INTEGER PRIMARY KEY, new INTEGER NOT NULL)")
+    con.execute("INSERT INTO temp.code_map(old, new) SELECT s.code, m.code FROM shard.names s"
+                " JOIN main.names m ON m.name = s.name")
 
 
 @dataclass(frozen=True)
@@ -101,10 +124,10 @@ def merge_into(out: Path, shards: Sequence[Path], merged_meta: dict[str, str]) -
                             " created_at = MIN(created_at, (SELECT MIN(created_at) FROM shard.runs)),"
                             " finished_at = MAX(finished_at, (SELECT MAX(finished_at) FROM shard.runs))")
             _refuse_clashing_dictionaries(con, shard)
+            _map_names(con)
             for table, columns in _COPIED.items():
-                verb = "INSERT" if table in ("questions", "messages", "records") else "INSERT OR IGNORE"
-                order = " ORDER BY seq" if table == "messages" else ""
-                source = _SOURCE.get(table, f"SELECT {columns} FROM shard.{table}{order}")
+                verb = "INSERT" if table in ("questions", "message_rows", "record_rows") else "INSERT OR IGNORE"
+                source = _SOURCE.get(table, f"SELECT {columns} FROM shard.{table}")
                 con.execute(f"{verb} INTO main.{table}({columns}) {source}")
             con.execute(
                 "INSERT INTO main.calls(stage, model, endpoint, outcome, calls, prompt_tokens, completion_tokens)"

@@ -25,6 +25,8 @@ reader reads a frame coded without a trained dictionary as v6 did); the
 by-question index rebuilt on the question id alone; ``deliveries`` keyed by
 (message_seq, consumer), its own seq (always in message order) and
 ``updated_at`` (read by nothing) dropped.
+v7 -> v8 (``compacting.to_v8``): compact rows — strings interned, ids as bytes,
+the cache keyed by its key's first 8 bytes.
 """
 
 from __future__ import annotations
@@ -35,16 +37,35 @@ import sqlite3
 from bus import RecordReady, decode
 from bus.messages import SCHEMA_VERSION
 
+from reasonmed_async.store.compacting import to_v8
 from reasonmed_async.store.envelope import compact, head
 from reasonmed_async.store.integrity import add_checksums, row_checksum, verified
 from reasonmed_async.store.reading import db_name
 from reasonmed_async.store.lexicon import is_squeezed, squeeze
 from reasonmed_async.store.packing import LEXICON, ZSTD, pack
-from reasonmed_async.store.schema import DICTIONARIES_COLUMNS, DELIVERIES_COLUMNS, LLM_CACHE_COLUMNS, RECORDS_COLUMNS
+from reasonmed_async.store.schema import DICTIONARIES_COLUMNS
 from reasonmed_async.store.splitting import Splitter
 from reasonmed_async.store.texts import Pieces, store_pieces
 
 PAGE = 2000
+
+_RECORDS_V3 = """(
+    record_id   TEXT NOT NULL,
+    run_id      TEXT NOT NULL,
+    question_id TEXT NOT NULL,
+    ordinal     INTEGER NOT NULL,
+    path        TEXT NOT NULL,
+    message_id  TEXT NOT NULL,
+    PRIMARY KEY (run_id, record_id)
+)"""  # v3-v7's records (``to_v3`` builds it; ``compacting.to_v8`` rebuilds it as ``schema.RECORD_ROWS_COLUMNS``)
+
+_DELIVERIES_V7 = """(
+    message_seq INTEGER NOT NULL,
+    consumer    TEXT NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'pending',
+    intake      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (message_seq, consumer)
+) WITHOUT ROWID"""  # v7's deliveries (``to_v7``; ``compacting.to_v8`` rebuilds it as ``schema.DELIVERY_ROWS_COLUMNS``)
 
 
 
@@ -57,7 +78,7 @@ def upgrade(con: sqlite3.Connection, version: int) -> None:
 def to_v3(con: sqlite3.Connection) -> None:
     name = db_name(con)
     splitter = Splitter()
-    con.execute(f"CREATE TABLE records_v3 {RECORDS_COLUMNS}")
+    con.execute(f"CREATE TABLE records_v3 {_RECORDS_V3}")
     after = 0
     while rows := con.execute("SELECT seq, id, payload, checksum, question_id FROM messages WHERE seq > ?"
                               " ORDER BY seq LIMIT ?", (after, PAGE)).fetchall():
@@ -102,10 +123,19 @@ def _key_bytes(key: object) -> object:
     return key
 
 
+_LLM_CACHE_V4 = """(
+    key        BLOB NOT NULL UNIQUE,
+    model      TEXT NOT NULL,
+    payload    BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    checksum   INTEGER
+)"""  # v4-v7's llm_cache (``to_v4`` builds it; ``compacting.to_v8`` rebuilds it as ``schema.LLM_CACHE_COLUMNS``)
+
+
 def to_v4(con: sqlite3.Connection) -> None:
     con.create_function("rm_key_bytes", 1, _key_bytes, deterministic=True)
     con.execute("ALTER TABLE llm_cache RENAME TO llm_cache_v3")
-    con.execute(f"CREATE TABLE llm_cache {LLM_CACHE_COLUMNS}")
+    con.execute(f"CREATE TABLE llm_cache {_LLM_CACHE_V4}")
     con.execute("INSERT INTO llm_cache(key, model, payload, created_at, checksum)"
                 " SELECT rm_key_bytes(key), model, payload, created_at, checksum FROM llm_cache_v3 ORDER BY rowid")
     con.execute("DROP TABLE llm_cache_v3")
@@ -195,11 +225,11 @@ def to_v7(con: sqlite3.Connection) -> None:
     con.execute("CREATE INDEX messages_by_question ON messages (question_id)")
     con.execute("DROP INDEX IF EXISTS deliveries_pending")
     con.execute("ALTER TABLE deliveries RENAME TO deliveries_v6")
-    con.execute(f"CREATE TABLE deliveries {DELIVERIES_COLUMNS}")
+    con.execute(f"CREATE TABLE deliveries {_DELIVERIES_V7}")
     con.execute("INSERT OR IGNORE INTO deliveries(message_seq, consumer, state, intake)"
                 " SELECT message_seq, consumer, state, intake FROM deliveries_v6 ORDER BY seq")
     con.execute("DROP TABLE deliveries_v6")
     con.execute("CREATE INDEX deliveries_pending ON deliveries (consumer, message_seq) WHERE state = 'pending'")
 
 
-_STEPS = (add_checksums, to_v3, to_v4, to_v5, to_v6, to_v7)  # _STEPS[v - 1] takes a database from version v to v + 1
+_STEPS = (add_checksums, to_v3, to_v4, to_v5, to_v6, to_v7, to_v8)  # _STEPS[v - 1] takes a database from version v to v + 1

@@ -67,7 +67,7 @@ async def check_schema(conn: aiosqlite.Connection, path: Path, *, writable: bool
     if version is not None and int(str(version)) > STORE_SCHEMA_VERSION:
         raise StoreError(f"{path}: store schema v{version} is newer than this build's v{STORE_SCHEMA_VERSION}:"
                          " use a newer reasonmed")
-    if "messages" in tables:
+    if "messages" in tables or "message_rows" in tables:  # (v8: ``messages`` is a view of ``message_rows``)
         await check_message_format(conn, path)
     if version is not None and int(str(version)) < STORE_SCHEMA_VERSION:
         if not writable:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from bus import StageFailed
 
+from reasonmed_async.store.names import PENDING, id_bytes
 from reasonmed_async.store.reading import MESSAGE_COLUMNS, db_name, load_messages
 from reasonmed_async.store.texts import Memo
 
@@ -106,7 +107,8 @@ def _reissue(con: sqlite3.Connection, stage: str | None, kind: str | None, quest
         if lost_paths or any(str(f.stage) == "tier" for f in chosen):
             roots |= {mid for mid, _, type_, label in rows
                       if type_ == "TierAssigned" or (type_ == "StageFailed" and label == "tier")}
-            con.executemany("DELETE FROM joins WHERE key=? AND item_id=?",
+            con.executemany("DELETE FROM joins WHERE key=(SELECT code FROM names WHERE name=?)"
+                            " AND item=(SELECT code FROM names WHERE name=?)",
                             [(f"tier/{run}/{qid}", p) for p in lost_paths])
         children: dict[str, list[str]] = defaultdict(list)
         for mid, parent, _, _ in rows:
@@ -119,16 +121,16 @@ def _reissue(con: sqlite3.Connection, stage: str | None, kind: str | None, quest
                 todo.extend(children.get(mid, ()))
         for f in chosen:
             if f.parent_id and f.parent_id not in removed:
-                con.execute("UPDATE deliveries SET state='pending' WHERE message_seq=(SELECT seq FROM messages WHERE id=?)",
-                            (f.parent_id,))
+                con.execute(f"UPDATE delivery_rows SET state={PENDING}"
+                            " WHERE message_seq=(SELECT seq FROM message_rows WHERE id=?)", (id_bytes(f.parent_id),))
             if str(f.stage) != "tier":
                 con.execute(
                     "INSERT INTO reissues(question_id, task, path, round, max_tokens) VALUES (?,?,?,1,?)"
                     " ON CONFLICT DO UPDATE SET round=round+1, max_tokens=excluded.max_tokens",
                     (qid, task_of(str(f.stage)), f.path, max_tokens or 0))
-        ids = [(m,) for m in removed]
-        con.executemany("DELETE FROM deliveries WHERE message_seq=(SELECT seq FROM messages WHERE id=?)", ids)
-        for table, column in (("records", "message_id"), ("joins", "message_id"), ("messages", "id")):
+        ids = [(id_bytes(m),) for m in removed]  # as v8 stores them (``names.py``)
+        con.executemany("DELETE FROM delivery_rows WHERE message_seq=(SELECT seq FROM message_rows WHERE id=?)", ids)
+        for table, column in (("record_rows", "message_id"), ("joins", "message_id"), ("message_rows", "id")):
             con.executemany(f"DELETE FROM {table} WHERE {column}=?", ids)
         con.execute("UPDATE runs SET status='running', finished_at=NULL WHERE id=?", (run,))
         done.failures += len(chosen)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-STORE_SCHEMA_VERSION = 7
+from reasonmed_async.store.names import NAMES_COLUMNS
+from reasonmed_async.store.views import DELIVERY_ROWS_INDEXES, VIEWS
+
+STORE_SCHEMA_VERSION = 8
 # v1 -> v2: ``checksum`` on messages and llm_cache (``integrity.add_checksums`` migrates a v1 database)
 # v2 -> v3: each text stored once: ``payload`` of messages and llm_cache is a skeleton referencing ``texts``
 #           (store/texts.py); ``records`` keyed by (run_id, record_id), so each run keeps its records
@@ -26,40 +29,86 @@ STORE_SCHEMA_VERSION = 7
 #           the few runs a database holds are told apart by the rows, a third of the index's bytes saved);
 #           ``deliveries`` is keyed by (message_seq, consumer) WITHOUT ROWID (no seq, no unique index, no
 #           ``updated_at``); ``migration.to_v7`` adds the table, rebuilds the index and ``deliveries``
+# v7 -> v8: compact rows (``store/names.py``): ``message_rows`` names its run, question, type and label by
+#           ``names.code`` and holds its id and its parent's as their 12 bytes, its time as integer milliseconds;
+#           the view ``messages`` gives every reader the v7 columns back.  ``llm_cache`` is keyed by the first 8
+#           bytes of the SHA-256 as its INTEGER PRIMARY KEY (no unique index: the key is the rowid), the other
+#           24 in ``rest`` (a row whose rest differs is a miss, never another call's answer), its model a
+#           ``names.code``.  ``deliveries`` (``delivery_rows``) names its consumer by code and its state by a
+#           small integer (``names.STATES``), ``joins`` its key and item by code and its message by the id's bytes,
+#           ``records`` (``record_rows``, WITHOUT ROWID) its run, question and path by code (its record id is
+#           "<question id>/<path>": derived, stored only where it is not); views give every reader v7's columns;
+#           ``compacting.to_v8`` rebuilds them all (checksums copied: they cover the same strings)
 
-#: the columns of ``records`` (v3: keyed by run, so each run keeps its records); the migration builds it too
-RECORDS_COLUMNS = """(
-    record_id   TEXT NOT NULL,
-    run_id      TEXT NOT NULL,
-    question_id TEXT NOT NULL,
-    ordinal     INTEGER NOT NULL,
-    path        TEXT NOT NULL,
-    message_id  TEXT NOT NULL,
-    PRIMARY KEY (run_id, record_id)
-)"""
+#: the columns of ``record_rows`` (v3: keyed by run, so each run keeps its records; v8: run, question and path
+#: by ``names.code``, the message id as its bytes, ``record_id`` NULL where it is "<question id>/<path>", as every
+#: record's is; WITHOUT ROWID: the key is the table, no second b-tree); the view ``records`` reads it
+RECORD_ROWS_COLUMNS = """(
+    run        INTEGER NOT NULL,
+    question   INTEGER NOT NULL,
+    path       INTEGER NOT NULL,
+    ordinal    INTEGER NOT NULL,
+    message_id BLOB NOT NULL,
+    record_id  TEXT,
+    PRIMARY KEY (run, question, path)
+) WITHOUT ROWID"""
 
-#: the columns of ``deliveries`` (v6: a delivery names its message by ``messages.seq``, so its key grows at its
+#: the columns of ``delivery_rows`` (v6: a delivery names its message by ``messages.seq``, so its key grows at its
 #: end as messages are written; v7: keyed by (message_seq, consumer) itself, WITHOUT ROWID: a delivery's own seq
 #: and its unique index are gone — a consumer's deliveries are made with their messages, so message order is the
-#: order they had — and so is ``updated_at``, which nothing read); the migration builds it too
-DELIVERIES_COLUMNS = """(
+#: order they had — and so is ``updated_at``, which nothing read; v8: the consumer a ``names.code``, the state
+#: ``names.STATES``' integer); the view ``deliveries`` reads it
+DELIVERY_ROWS_COLUMNS = """(
     message_seq INTEGER NOT NULL,
-    consumer    TEXT NOT NULL,
-    state       TEXT NOT NULL DEFAULT 'pending',
+    consumer    INTEGER NOT NULL,
+    state       INTEGER NOT NULL DEFAULT 0,
     intake      INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (message_seq, consumer)
 ) WITHOUT ROWID"""
 
-#: the columns of ``llm_cache`` (v4: the key as 32 bytes; a rowid table, so rows are appended in the order they
-#: are paid for and pages stay full: keyed WITHOUT ROWID by a random digest measured the same bytes at 84 % page
-#: fill instead of 96 %); the migration builds it too
+#: the columns of ``joins`` (v8: key and item by ``names.code``, the message by its id's bytes)
+JOINS_COLUMNS = """(
+    key        INTEGER NOT NULL,
+    item       INTEGER NOT NULL,
+    message_id BLOB NOT NULL,
+    PRIMARY KEY (key, item)
+) WITHOUT ROWID"""
+
+#: the columns of ``llm_cache`` (v8: ``key``, the first 8 bytes of the SHA-256 as a signed big-endian integer, is
+#: the rowid, so no second b-tree holds the key again; ``rest``: its other 24 bytes, compared on every hit;
+#: ``model``: a ``names.code``; ``created_ms``: integer milliseconds); the migration builds it too
 LLM_CACHE_COLUMNS = """(
-    key        BLOB NOT NULL UNIQUE,
-    model      TEXT NOT NULL,
-    payload    BLOB NOT NULL,
-    created_at REAL NOT NULL,
-    checksum   INTEGER
+    key        INTEGER PRIMARY KEY,
+    rest       BLOB NOT NULL,
+    model      INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    checksum   INTEGER,
+    payload    BLOB NOT NULL
 )"""
+
+#: the columns of ``message_rows`` (v8): a message as v7's ``messages`` held it, its strings interned
+#: (``names.code``), its id and parent id as 12 bytes (``names.id_bytes``), ``created_ms`` integer milliseconds;
+#: the payload last, so a row's small columns come first
+MESSAGE_ROWS_COLUMNS = """(
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             BLOB NOT NULL UNIQUE,
+    run            INTEGER NOT NULL,
+    question       INTEGER NOT NULL,
+    type           INTEGER NOT NULL,
+    label          INTEGER NOT NULL,
+    parent         BLOB NOT NULL,
+    schema_version INTEGER NOT NULL,
+    created_ms     INTEGER NOT NULL,
+    checksum       INTEGER,
+    payload        BLOB NOT NULL
+)"""
+
+#: the indexes of ``message_rows``: by question (a question's messages), by type (status and report queries
+#: that ask by type across runs)
+MESSAGE_ROWS_INDEXES = """
+CREATE INDEX IF NOT EXISTS message_rows_by_question ON message_rows (question);
+CREATE INDEX IF NOT EXISTS message_rows_of_type ON message_rows (type);
+"""
 
 #: the columns of ``dictionaries`` (v7): zstd dictionaries trained on the database's rows (``store/coding.py``), by
 #: the id zstd gave each (every frame coded against one names it); ``role``: ``trained.STRINGS`` or ``trained.ROWS``;
@@ -94,32 +143,15 @@ CREATE TABLE IF NOT EXISTS questions (
     source   TEXT NOT NULL,
     PRIMARY KEY (run_id, id)
 );
-CREATE TABLE IF NOT EXISTS messages (
-    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
-    id             TEXT NOT NULL UNIQUE,
-    run_id         TEXT NOT NULL,
-    question_id    TEXT NOT NULL,
-    type           TEXT NOT NULL,
-    label          TEXT NOT NULL DEFAULT '',
-    parent_id      TEXT NOT NULL,
-    schema_version INTEGER NOT NULL,
-    payload        BLOB NOT NULL,
-    created_at     REAL NOT NULL,
-    checksum       INTEGER
-);
-CREATE INDEX IF NOT EXISTS messages_of_type ON messages (type);
-CREATE INDEX IF NOT EXISTS messages_by_question ON messages (question_id);
-CREATE TABLE IF NOT EXISTS deliveries {DELIVERIES_COLUMNS};
-CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (consumer, message_seq) WHERE state = 'pending';
+CREATE TABLE IF NOT EXISTS names {NAMES_COLUMNS};
+CREATE TABLE IF NOT EXISTS message_rows {MESSAGE_ROWS_COLUMNS};
+{MESSAGE_ROWS_INDEXES}
+CREATE TABLE IF NOT EXISTS delivery_rows {DELIVERY_ROWS_COLUMNS};
+{DELIVERY_ROWS_INDEXES}
 CREATE TABLE IF NOT EXISTS llm_cache {LLM_CACHE_COLUMNS};
-CREATE TABLE IF NOT EXISTS joins (
-    key        TEXT NOT NULL,
-    item_id    TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    PRIMARY KEY (key, item_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS records {RECORDS_COLUMNS};
-CREATE INDEX IF NOT EXISTS records_by_run ON records (run_id, ordinal, path);
+CREATE TABLE IF NOT EXISTS joins {JOINS_COLUMNS};
+CREATE TABLE IF NOT EXISTS record_rows {RECORD_ROWS_COLUMNS};
+{VIEWS}
 CREATE TABLE IF NOT EXISTS texts (
     seq    INTEGER PRIMARY KEY,
     digest BLOB NOT NULL UNIQUE,

@@ -12,9 +12,11 @@ from bus import Ack, Message, Ranked, RecordReady, Routed, StageFailed, TierAssi
 from bus.messages import SCHEMA_VERSION
 
 from reasonmed_async.store.errors import StoreError
-from reasonmed_async.store.integrity import CACHE_KEY, row_checksum
+from reasonmed_async.store.cache_key import CACHE_KEY, split_key
+from reasonmed_async.store.integrity import row_checksum
 from reasonmed_async.store.envelope import compact, head
 from reasonmed_async.store.coding import Coder
+from reasonmed_async.store.names import DONE, FAILED, PENDING, Names, id_bytes, id_of
 from reasonmed_async.store.reading import MESSAGE_COLUMNS, cached_payloads, db_name, load_messages
 from reasonmed_async.store.splitting import Splitter
 from reasonmed_async.store.texts import Memo, Pieces, store_pieces
@@ -62,6 +64,7 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo, splitte
     row coded by ``coder`` (``store/coding.py``)."""
     coder.start(db)
     now = time.time()
+    now_ms = int(now * 1000)
     pieces: Pieces = {}
     results: list[Any] = [None] * len(batch)
     routed_by_op: list[tuple[int, Sequence[Routed], bool]] = []
@@ -95,7 +98,7 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo, splitte
             stage, model, endpoint, outcome, prompt, completion = op.args
             _count(counts, (stage, model, endpoint, outcome), prompt, completion)
         elif op.kind == "join":
-            results[i] = _join(db, memo, *op.args)
+            results[i] = _join(db, memo, coder.names, *op.args)
         elif op.kind == "sql":
             db.execute(*op.args)
         elif op.kind == "settle":  # a barrier: done once what was submitted before it commits
@@ -105,17 +108,17 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo, splitte
         else:
             raise ValueError(f"unknown store operation {op.kind!r}")
     if cached:  # first: a completion's texts are the coder's samples, also where a message of this batch quotes them
-        _insert_cached(db, cached, now, pieces, splitter, coder, counts)
-    for i, new in _insert_messages(db, routed_by_op, now, pieces, splitter, coder).items():
+        _insert_cached(db, cached, now_ms, pieces, splitter, coder, counts)
+    for i, new in _insert_messages(db, routed_by_op, now_ms, pieces, splitter, coder).items():
         results[i] = new
     store_pieces(db, pieces, splitter, coder)
     if counts:
         db.executemany(_COUNT_CALLS, [(*k, n, p, c) for k, (n, p, c) in counts.items()])
     if acks:
         db.executemany(
-            "UPDATE deliveries SET state=? WHERE message_seq=(SELECT seq FROM messages WHERE id=?)"
-            " AND consumer=? AND state='pending'",
-            [("done" if a.ok else "failed", a.message_id, a.consumer) for a in acks],
+            "UPDATE delivery_rows SET state=? WHERE message_seq=(SELECT seq FROM message_rows WHERE id=?)"
+            f" AND consumer=? AND state={PENDING}",
+            [(DONE if a.ok else FAILED, id_bytes(a.message_id), coder.names.code(db, a.consumer)) for a in acks],
         )
     coder.finish(db)
     return results
@@ -131,32 +134,42 @@ def _count(counts: dict[tuple[str, str, str, str], list[int]], key: tuple[str, s
         total[2] += completion
 
 
-def _insert_cached(db: sqlite3.Connection, cached: list[tuple[Any, ...]], now: float, pieces: Pieces,
+def _insert_cached(db: sqlite3.Connection, cached: list[tuple[Any, ...]], now_ms: int, pieces: Pieces,
                    splitter: Splitter, coder: Coder, counts: dict[tuple[str, str, str, str], list[int]]) -> None:
     """Completed calls: stored unless their key is (a second answer to a stored key — a router's retry, a
-    call raced by a redelivery, a batch result imported twice — keeps the first: counted, never stored twice)."""
-    binary = [bytes.fromhex(args[0]) for args in cached]  # the SHA-256 hex digest, stored as its 32 bytes
-    seen = _existing(db, "SELECT key FROM llm_cache WHERE key IN ({})", list(set(binary)))
+    call raced by a redelivery, a batch result imported twice — keeps the first: counted, never stored twice).
+    A key whose first 8 bytes a stored key of another call has (a SHA-256 prefix collision: never seen) is not
+    stored: a look-up of it is a miss, never the other call's answer (``cache_key.py``)."""
+    split = [split_key(args[0]) for args in cached]
+    seen = {(k, r) for k, r in _existing_rows(db, "SELECT key, rest FROM llm_cache WHERE key IN ({})",
+                                              list({k for k, _ in split}))}
     rows = []
     known = len(pieces)
-    for (key, model, payload, stage, endpoint, prompt, completion), stored_key in zip(cached, binary, strict=True):
-        _count(counts, (stage, model, endpoint, DUPLICATE if stored_key in seen else "ok"), prompt, completion)
-        if stored_key not in seen:
-            seen.add(stored_key)
+    names = coder.names
+    for (key, model, payload, stage, endpoint, prompt, completion), stored in zip(cached, split, strict=True):
+        _count(counts, (stage, model, endpoint, DUPLICATE if stored in seen else "ok"), prompt, completion)
+        if stored not in seen:
+            seen.add(stored)
             skeleton = splitter.json(payload, pieces)
-            rows.append((stored_key, model, coder.row("llm_cache", stored_key, skeleton), now, row_checksum(key, skeleton)))
+            rows.append((*stored, names.code(db, model), now_ms, row_checksum(key, skeleton),
+                         coder.row("llm_cache", stored[0], skeleton)))
     if rows:
-        db.executemany("INSERT OR IGNORE INTO llm_cache(key, model, payload, created_at, checksum) VALUES (?,?,?,?,?)",
-                       rows)
+        db.executemany("INSERT OR IGNORE INTO llm_cache(key, rest, model, created_ms, checksum, payload)"
+                       " VALUES (?,?,?,?,?,?)", rows)
     coder.answers(islice(pieces, known, None))  # the texts the completions brought: what the coder trains on
 
 
 def _existing(db: sqlite3.Connection, sql: str, keys: list[Any]) -> set[Any]:
     """Which of ``keys`` a one-column query ``sql`` (``... IN ({})``) finds, 500 at a time."""
-    found: set[Any] = set()
+    return {r[0] for r in _existing_rows(db, sql, keys)}
+
+
+def _existing_rows(db: sqlite3.Connection, sql: str, keys: list[Any]) -> list[tuple[Any, ...]]:
+    """The rows a query ``sql`` (``... IN ({})``) finds for ``keys``, 500 at a time."""
+    found: list[tuple[Any, ...]] = []
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
-        found.update(r[0] for r in db.execute(sql.format(",".join("?" * len(chunk))), chunk))
+        found.extend(db.execute(sql.format(",".join("?" * len(chunk))), chunk))
     return found
 
 
@@ -166,14 +179,16 @@ def _insert_questions(db: sqlite3.Connection, run_id: str, questions: Sequence[t
 
 
 def _insert_messages(
-    db: sqlite3.Connection, routed_by_op: list[tuple[int, Sequence[Routed], bool]], now: float, pieces: Pieces,
+    db: sqlite3.Connection, routed_by_op: list[tuple[int, Sequence[Routed], bool]], now_ms: int, pieces: Pieces,
     splitter: Splitter, coder: Coder,
 ) -> dict[int, list[Routed]]:
     ids_by_op = [[r.message.id for r in routed] for _, routed, _ in routed_by_op]  # (an id is a hash: once)
-    existing = _existing(db, "SELECT id FROM messages WHERE id IN ({})", list({i for ids in ids_by_op for i in ids}))
+    existing = {id_of(i) for i in _existing(db, "SELECT id FROM message_rows WHERE id IN ({})",
+                                            list({id_bytes(i) for ids in ids_by_op for i in ids}))}
+    code = coder.names.code
     message_rows, delivery_rows, record_rows = [], [], []
     new_by_op: dict[int, list[Routed]] = {}
-    seq = _last_seq(db, "messages")  # each new row's seq is given here, so its deliveries can name it
+    seq = _last_seq(db, "message_rows")  # each new row's seq is given here, so its deliveries can name it
     for (i, routed, intake), ids in zip(routed_by_op, ids_by_op, strict=True):
         new: list[Routed] = []
         for r, mid in zip(routed, ids, strict=True):
@@ -188,26 +203,29 @@ def _insert_messages(
             seq += 1
             payload = coder.row("messages", seq, compact(skeleton, head(SCHEMA_VERSION, name, m.run_id, m.question_id,
                                                                         m.parent_id)), sample=not intake)
-            message_rows.append((seq, mid, m.run_id, m.question_id, name, _label(m), m.parent_id,
-                                 SCHEMA_VERSION, payload, now, row_checksum(mid, skeleton)))
-            delivery_rows.extend((seq, c, int(intake)) for c in r.consumers)
-            if isinstance(m, RecordReady):
-                record_rows.append((m.record_id, m.run_id, m.question_id, m.question.ordinal, m.path.name, mid))
+            message_rows.append((seq, id_bytes(mid), code(db, m.run_id), code(db, m.question_id), code(db, name),
+                                 code(db, _label(m)), id_bytes(m.parent_id), SCHEMA_VERSION, now_ms,
+                                 row_checksum(mid, skeleton), payload))
+            delivery_rows.extend((seq, code(db, c), int(intake)) for c in r.consumers)
+            if isinstance(m, RecordReady):  # (its record id is "<question id>/<path>": stored only where it is not)
+                path = m.path.name
+                record_rows.append((code(db, m.run_id), code(db, m.question_id), code(db, path), m.question.ordinal,
+                                    id_bytes(mid), None if m.record_id == f"{m.question_id}/{path}" else m.record_id))
         new_by_op[i] = new
     if message_rows:
         db.executemany(
-            "INSERT INTO messages(seq, id, run_id, question_id, type, label, parent_id, schema_version, payload,"
-            " created_at, checksum) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO message_rows(seq, id, run, question, type, label, parent, schema_version, created_ms,"
+            " checksum, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             message_rows,
         )
     if delivery_rows:
         db.executemany(
-            "INSERT OR IGNORE INTO deliveries(message_seq, consumer, intake) VALUES (?,?,?)",
+            "INSERT OR IGNORE INTO delivery_rows(message_seq, consumer, intake) VALUES (?,?,?)",
             delivery_rows
         )
     if record_rows:
         db.executemany(
-            "INSERT OR IGNORE INTO records(record_id, run_id, question_id, ordinal, path, message_id) VALUES (?,?,?,?,?,?)",
+            "INSERT OR IGNORE INTO record_rows(run, question, path, ordinal, message_id, record_id) VALUES (?,?,?,?,?,?)",
             record_rows,
         )
     return new_by_op
@@ -219,17 +237,20 @@ def _last_seq(db: sqlite3.Connection, table: str) -> int:
     return int(last)
 
 
-def _join(db: sqlite3.Connection, memo: Memo, key: str, item_id: str, message_id: str, expected: int,
+def _join(db: sqlite3.Connection, memo: Memo, names: Names, key: str, item_id: str, message_id: str, expected: int,
           held: dict[str, str] | None = None) -> list[tuple[str, Message | None]] | None:
     """Add an item; once ``expected`` are there, (item id, message) of each, by item id.  ``held`` (item id ->
     message id): the items the caller holds, answered with None when the journal has that very message (a
     held item the journal does not have, or has as another message, is read back like the others)."""
-    db.execute("INSERT OR IGNORE INTO joins(key, item_id, message_id) VALUES (?,?,?)", (key, item_id, message_id))
-    (count,) = db.execute("SELECT COUNT(*) FROM joins WHERE key=?", (key,)).fetchone()
+    code = names.code(db, key)
+    db.execute("INSERT OR IGNORE INTO joins(key, item, message_id) VALUES (?,?,?)", (code, names.code(db, item_id),
+                                                                                      id_bytes(message_id)))
+    (count,) = db.execute("SELECT COUNT(*) FROM joins WHERE key=?", (code,)).fetchone()
     if count < expected:
         return None
-    rows = db.execute("SELECT j.item_id, j.message_id FROM joins j JOIN messages m ON m.id = j.message_id"
-                      " WHERE j.key=? ORDER BY j.item_id", (key,)).fetchall()
+    rows = sorted((iid, id_of(mid)) for iid, mid in db.execute(
+        "SELECT n.name, j.message_id FROM joins j JOIN message_rows m ON m.id = j.message_id"
+        " JOIN names n ON n.code = j.item WHERE j.key=?", (code,)))  # (by item id)
     if len(rows) < count:
         raise StoreError(f"join {key}: {count - len(rows)} item(s) are not in the journal")
     held = held or {}
@@ -237,14 +258,15 @@ def _join(db: sqlite3.Connection, memo: Memo, key: str, item_id: str, message_id
     read: dict[str, Message] = {}
     if wanted:
         marks = ",".join("?" * len(wanted))
-        read = {mid: m for (mid,), m in load_messages(db, memo, _path(db), f"SELECT {MESSAGE_COLUMNS}, id FROM messages"
-                                                      f" WHERE id IN ({marks})", wanted)}
+        read = {mid: m for (mid,), m in load_messages(
+            db, memo, _path(db), f"SELECT {MESSAGE_COLUMNS}, id FROM messages WHERE seq IN"
+            f" (SELECT seq FROM message_rows WHERE id IN ({marks}))", [id_bytes(w) for w in wanted])}
     return [(iid, None if held.get(iid) == mid else read[mid]) for iid, mid in rows]
 
 def read_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo) -> list[Any]:
     """Cache look-ups, many keys per query."""
-    keys = list({bytes.fromhex(op.args[0]) for op in batch})  # the SHA-256 hex digest, stored as its 32 bytes
-    found: dict[str, bytes] = {}
+    keys = list({split_key(op.args[0])[0] for op in batch})  # the rowid: the SHA-256's first 8 bytes
+    found: dict[str, bytes] = {}  # (by the whole key: a row of another key with the same first 8 bytes is a miss)
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
         rows = db.execute(f"SELECT {CACHE_KEY}, payload, checksum FROM llm_cache"

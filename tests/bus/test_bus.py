@@ -156,7 +156,8 @@ async def test_redelivered_input_changes_nothing(tmp_path):
     redo = [m for _, m, c, _ in before["deliveries"] if c in ("gen", "verify")][::3]
     con = sqlite3.connect(path)
     with con:
-        con.executemany("UPDATE deliveries SET state='pending' WHERE message_seq=(SELECT seq FROM messages WHERE id=?)", [(m,) for m in redo])
+        con.executemany("UPDATE delivery_rows SET state=0 WHERE message_seq=(SELECT seq FROM message_rows WHERE id=?)",
+                        [(bytes.fromhex(m),) for m in redo])  # (v8: 0 is pending, ids as their bytes)
     con.close()
     async with await CheckpointStore.open(path) as store:
         bus = make_bus(store, flow.subscriptions())

@@ -32,6 +32,7 @@ import pytest
 
 from e2e_support import EXPORT_FILES, ROOT, query
 from fake_llm_server import FakeLLMServer, Faults
+from reasonmed_async.store.cache_key import CACHE_KEY
 
 ROUTER = os.environ.get("REASONMED_VLLM_ROUTER", "")
 ROUTER_FLAGS = ("--policy", "consistent_hash", "--disable-retries", "--health-check-interval-secs", "1",
@@ -169,7 +170,7 @@ async def test_router_tier_kill_and_503_lose_nothing_and_store_no_duplicate(pubm
     answered = Counter(r.headers["X-Request-Id"] for r in records if r.status == 200)
     duplicates = sum(n - 1 for n in sent.values())
     assert duplicates > 0  # requests sent again after a 503 or a dropped connection, under their own id
-    cached = {k for (k,) in query(tmp_path / "routed.db", "SELECT lower(hex(key)) FROM llm_cache")}
+    cached = {k for (k,) in query(tmp_path / "routed.db", f"SELECT {CACHE_KEY} FROM llm_cache")}
     assert {"rm-" + k[:32] for k in cached} == set(answered)  # each answered request stored, once
     stored_twice = sum(n - 1 for n in answered.values())
     (dup_rows,) = query(tmp_path / "routed.db", "SELECT COALESCE(SUM(calls), 0) FROM calls WHERE outcome='duplicate'")

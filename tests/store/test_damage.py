@@ -34,7 +34,7 @@ def test_check_of_a_whole_database_says_ok(finished: Path) -> None:
     before = _sha(finished)
     proc = run_cli("check", "--db", finished, timeout=TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "ok: integrity_check ok, schema v7" in proc.stdout
+    assert "ok: integrity_check ok, schema v8" in proc.stdout
     assert _sha(finished) == before, "check wrote to the database"
 
 
@@ -63,7 +63,7 @@ def test_a_damaged_envelope_column_of_a_message_is_found(finished: Path, tmp_pat
     db = copy_db(finished, tmp_path / "damaged")
     con = sqlite3.connect(db)
     mid, parent = con.execute("SELECT id, parent_id FROM messages WHERE type='RecordReady' LIMIT 1").fetchone()
-    con.execute("UPDATE messages SET parent_id=? WHERE id=?", (parent[::-1], mid))
+    con.execute("UPDATE message_rows SET parent=? WHERE id=?", (bytes.fromhex(parent[::-1]), bytes.fromhex(mid)))
     con.commit()
     con.close()
     proc = run_cli("check", "--db", db, timeout=TIMEOUT_S)
@@ -133,10 +133,10 @@ def test_a_v1_database_is_migrated_with_checksums(tmp_path: Path) -> None:
     proc = run_cli("status", "--db", db, timeout=TIMEOUT_S)  # read-only: refuses, says how to upgrade
     assert proc.returncode == 2
     line = one_line_error(proc)
-    assert "v1" in line and "v7" in line and "reasonmed migrate" in line, line
+    assert "v1" in line and "v8" in line and "reasonmed migrate" in line, line
     proc = run_cli("migrate", "--db", db, timeout=TIMEOUT_S)
     assert proc.returncode == 0, proc.stderr
-    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("7",)]
+    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("8",)]
     assert query(db, "SELECT COUNT(*) FROM messages WHERE checksum IS NULL") == [(0,)]
     assert run_cli("check", "--db", db, timeout=TIMEOUT_S).returncode == 0
     exported = tmp_path / "export"
@@ -161,7 +161,7 @@ def test_a_newer_version_database_is_refused_naming_both_versions(finished: Path
         proc = run_cli(command, "--db", db, timeout=TIMEOUT_S)
         assert proc.returncode == 2, (command, proc.stderr)
         line = one_line_error(proc)
-        assert "v9" in line and "v7" in line, line
+        assert "v9" in line and "v8" in line, line
 
 
 def test_a_damaged_unfinished_run_is_not_resumed_over(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
-"""Real databases of older store schemas, each written by the build of its version, are migrated to v7.
+"""Real databases of older store schemas, each written by the build of its version, are migrated to v8.
 
 ``fixtures/v2-two-runs.db.gz`` (the v2 build: ``make_v2_fixture.py``), ``v3-two-runs.db.gz`` (the v3 build at
 1c8377a), ``v4-two-runs.db.gz`` (the v4 build at 780cc68), ``v5-two-runs.db.gz`` (the v5 build at 1b4ee65) and
-``v6-two-runs.db.gz`` (the v6 build at cf87421; all four ``make_fixture.py``) each hold a finished ``run --limit 5`` and a full ``run`` SIGKILLed
+``v6-two-runs.db.gz`` (the v6 build at cf87421) and ``v7-two-runs.db.gz`` (the v7 build at 9cdb06c; all five
+``make_fixture.py``) each hold a finished ``run --limit 5`` and a full ``run`` SIGKILLed
 midway.  Migrated (by ``reasonmed migrate``, or by ``resume`` opening it), resumed and exported, each gives byte
 for byte the export of the same two runs made by this build from the start; ``status`` counts the records the
 export writes (v2's records table had lost the second run's records to the first run's ids: the migration
@@ -23,7 +24,7 @@ from e2e_support import EXPORT_FILES, query, read_jsonl, run_cli
 from fault_support import QUESTIONS, TIMEOUT_S, one_line_error
 
 FIXTURES = Path(__file__).parent / "fixtures"
-OLDER = (2, 3, 4, 5, 6)  # the store schemas a fixture database of exists for
+OLDER = (2, 3, 4, 5, 6, 7)  # the store schemas a fixture database of exists for
 
 
 def _older(directory: Path, version: int) -> Path:
@@ -78,29 +79,35 @@ def test_an_older_database_migrates_resumes_and_exports_as_if_never_migrated(tmp
     if how == "migrate":
         proc = run_cli("migrate", "--db", db, timeout=TIMEOUT_S)
         assert proc.returncode == 0, proc.stderr
-        assert "store schema v7" in proc.stdout
+        assert "store schema v8" in proc.stdout
         check = run_cli("check", "--db", db, timeout=TIMEOUT_S)
         assert check.returncode == 0, check.stdout + check.stderr
     proc = run_cli("resume", "--db", db, timeout=TIMEOUT_S)
     assert proc.returncode in (0, 3), proc.stderr
-    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("7",)]
+    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("8",)]
     assert query(db, "SELECT COUNT(*) FROM texts")[0][0] > 0
-    # v4: cache keys are the 32 bytes of their digest, and stored texts are compressed where that is smaller
-    assert query(db, "SELECT DISTINCT typeof(key), length(key) FROM llm_cache") == [("blob", 32)]
+    # v4: stored texts are compressed where that is smaller (v8: cache keys are their first 8 bytes, the rowid,
+    # and the other 24)
+    assert query(db, "SELECT DISTINCT typeof(key), typeof(rest), length(rest) FROM llm_cache") == [("integer", "blob", 24)]
     assert query(db, "SELECT COUNT(*) FROM texts WHERE kind & 16")[0][0] > 0
     # v5: no message row repeats the envelope its columns hold; the by-type index is on the type alone
     assert query(db, "SELECT COUNT(*) FROM messages WHERE substr(payload, 1, 1) = '{'") == [(0,)]
-    assert {r[0] for r in query(db, "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='messages'"
-                                " AND sql IS NOT NULL")} == {"messages_of_type", "messages_by_question"}
+    assert {r[0] for r in query(db, "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='message_rows'"
+                                " AND sql IS NOT NULL")} == {"message_rows_of_type", "message_rows_by_question"}
     # v6: rows are coded against the dictionary of shapes (a zstd frame starts with 0x28 B5 2F FD) where smaller
     for table, column, where in (("messages", "payload", ""), ("llm_cache", "payload", ""),
                                  ("texts", "body", " WHERE kind & 2")):
         (framed, total) = query(db, f"SELECT SUM(hex(substr({column}, 1, 4)) = '28B52FFD'), COUNT(*) FROM {table}{where}")[0]
         assert framed > total // 2, (table, framed, total)
-    # v7: the by-question index on the question id alone; deliveries keyed by (message seq, consumer), no seq
-    assert query(db, "SELECT sql FROM sqlite_master WHERE name='messages_by_question'")[0][0].endswith("(question_id)")
+    # v7: the by-question index on the question alone; deliveries keyed by (message seq, consumer), no seq
+    assert query(db, "SELECT sql FROM sqlite_master WHERE name='message_rows_by_question'")[0][0].endswith("(question)")
     assert [r[1] for r in query(db, "PRAGMA table_info(deliveries)")] == ["message_seq", "consumer", "state", "intake"]
     assert query(db, "SELECT COUNT(*) FROM dictionaries") == [(0,)]  # (too few rows here to train on)
+    # v8: message rows name their strings by code and hold ids as 12 bytes; ``messages`` is the view of them
+    assert query(db, "SELECT type FROM sqlite_master WHERE name='messages'") == [("view",)]
+    assert query(db, "SELECT DISTINCT typeof(id), length(id), typeof(run), typeof(question), typeof(type)"
+                 " FROM message_rows") == [("blob", 12, "integer", "integer", "integer")]
+    assert query(db, "SELECT DISTINCT typeof(message_id), length(message_id) FROM joins") == [("blob", 12)]
     # every run keeps its records: the first run's ten, and the second run's own
     per_run = dict(query(db, "SELECT run_id, COUNT(*) FROM records GROUP BY run_id"))
     assert len(per_run) == 2 and all(per_run.values()), per_run
@@ -123,7 +130,7 @@ def test_an_older_database_is_refused_read_only_in_one_line_naming_both_versions
     proc = run_cli(command[0], "--db", db, *args, timeout=TIMEOUT_S)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     line = one_line_error(proc)
-    assert f"v{version}" in line and "v7" in line and "reasonmed migrate" in line, line
+    assert f"v{version}" in line and "v8" in line and "reasonmed migrate" in line, line
     assert db.read_bytes() == before
 
 
@@ -146,13 +153,13 @@ def test_a_damaged_v2_row_stops_the_migration_before_anything_is_rewritten(tmp_p
 def test_a_newer_version_is_refused_in_one_line_naming_both(tmp_path, command):
     db = _v2(tmp_path)
     con = sqlite3.connect(db)
-    con.execute("UPDATE meta SET value='8' WHERE key='schema_version'")
+    con.execute("UPDATE meta SET value='9' WHERE key='schema_version'")
     con.commit()
     con.close()
     proc = run_cli(command, "--db", db, timeout=TIMEOUT_S)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     line = one_line_error(proc)
-    assert "v8" in line and "v7" in line, line
+    assert "v9" in line and "v8" in line, line
 
 
 def test_damage_in_a_v3_database_is_carried_over_unchanged_and_check_names_it(tmp_path):
@@ -169,8 +176,34 @@ def test_damage_in_a_v3_database_is_carried_over_unchanged_and_check_names_it(tm
     con.close()
     proc = run_cli("migrate", "--db", db, timeout=TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("7",)]
+    assert query(db, "SELECT value FROM meta WHERE key='schema_version'") == [("8",)]
     check = run_cli("check", "--db", db, timeout=TIMEOUT_S)
     assert check.returncode == 5, check.stdout + check.stderr
     assert f"llm_cache row {key}" in check.stdout and f"texts row {digest.hex()}" in check.stdout, check.stdout
     assert re.search(r"1 of \d+ cached responses and 1 of \d+ stored texts", check.stdout.splitlines()[-1]), check.stdout
+
+
+def test_damage_in_a_v7_database_is_carried_over_and_check_names_each_row(tmp_path):
+    """v7 -> v8 copies payloads and checksums as they are while it interns the strings and packs the ids: a
+    damaged message payload, a message whose question column was changed, and a damaged cache row stay damaged,
+    and ``check`` names each after the migration (with the question, the id and the key as v7 showed them)."""
+    db = _older(tmp_path, 7)
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT seq, id, question_id, payload FROM messages WHERE type='CoTGenerated' ORDER BY seq"
+                       " LIMIT 2").fetchall()
+    (seq, flipped, flipped_q, payload), (moved_seq, moved, _, _) = rows
+    con.execute("UPDATE messages SET payload=? WHERE seq=?", (payload[:-6] + bytes([payload[-6] ^ 0x04]) + payload[-5:], seq))
+    other = con.execute("SELECT question_id FROM messages WHERE question_id != ? LIMIT 1", (rows[1][2],)).fetchone()[0]
+    con.execute("UPDATE messages SET question_id=? WHERE seq=?", (other, moved_seq))
+    key, body = con.execute("SELECT lower(hex(key)), payload FROM llm_cache ORDER BY rowid LIMIT 1").fetchone()
+    con.execute("UPDATE llm_cache SET payload=? WHERE lower(hex(key))=?", (body[:-6] + bytes([body[-6] ^ 0x04]) + body[-5:], key))
+    con.commit()
+    con.close()
+    proc = run_cli("migrate", "--db", db, timeout=TIMEOUT_S)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    check = run_cli("check", "--db", db, timeout=TIMEOUT_S)
+    assert check.returncode == 5, check.stdout + check.stderr
+    assert f"messages row {flipped} of question {flipped_q}" in check.stdout, check.stdout
+    assert f"messages row {moved} of question {other}" in check.stdout, check.stdout
+    assert f"llm_cache row {key}" in check.stdout, check.stdout
+    assert re.search(r"2 of \d+ messages, 1 of \d+ cached responses", check.stdout.splitlines()[-1]), check.stdout

@@ -1,7 +1,7 @@
 """A database written by the previous message format (v1: a failure was a reason text) is refused in one line.
 
-The fixture is built with raw SQL exactly as a v1 build wrote it (the store schema is unchanged; only the
-message envelope's version and the failure's fields differ)."""
+The fixture is built with raw SQL exactly as a v1 build wrote it (in this build's store schema, v8: the row names
+its strings by code; only the message envelope's version and the failure's fields differ)."""
 
 from __future__ import annotations
 
@@ -26,8 +26,10 @@ def _v1_database(path) -> None:
     db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(STORE_SCHEMA_VERSION),))
     db.execute("INSERT INTO runs(id, input_path, input_digest, config_digest, config_json, questions, created_at)"
                " VALUES ('run-1', 'in.jsonl', 'd', 'c', '', 1, 0)")
-    db.execute("INSERT INTO messages(id, run_id, question_id, type, label, parent_id, schema_version, payload,"
-               " created_at) VALUES ('m1', 'run-1', 'q1', 'StageFailed', 'verifier', 'p', 1, ?, 0)",
+    db.executemany("INSERT INTO names(name) VALUES (?)", [("run-1",), ("q1",), ("StageFailed",), ("verifier",)])
+    db.execute("INSERT INTO message_rows(id, run, question, type, label, parent, schema_version, payload, created_ms)"
+               " SELECT 'm1', r.code, q.code, t.code, l.code, 'p', 1, ?, 0 FROM names r, names q, names t, names l"
+               " WHERE r.name='run-1' AND q.name='q1' AND t.name='StageFailed' AND l.name='verifier'",
                (json.dumps(V1_FAILURE).encode(),))
     db.commit()
     db.close()

@@ -61,7 +61,7 @@ def test_a_run_trains_both_dictionaries_and_codes_its_later_rows_against_them(fi
         assert named > total // 2, (table, named, total)
     check = run_cli("check", "--db", db, timeout=TIMEOUT_S)  # a fresh process: every row read, dictionaries loaded
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "schema v7" in check.stdout
+    assert "schema v8" in check.stdout
 
 
 def test_a_damaged_dictionary_is_named_by_check_and_stops_an_export_in_one_line(finished, tmp_path):

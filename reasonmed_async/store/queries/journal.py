@@ -25,8 +25,8 @@ async def questions_in_order(store: CheckpointStore, run_id: str | None = None) 
 async def unsettled_pairs(store: CheckpointStore) -> set[tuple[str, str]]:
     """(run id, question id) of the questions that still have something pending."""
     rows = await store.query(
-        "SELECT DISTINCT m.run_id, m.question_id FROM deliveries d JOIN messages m ON m.seq = d.message_seq"
-        " WHERE d.state='pending'")
+        "SELECT DISTINCT m.run_id, m.question_id FROM delivery_rows d JOIN messages m ON m.seq = d.message_seq"
+        " WHERE d.state=0")  # (0: pending; v8's rows, so the pending index serves)
     return {(r[0], r[1]) for r in rows}
 
 

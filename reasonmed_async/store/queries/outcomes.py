@@ -24,15 +24,15 @@ async def unsettled_questions(store: CheckpointStore, run_id: str | None = None)
     """Questions with something still pending (in one run, or in all)."""
     where, params = ("AND m.run_id=?", (run_id,)) if run_id else ("", ())
     ((n,),) = await store.query(
-        "SELECT COUNT(*) FROM (SELECT DISTINCT m.run_id, m.question_id FROM deliveries d"
-        f" JOIN messages m ON m.seq = d.message_seq WHERE d.state='pending' {where})", params)
+        "SELECT COUNT(*) FROM (SELECT DISTINCT m.run_id, m.question_id FROM delivery_rows d"
+        f" JOIN messages m ON m.seq = d.message_seq WHERE d.state=0 {where})", params)  # (0: pending, v8's rows)
     return int(n)
 
 
 async def pending_deliveries(store: CheckpointStore, run_id: str) -> int:
     ((n,),) = await store.query(
-        "SELECT COUNT(*) FROM deliveries d JOIN messages m ON m.seq = d.message_seq"
-        " WHERE d.state='pending' AND m.run_id=?", (run_id,))
+        "SELECT COUNT(*) FROM delivery_rows d JOIN messages m ON m.seq = d.message_seq"
+        " WHERE d.state=0 AND m.run_id=?", (run_id,))
     return int(n)
 
 
@@ -50,8 +50,9 @@ async def tier_counts(store: CheckpointStore) -> dict[str, int]:
 async def failed_deliveries(store: CheckpointStore) -> dict[str, int]:
     """Per consumer, the deliveries whose handling ended in a ``StageFailed`` — whether the bus made it
     (the delivery is marked failed) or the agent returned it (a lost path: the delivery is done)."""
-    parents = [r[0] for r in await store.query("SELECT DISTINCT p.seq FROM messages f JOIN messages p ON p.id = f.parent_id"
-                                               " WHERE f.type='StageFailed'")]
+    parents = [r[0] for r in await store.query(  # (on the rows: v8 keeps ids as bytes, ``store/names.py``)
+        "SELECT DISTINCT p.seq FROM message_rows f JOIN message_rows p ON p.id = f.parent"
+        " WHERE f.type=(SELECT code FROM names WHERE name='StageFailed')")]
     counts: dict[str, int] = {}
     for start in range(0, len(parents), PAGE):
         chunk = parents[start : start + PAGE]

@@ -52,12 +52,12 @@ async def messages_of_types(db: Reader, types: Sequence[str]) -> AsyncIterator[M
 
 async def paid_call_times(db: Reader, bins: int) -> tuple[float | None, float, list[int]]:
     """(first stamp, bin width in s, calls per bin) of the response cache's entries: one per paid call."""
-    ((lo, hi, n),) = await db.query("SELECT MIN(created_at), MAX(created_at), COUNT(*) FROM llm_cache")
+    ((lo, hi, n),) = await db.query("SELECT MIN(created_ms) / 1000.0, MAX(created_ms) / 1000.0, COUNT(*) FROM llm_cache")
     if not n:
         return None, 0.0, []
     width = max(hi - lo, 1e-6) / bins
     counts = [0] * bins
-    for i, k in await db.query("SELECT MIN(CAST((created_at - ?) / ? AS INTEGER), ?), COUNT(*) FROM llm_cache"
+    for i, k in await db.query("SELECT MIN(CAST((created_ms / 1000.0 - ?) / ? AS INTEGER), ?), COUNT(*) FROM llm_cache"
                                " GROUP BY 1", (lo, width, bins - 1)):
         counts[int(i)] += k
     return lo, width, counts

@@ -1,0 +1,82 @@
+"""Storage-only interning (schema v8): the strings rows repeat, kept once in ``names``, and message ids as bytes.
+
+A message row names its run, question, type and label, and a cached completion
+its model, by ``names.code`` — a small integer — instead of repeating the string
+in every row and in every index entry over it; the views ``messages`` and
+``llm_cache_rows`` (``schema.py``) give every reader the strings back, so what a
+user sees (ids, run ids, question ids, model names) is exactly what was stored.
+A message id (24 lower-case hex characters: ``bus.payloads._digest``) is stored as
+its 12 bytes (``id_bytes``); anything else (no message id ever is) as the string
+itself, so nothing is ever lost, and the views give back either as it was given.
+
+``Names`` is the writer connection's cache of codes (on its thread only),
+bounded, and forgotten whenever a transaction rolls back (a code handed out in
+it may then be given again to another name).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+NAMES_COLUMNS = """(
+    code INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+)"""
+
+#: the SQL of a stored id's text as users see it (``id_bytes`` reversed): a view's column
+_HEX_OF = "CASE WHEN typeof({0})='blob' THEN lower(hex({0})) ELSE {0} END"
+
+
+def id_text(column: str) -> str:
+    """SQL giving back the text of an id column that ``id_bytes`` stored."""
+    return _HEX_OF.format(column)
+
+
+_ID = re.compile(r"(?:[0-9a-f]{2})+")
+
+
+def id_bytes(text: str) -> bytes | str:
+    """What a v8 row stores of a message id (or parent id): its bytes where it is lower-case hex, else itself."""
+    return bytes.fromhex(text) if _ID.fullmatch(text) else text
+
+
+def id_of(stored: object) -> object:
+    """``id_bytes`` reversed, in Python (a value of another type — a damaged row — as it is)."""
+    return stored.hex() if isinstance(stored, bytes) else stored
+
+
+#: ``delivery_rows.state``: a delivery's state by its index here (the view ``deliveries`` gives the word back)
+STATES = ("pending", "done", "failed")
+PENDING, DONE, FAILED = range(3)
+
+
+class Names:
+    """name -> code for one writer connection; at most ``capacity`` remembered (then started again)."""
+
+    def __init__(self, capacity: int = 8192) -> None:
+        self._codes: dict[str, int] = {}
+        self._capacity = capacity
+
+    def code(self, db: sqlite3.Connection, name: str) -> int:
+        code = self._codes.get(name)
+        if code is not None:
+            return code
+        row = db.execute("SELECT code FROM names WHERE name=?", (name,)).fetchone()
+        if row is None:
+            code = int(db.execute("INSERT INTO names(name) VALUES (?)", (name,)).lastrowid or 0)
+        else:
+            code = int(row[0])
+        if len(self._codes) >= self._capacity:
+            self._codes.clear()
+        self._codes[name] = code
+        return code
+
+    def transaction_ended(self, committed: bool) -> None:
+        if not committed:
+            self._codes.clear()
+
+
+def names_of(db: sqlite3.Connection) -> dict[int, str]:
+    """Every code and its name (for ``check``'s scan and the merge)."""
+    return {int(code): name for code, name in db.execute("SELECT code, name FROM names")}
