@@ -74,7 +74,7 @@ def test_an_old_database_exports_the_nine_paths(pubmedqa, tmp_path: Path) -> Non
         pieces: dict = {}  # stored as this build stores any payload: its skeleton and its texts
         data = split_envelope(old, pieces)
         store_pieces(con, pieces)
-        con.execute("UPDATE messages SET payload=?, checksum=? WHERE seq=?", (data, row_checksum(mid, data), seq))
+        con.execute("UPDATE message_rows SET payload=?, checksum=? WHERE seq=?", (data, row_checksum(mid, data), seq))
     con.commit()
     con.close()
     assert stripped > 0

@@ -71,6 +71,32 @@ def test_a_damaged_envelope_column_of_a_message_is_found(finished: Path, tmp_pat
     assert f"messages row {mid}" in proc.stdout, proc.stdout
 
 
+def test_a_damaged_code_or_name_of_a_message_is_found(finished: Path, tmp_path: Path) -> None:
+    """v8 rows name their type and question by ``names.code``: a row whose code was changed, and every row that
+    names a changed name, no longer match their checksums (the id and the question named as users see them)."""
+    db = copy_db(finished, tmp_path / "code")
+    con = sqlite3.connect(db)
+    mid, qid = con.execute("SELECT id, question_id FROM messages WHERE type='RecordReady' LIMIT 1").fetchone()
+    con.execute("UPDATE message_rows SET type=(SELECT code FROM names WHERE name='Ranked') WHERE id=?",
+                (bytes.fromhex(mid),))
+    con.commit()
+    con.close()
+    proc = run_cli("check", "--db", db, timeout=TIMEOUT_S)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert f"messages row {mid} of question {qid}" in proc.stdout, proc.stdout
+    assert "; 1 of " in proc.stdout.splitlines()[-1], proc.stdout
+    db = copy_db(finished, tmp_path / "name")
+    con = sqlite3.connect(db)
+    tiered = [r[0] for r in con.execute("SELECT id FROM messages WHERE type='TierAssigned' ORDER BY seq")]
+    con.execute("UPDATE names SET name='TierAssignee' WHERE name='TierAssigned'")
+    con.commit()
+    con.close()
+    proc = run_cli("check", "--db", db, timeout=TIMEOUT_S)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert tiered and f"; {len(tiered)} of " in proc.stdout.splitlines()[-1], proc.stdout
+    assert f"messages row {tiered[0]}" in proc.stdout, proc.stdout
+
+
 def test_a_flipped_bit_in_a_stored_text_is_found_and_never_exported(finished: Path, tmp_path: Path) -> None:
     from e2e_support import messages
     from reasonmed_async.store.texts import text_digest
