@@ -72,11 +72,19 @@ def _messages(con: sqlite3.Connection) -> None:
         " JOIN names r ON r.name = m.run_id JOIN names q ON q.name = m.question_id JOIN names t ON t.name = m.type"
         " JOIN names l ON l.name = m.label ORDER BY m.seq")
     con.execute("DROP TABLE messages")  # (and v7's indexes with it)
+    parents_by_seq(con)
     if high:
         if con.execute("SELECT 1 FROM sqlite_sequence WHERE name='message_rows'").fetchone() is None:
             con.execute("INSERT INTO sqlite_sequence(name, seq) VALUES ('message_rows', ?)", (high,))
         else:
             con.execute("UPDATE sqlite_sequence SET seq=max(seq, ?) WHERE name='message_rows'", (high,))
+
+
+def parents_by_seq(con: sqlite3.Connection) -> None:
+    """Each row's parent named by its seq where it names a stored parent by the id's bytes (the migration and the
+    merge copy parents as ids)."""
+    con.execute("UPDATE message_rows SET parent = (SELECT p.seq FROM message_rows p WHERE p.id = message_rows.parent)"
+                " WHERE typeof(parent) = 'blob' AND EXISTS (SELECT 1 FROM message_rows p WHERE p.id = message_rows.parent)")
 
 
 def _cache(con: sqlite3.Connection) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from reasonmed_async.store.compacting import parents_by_seq
 from reasonmed_async.store.errors import StoreError
 from reasonmed_async.store.schema import DDL, STORE_SCHEMA_VERSION
 
@@ -44,7 +45,9 @@ def _code(column: str) -> str:
 #: what is copied where it is not the shard's columns as they are: a delivery names its message by the seq the
 #: message has in the merged database (the messages are copied first); codes of names are the merged database's
 _SOURCE = {
-    "message_rows": f"SELECT s.id, {_code('run')}, {_code('question')}, {_code('type')}, {_code('label')}, s.parent,"
+    "message_rows": f"SELECT s.id, {_code('run')}, {_code('question')}, {_code('type')}, {_code('label')},"
+                    " CASE typeof(s.parent) WHEN 'integer' THEN coalesce((SELECT p.id FROM shard.message_rows p"
+                    " WHERE p.seq = s.parent), '') ELSE s.parent END,"  # (by id: seqs are renumbered)
                     " s.schema_version, s.created_ms, s.checksum, s.payload FROM shard.message_rows s ORDER BY s.seq",
     "delivery_rows": f"SELECT m.seq, {_code('consumer')}, s.state, s.intake FROM shard.delivery_rows s"
                      " JOIN shard.message_rows sm ON sm.seq = s.message_seq JOIN main.message_rows m ON m.id = sm.id"
@@ -138,6 +141,7 @@ def merge_into(out: Path, shards: Sequence[Path], merged_meta: dict[str, str]) -
             con.execute("COMMIT")  # DETACH is refused inside a transaction: one per shard, then a new one
             con.execute("DETACH DATABASE shard")
             con.execute("BEGIN IMMEDIATE")
+        parents_by_seq(con)
         con.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", sorted(merged_meta.items()))
         con.execute("COMMIT")
     finally:

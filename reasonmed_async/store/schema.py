@@ -87,7 +87,8 @@ LLM_CACHE_COLUMNS = """(
 )"""
 
 #: the columns of ``message_rows`` (v8): a message as v7's ``messages`` held it, its strings interned
-#: (``names.code``), its id and parent id as 12 bytes (``names.id_bytes``), ``created_ms`` integer milliseconds;
+#: (``names.code``), its id as 12 bytes (``names.id_bytes``), its parent as the parent's seq (the parent's id's
+#: bytes where the parent is not stored; '' for none), ``created_ms`` integer milliseconds;
 #: the payload last, so a row's small columns come first
 MESSAGE_ROWS_COLUMNS = """(
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -96,7 +97,7 @@ MESSAGE_ROWS_COLUMNS = """(
     question       INTEGER NOT NULL,
     type           INTEGER NOT NULL,
     label          INTEGER NOT NULL,
-    parent         BLOB NOT NULL,
+    parent         NOT NULL,
     schema_version INTEGER NOT NULL,
     created_ms     INTEGER NOT NULL,
     checksum       INTEGER,

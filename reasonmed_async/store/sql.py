@@ -183,8 +183,11 @@ def _insert_messages(
     splitter: Splitter, coder: Coder,
 ) -> dict[int, list[Routed]]:
     ids_by_op = [[r.message.id for r in routed] for _, routed, _ in routed_by_op]  # (an id is a hash: once)
-    existing = {id_of(i) for i in _existing(db, "SELECT id FROM message_rows WHERE id IN ({})",
-                                            list({id_bytes(i) for ids in ids_by_op for i in ids}))}
+    wanted = {id_bytes(i) for ids in ids_by_op for i in ids}
+    wanted.update(id_bytes(r.message.parent_id) for _, routed, _ in routed_by_op for r in routed if r.message.parent_id)
+    # the seq of every stored message among them, and of each parent (a row names its parent by seq, v8)
+    seq_of: dict[bytes | str, int] = dict(_existing_rows(db, "SELECT id, seq FROM message_rows WHERE id IN ({})",
+                                                         list(wanted)))
     code = coder.names.code
     message_rows, delivery_rows, record_rows = [], [], []
     new_by_op: dict[int, list[Routed]] = {}
@@ -193,24 +196,26 @@ def _insert_messages(
         new: list[Routed] = []
         for r, mid in zip(routed, ids, strict=True):
             m = r.message
-            if mid in existing:
+            stored_id = id_bytes(mid)
+            if stored_id in seq_of:
                 continue
-            existing.add(mid)
             new.append(r)
             skeleton = splitter.message(m, SCHEMA_VERSION, pieces)
             name = type(m).__name__  # the checksum covers the whole skeleton; the row keeps it less its envelope,
             # coded (store/coding.py)
             seq += 1
+            seq_of[stored_id] = seq
+            parent = id_bytes(m.parent_id)
             payload = coder.row("messages", seq, compact(skeleton, head(SCHEMA_VERSION, name, m.run_id, m.question_id,
                                                                         m.parent_id)), sample=not intake)
-            message_rows.append((seq, id_bytes(mid), code(db, m.run_id), code(db, m.question_id), code(db, name),
-                                 code(db, _label(m)), id_bytes(m.parent_id), SCHEMA_VERSION, now_ms,
+            message_rows.append((seq, stored_id, code(db, m.run_id), code(db, m.question_id), code(db, name),
+                                 code(db, _label(m)), seq_of.get(parent, parent), SCHEMA_VERSION, now_ms,
                                  row_checksum(mid, skeleton), payload))
             delivery_rows.extend((seq, code(db, c), int(intake)) for c in r.consumers)
             if isinstance(m, RecordReady):  # (its record id is "<question id>/<path>": stored only where it is not)
                 path = m.path.name
                 record_rows.append((code(db, m.run_id), code(db, m.question_id), code(db, path), m.question.ordinal,
-                                    id_bytes(mid), None if m.record_id == f"{m.question_id}/{path}" else m.record_id))
+                                    stored_id, None if m.record_id == f"{m.question_id}/{path}" else m.record_id))
         new_by_op[i] = new
     if message_rows:
         db.executemany(

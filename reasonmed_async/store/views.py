@@ -3,7 +3,9 @@
 ``messages`` over ``message_rows``, ``deliveries`` over ``delivery_rows``, ``records``
 over ``record_rows``: each code given back as its name, each id as its hex, a state
 as its word, a time in seconds.  LEFT JOINs: a row whose code names no name (damage)
-is still read, with NULL there, and its checksum (messages) finds it.  The writer
+is still read, with NULL there, and its checksum (messages) finds it.  A message row names its parent by
+the parent's seq (its id's bytes where the parent is not stored: never, in a run), so a child's checksum, which
+covers its parent's id, also fails where its parent's id was damaged.  The writer
 writes the rows; a hot read that filters on a code (the pending deliveries of a
 consumer) asks the rows, so SQLite uses their indexes.
 """
@@ -20,7 +22,8 @@ CREATE INDEX IF NOT EXISTS delivery_rows_pending ON delivery_rows (consumer, mes
 MESSAGES_VIEW = f"""
 CREATE VIEW IF NOT EXISTS messages AS SELECT
     r.seq AS seq, {id_text('r.id')} AS id, nr.name AS run_id, nq.name AS question_id, nt.name AS type,
-    nl.name AS label, {id_text('r.parent')} AS parent_id, r.schema_version AS schema_version, r.payload AS payload,
+    nl.name AS label, CASE typeof(r.parent) WHEN 'integer' THEN (SELECT {id_text('p.id')} FROM message_rows p
+        WHERE p.seq = r.parent) ELSE {id_text('r.parent')} END AS parent_id, r.schema_version AS schema_version, r.payload AS payload,
     r.created_ms / 1000.0 AS created_at, r.checksum AS checksum
 FROM message_rows r LEFT JOIN names nr ON nr.code = r.run LEFT JOIN names nq ON nq.code = r.question
     LEFT JOIN names nt ON nt.code = r.type LEFT JOIN names nl ON nl.code = r.label;

@@ -50,9 +50,10 @@ async def tier_counts(store: CheckpointStore) -> dict[str, int]:
 async def failed_deliveries(store: CheckpointStore) -> dict[str, int]:
     """Per consumer, the deliveries whose handling ended in a ``StageFailed`` — whether the bus made it
     (the delivery is marked failed) or the agent returned it (a lost path: the delivery is done)."""
-    parents = [r[0] for r in await store.query(  # (on the rows: v8 keeps ids as bytes, ``store/names.py``)
-        "SELECT DISTINCT p.seq FROM message_rows f JOIN message_rows p ON p.id = f.parent"
-        " WHERE f.type=(SELECT code FROM names WHERE name='StageFailed')")]
+    parents = [r[0] for r in await store.query(  # (on the rows: v8 names a parent by its seq, ``store/views.py``)
+        "SELECT DISTINCT CASE typeof(f.parent) WHEN 'integer' THEN f.parent ELSE (SELECT p.seq FROM message_rows p"
+        " WHERE p.id = f.parent) END FROM message_rows f WHERE f.type=(SELECT code FROM names WHERE name='StageFailed')")
+        if r[0] is not None]
     counts: dict[str, int] = {}
     for start in range(0, len(parents), PAGE):
         chunk = parents[start : start + PAGE]
