@@ -38,6 +38,7 @@ def _build(work: Path, calls: int, questions: int) -> tuple[Path, Path]:
     from reasonmed_async.config import parse_config
     from reasonmed_async.loaders.stream import QuestionSource
     from reasonmed_async.pipeline import Pipeline, file_digest
+    from reasonmed_async.store.cache_key import split_key
 
     call_log, db = work / "calls.log", work / "big.db"
     text = (ROOT / "examples" / "sim.toml").read_text(encoding="utf-8")
@@ -51,17 +52,20 @@ def _build(work: Path, calls: int, questions: int) -> tuple[Path, Path]:
 
     asyncio.run(start())
     con = sqlite3.connect(db)
-    now = time.time()
+    now_ms = int(time.time() * 1000)
     with con:
+        con.execute("INSERT OR IGNORE INTO names(name) VALUES ('qwen2.5-72b-instruct')")
+        (model,) = con.execute("SELECT code FROM names WHERE name='qwen2.5-72b-instruct'").fetchone()
         for start_i in range(0, calls, 50_000):
             rows = []
             for i in range(start_i, min(calls, start_i + 50_000)):
-                key = hashlib.sha256(f"done-{i}".encode()).digest()  # v4 stores the 32 bytes
+                rowid, rest = split_key(hashlib.sha256(f"done-{i}".encode()).hexdigest())  # v8: rowid + rest
                 payload = json.dumps({"text": f"{TEXT} #{i}", "finish_reason": "stop", "prompt_tokens": 812,
                                       "completion_tokens": 160, "latency_s": 1.2, "endpoint": "sim://local",
                                       "backend": "sim"}).encode()
-                rows.append((key, "qwen2.5-72b-instruct", payload, now))
-            con.executemany("INSERT INTO llm_cache(key, model, payload, created_at) VALUES (?,?,?,?)", rows)
+                rows.append((rowid, rest, model, payload, now_ms))
+            con.executemany("INSERT OR IGNORE INTO llm_cache(key, rest, model, payload, created_ms) VALUES (?,?,?,?,?)",
+                            rows)
         con.execute("INSERT INTO calls(stage, model, endpoint, outcome, calls) VALUES "
                     "('generate', 'qwen2.5-72b-instruct', 'sim://local', 'ok', ?)", (calls,))
     con.close()

@@ -1,4 +1,4 @@
-"""``reasonmed check --db``: is this database whole?  And ``reasonmed migrate --db`` (v1 ... v4 -> v5).
+"""``reasonmed check --db``: is this database whole?  And ``reasonmed migrate --db`` (v1 ... v7 -> v8).
 
 ``check`` opens the database read-only and reports SQLite's ``integrity_check``,
 the schema version and every row of ``messages`` / ``llm_cache`` whose checksum

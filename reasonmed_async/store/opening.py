@@ -57,7 +57,7 @@ async def _scalar(conn: aiosqlite.Connection, sql: str) -> object:
 
 
 async def check_schema(conn: aiosqlite.Connection, path: Path, *, writable: bool) -> None:
-    """Refuse a database that is not ours or of a newer version; create (writable) or migrate (v1-v6 -> v7)."""
+    """Refuse a database that is not ours or of a newer version; create (writable) or migrate (v1-v7 -> v8)."""
     tables = {r[0] for r in await conn.execute_fetchall("SELECT name FROM sqlite_master WHERE type='table'")}
     if tables and "meta" not in tables:
         raise StoreError(f"{path}: an SQLite database, but not a reasonmed checkpoint database")
@@ -96,9 +96,9 @@ async def check_message_format(conn: aiosqlite.Connection, path: Path) -> None:
 
 
 async def migrate(conn: aiosqlite.Connection, version: int, path: Path) -> None:
-    """v1 ... v6 -> v7 in one transaction (``store/migration.py``): checksums, each text stored once, records
+    """v1 ... v7 -> v8 in one transaction (``store/migration.py``): checksums, each text stored once, records
     keyed by run, cache keys as bytes and texts compressed, message rows less their envelope, rows coded against
-    the dictionary of shapes.  A damaged row stops it before anything is rewritten (``DamageError``, exit 5)."""
+    the dictionary of shapes, compact rows (``store/compacting.py``).  A damaged row stops it before anything is rewritten (``DamageError``, exit 5)."""
     if not 1 <= version < STORE_SCHEMA_VERSION:
         raise StoreError(f"{path}: store schema v{version} cannot be migrated to v{STORE_SCHEMA_VERSION}")
     await conn.executescript(DDL)  # tables and indexes newer versions add (idempotent; executescript commits first)
