@@ -76,7 +76,8 @@ def _stats(url: str) -> dict:
 
 def _db_bytes(work: Path) -> int:
     """Everything the store wrote next to the database (the file, its WAL and any side files)."""
-    return sum(p.stat().st_size for p in (work / "db").iterdir() if p.is_file() and not p.name.endswith(".log"))
+    return sum(p.stat().st_size for p in (work / "db").iterdir()  # (not the log, nor a rotated log: ``.log.1``)
+               if p.is_file() and not p.name.endswith(".log") and ".log." not in p.name)
 
 
 def _tally(stdout: str) -> dict:
