@@ -33,7 +33,7 @@ import zstandard
 
 from reasonmed_async.store import trained
 from reasonmed_async.store.lexicon import squeeze
-from reasonmed_async.store.names import Names
+from reasonmed_async.store.names import Names, RecentSeqs
 from reasonmed_async.store.packing import MIN_BODY, MIN_SAVING, ZSTD, pack
 
 STRING_SAMPLES = 1000  # strings stored before their dictionary is trained
@@ -67,6 +67,7 @@ class Coder:
         self._answers: set[bytes] = set()  # this transaction's pieces that are texts of LLM completions
         self._started = False
         self.names = Names()  # the codes of the strings rows name (schema v8: ``names.py``)
+        self.seqs = RecentSeqs()  # the seqs of the messages stored last: their children name them by seq (v8)
 
     # -- coding -------------------------------------------------------------------
     def start(self, db: sqlite3.Connection) -> None:
@@ -133,6 +134,7 @@ class Coder:
 
     def transaction_ended(self, committed: bool) -> None:
         self.names.transaction_ended(committed)
+        self.seqs.transaction_ended(committed)
         if committed:
             self._unsaved.clear()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections import OrderedDict
 
 NAMES_COLUMNS = """(
     code INTEGER PRIMARY KEY,
@@ -38,6 +39,12 @@ _ID = re.compile(r"(?:[0-9a-f]{2})+")
 
 def id_bytes(text: str) -> bytes | str:
     """What a v8 row stores of a message id (or parent id): its bytes where it is lower-case hex, else itself."""
+    if len(text) == 24:  # a message id (``bus.payloads._digest``): one check, not the pattern's
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            return text
+        return raw if raw.hex() == text else text
     return bytes.fromhex(text) if _ID.fullmatch(text) else text
 
 
@@ -52,14 +59,15 @@ PENDING, DONE, FAILED = range(3)
 
 
 class Names:
-    """name -> code for one writer connection; at most ``capacity`` remembered (then started again)."""
+    """name -> code for one writer connection; at most ``capacity`` remembered (then started again).
+    ``codes``: the remembered ones (a hot loop looks there first: ``codes.get(name) or names.code(db, name)``)."""
 
     def __init__(self, capacity: int = 8192) -> None:
-        self._codes: dict[str, int] = {}
+        self.codes: dict[str, int] = {}
         self._capacity = capacity
 
     def code(self, db: sqlite3.Connection, name: str) -> int:
-        code = self._codes.get(name)
+        code = self.codes.get(name)
         if code is not None:
             return code
         row = db.execute("SELECT code FROM names WHERE name=?", (name,)).fetchone()
@@ -67,14 +75,36 @@ class Names:
             code = int(db.execute("INSERT INTO names(name) VALUES (?)", (name,)).lastrowid or 0)
         else:
             code = int(row[0])
-        if len(self._codes) >= self._capacity:
-            self._codes.clear()
-        self._codes[name] = code
+        if len(self.codes) >= self._capacity:
+            self.codes.clear()
+        self.codes[name] = code  # (codes start at 1: ``codes.get(name) or ...`` never mistakes one for a miss)
         return code
 
     def transaction_ended(self, committed: bool) -> None:
         if not committed:
-            self._codes.clear()
+            self.codes.clear()
+
+
+class RecentSeqs:
+    """The seqs of the messages this writer stored last (stored id -> seq), the oldest out beyond ``capacity``:
+    a new message's parent is nearly always one of them, so naming it by its seq costs no look-up.  Forgotten
+    whenever a transaction rolls back (its seqs may be given again)."""
+
+    def __init__(self, capacity: int = 16384) -> None:
+        self._seqs: OrderedDict[bytes | str, int] = OrderedDict()
+        self._capacity = capacity
+
+    def get(self, stored_id: bytes | str) -> int | None:
+        return self._seqs.get(stored_id)
+
+    def put(self, stored_id: bytes | str, seq: int) -> None:
+        self._seqs[stored_id] = seq
+        if len(self._seqs) > self._capacity:
+            self._seqs.popitem(last=False)
+
+    def transaction_ended(self, committed: bool) -> None:
+        if not committed:
+            self._seqs.clear()
 
 
 def names_of(db: sqlite3.Connection) -> dict[int, str]:

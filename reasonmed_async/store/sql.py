@@ -182,21 +182,22 @@ def _insert_messages(
     db: sqlite3.Connection, routed_by_op: list[tuple[int, Sequence[Routed], bool]], now_ms: int, pieces: Pieces,
     splitter: Splitter, coder: Coder,
 ) -> dict[int, list[Routed]]:
-    ids_by_op = [[r.message.id for r in routed] for _, routed, _ in routed_by_op]  # (an id is a hash: once)
-    wanted = {id_bytes(i) for ids in ids_by_op for i in ids}
-    wanted.update(id_bytes(r.message.parent_id) for _, routed, _ in routed_by_op for r in routed if r.message.parent_id)
-    # the seq of every stored message among them, and of each parent (a row names its parent by seq, v8)
+    ids_by_op = [[id_bytes(r.message.id) for r in routed] for _, routed, _ in routed_by_op]  # (a hash: once)
+    recent = coder.seqs  # a row names its parent by seq (v8): those stored last are known, the others looked up
+    wanted = {i for ids in ids_by_op for i in ids}
+    for _, routed, _ in routed_by_op:
+        wanted.update(p for r in routed if (p := id_bytes(r.message.parent_id)) and recent.get(p) is None)
+    # the seq of every stored message among the new ones (stored already: not again), and of those parents
     seq_of: dict[bytes | str, int] = dict(_existing_rows(db, "SELECT id, seq FROM message_rows WHERE id IN ({})",
                                                          list(wanted)))
-    code = coder.names.code
+    codes, code = coder.names.codes, coder.names.code
     message_rows, delivery_rows, record_rows = [], [], []
     new_by_op: dict[int, list[Routed]] = {}
     seq = _last_seq(db, "message_rows")  # each new row's seq is given here, so its deliveries can name it
     for (i, routed, intake), ids in zip(routed_by_op, ids_by_op, strict=True):
         new: list[Routed] = []
-        for r, mid in zip(routed, ids, strict=True):
+        for r, stored_id in zip(routed, ids, strict=True):
             m = r.message
-            stored_id = id_bytes(mid)
             if stored_id in seq_of:
                 continue
             new.append(r)
@@ -205,13 +206,17 @@ def _insert_messages(
             # coded (store/coding.py)
             seq += 1
             seq_of[stored_id] = seq
+            recent.put(stored_id, seq)
             parent = id_bytes(m.parent_id)
+            parent = seq_of.get(parent) or recent.get(parent) or parent
+            label = _label(m)
             payload = coder.row("messages", seq, compact(skeleton, head(SCHEMA_VERSION, name, m.run_id, m.question_id,
                                                                         m.parent_id)), sample=not intake)
-            message_rows.append((seq, stored_id, code(db, m.run_id), code(db, m.question_id), code(db, name),
-                                 code(db, _label(m)), seq_of.get(parent, parent), SCHEMA_VERSION, now_ms,
-                                 row_checksum(mid, skeleton), payload))
-            delivery_rows.extend((seq, code(db, c), int(intake)) for c in r.consumers)
+            message_rows.append((seq, stored_id, codes.get(m.run_id) or code(db, m.run_id),
+                                 codes.get(m.question_id) or code(db, m.question_id), codes.get(name) or code(db, name),
+                                 codes.get(label) or code(db, label), parent, SCHEMA_VERSION, now_ms,
+                                 row_checksum(m.id, skeleton), payload))
+            delivery_rows.extend((seq, codes.get(c) or code(db, c), int(intake)) for c in r.consumers)
             if isinstance(m, RecordReady):  # (its record id is "<question id>/<path>": stored only where it is not)
                 path = m.path.name
                 record_rows.append((code(db, m.run_id), code(db, m.question_id), code(db, path), m.question.ordinal,
