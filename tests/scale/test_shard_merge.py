@@ -95,6 +95,11 @@ def test_three_shards_one_killed_merge_into_the_single_process_run(config, pubme
     assert r.returncode == 0, r.stderr
     assert _export(merged, tmp_path / "merged-export") == single
     assert query(merged, "SELECT questions, status FROM runs") == [(LIMIT, "finished")]
+    # v8: each shard's codes and seqs renumbered into the merged database's: every row whole, every parent by seq
+    r = run_cli("check", "--db", merged)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert query(merged, "SELECT COUNT(*) FROM message_rows WHERE typeof(parent) != 'integer' AND parent != ''") \
+        == [(0,)]
     r = run_cli("merge", "--out", merged, *shards)
     assert r.returncode == 2 and "exists" in r.stderr
 
