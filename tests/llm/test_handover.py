@@ -9,6 +9,7 @@ import time
 import pytest
 
 from agents.llm import ChatMessage, ChatRequest, ConnectionLost
+from clock_support import FakeClock
 from fake_llm_server import FakeLLMServer, Faults
 from reasonmed_async.llm.handover import Handover
 from reasonmed_async.llm.openai_http import OpenAICompatBackend, OpenAISettings
@@ -165,3 +166,72 @@ async def test_a_slot_handed_over_before_a_429_paused_its_model_waits_out_the_pa
         assert pool.replicas[0].outstanding == 1
     finally:
         await backend.aclose()
+
+
+def _idle_backend(clock: FakeClock, **options) -> OpenAICompatBackend:
+    """One replica, one slot, nothing listening: only admission is exercised (no request is sent)."""
+    settings = OpenAISettings.from_options({"base_urls": ["http://127.0.0.1:9/v1"], "max_concurrency": 1,
+                                            "adaptive": False, **options})
+    return OpenAICompatBackend(settings, api_key="test-key", clock=clock)
+
+
+async def _queued_untimed(backend: OpenAICompatBackend, clock: FakeClock):
+    """The slot is held; a request queues while the pool is simply full: no clock event, so no timer."""
+    held = backend._pool.acquire(clock(), "m")
+    waiter = asyncio.create_task(backend._admit("m"))
+    await asyncio.sleep(0)
+    assert backend._waiters.waiting == 1 and backend._pool.next_change(clock(), "m") is None
+    return held, waiter
+
+
+async def test_a_waiter_queued_before_a_429_paused_its_model_is_admitted_when_the_pause_ends():
+    """The held request's 429 pauses the model; it ends and hands over nothing (the model is paused): the
+    waiter, queued with no timer, is still admitted at the pause's end with nothing else running."""
+    clock = FakeClock(NOW)
+    backend = _idle_backend(clock)
+    pool = backend._pool
+    try:
+        held, waiter = await _queued_untimed(backend, clock)
+        pool.rate_limited(held, clock(), 0.05)  # Retry-After: 0.05 s
+        backend._waiters.hand_over()  # what the request's end does: the paused model is refused
+        assert not waiter.done() and pool.replicas[0].outstanding == 0
+        clock.now += 0.06  # past the pause; no request is running, no release will come
+        ticket = await asyncio.wait_for(waiter, 10)  # a hang guard: before, it waited forever
+        assert ticket.model == "m" and pool.replicas[0].outstanding == 1
+    finally:
+        await backend.aclose()
+
+
+async def test_a_waiter_queued_before_its_replica_was_ejected_gets_the_probe_when_the_cool_off_ends():
+    """The held request fails and ejects the only replica (the pool then has no room at all): the waiter,
+    queued with no timer, is handed the probe when the cool-off ends."""
+    clock = FakeClock(NOW)
+    backend = _idle_backend(clock, eject_after=1, eject_last=True, cooloff_s=0.05)
+    pool = backend._pool
+    try:
+        held, waiter = await _queued_untimed(backend, clock)
+        pool.failed(held, clock())  # ejected for the cool-off
+        backend._waiters.hand_over()
+        assert not waiter.done() and pool.replicas[0].ejected_until == NOW + 0.05
+        clock.now += 0.06
+        ticket = await asyncio.wait_for(waiter, 10)
+        assert ticket.probe and pool.replicas[0].outstanding == 1
+    finally:
+        await backend.aclose()
+
+
+async def test_a_pause_that_ends_sends_only_its_models_waiters_to_the_pool():
+    clock = FakeClock(NOW)
+    pool = _pool(1)
+    held = pool.acquire(NOW, "m")
+    handover = Handover(pool, clock)
+    paused, other = await _queued(handover, "m"), await _queued(handover, "n")
+    pool.rate_limited(held, NOW, 0.05)  # a 429 for "m"...
+    busy = pool.acquire(NOW, "x")  # ...and the freed slot taken by a request that asked first
+    handover.hand_over()  # no room: nothing handed, the pause's end is on the timer
+    clock.now += 0.06
+    assert await asyncio.wait_for(paused, 10) is None  # left at the pause's end: it asks the pool itself
+    assert not other.done() and handover.waiting == 1  # "n" had no event: it waits on for a release
+    pool.succeeded(busy, clock(), latency_s=0.1, tokens=10)
+    handover.hand_over()
+    assert (await other).model == "n"
