@@ -65,7 +65,7 @@ def check(db: Path) -> tuple[int, list[str]]:
         lines.append(f"{db}: DAMAGED: integrity_check {'ok' if problems == ['ok'] else 'failed'};"
                      f" {by_table['messages']} of {messages} messages, {by_table['llm_cache']} of {cached}"
                      f" cached responses and {by_table['texts']} of {texts} stored texts fail their checksum"
-                     f"{_dictionaries(by_table['dictionaries'])} ({len(questions)} questions: "
+                     f"{_dictionaries(by_table['dictionaries'])}{_names(by_table['names'])} ({len(questions)} questions: "
                      f"{', '.join(questions[:10])}{' ...' if len(questions) > 10 else ''})")
         return ExitCode.DAMAGED, lines
     lines.append(f"{db}: ok: integrity_check ok, schema v{version}, {messages} messages, {cached}"
@@ -75,6 +75,10 @@ def check(db: Path) -> tuple[int, list[str]]:
 
 def _dictionaries(damaged: int) -> str:
     return f", and {damaged} trained dictionaries their digest" if damaged else ""
+
+
+def _names(damaged: int) -> str:
+    return f", and {damaged} interned names (each misnaming every row that uses it) their checksum" if damaged else ""
 
 
 async def _check(args: argparse.Namespace) -> int:

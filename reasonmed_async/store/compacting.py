@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from reasonmed_async.store.names import NAMES_COLUMNS, STATES, id_bytes
+from reasonmed_async.store.names import NAMES_COLUMNS, STATES, add_name_checksums, id_bytes
 from reasonmed_async.store.schema import (
     DELIVERY_ROWS_COLUMNS, JOINS_COLUMNS, LLM_CACHE_COLUMNS, MESSAGE_ROWS_COLUMNS, MESSAGE_ROWS_INDEXES,
     RECORD_ROWS_COLUMNS,
@@ -52,6 +52,7 @@ def to_v8(con: sqlite3.Connection) -> None:
                 " UNION ALL SELECT key FROM joins UNION ALL SELECT item_id FROM joins"
                 " UNION ALL SELECT run_id FROM records UNION ALL SELECT question_id FROM records"
                 " UNION ALL SELECT path FROM records) ORDER BY name")
+    add_name_checksums(con)
     _messages(con)
     _cache(con)
     _deliveries_joins_records(con)

@@ -1,4 +1,5 @@
-"""Per-row checksums of what a run paid for: the journal's messages and the LLM response cache.
+"""Per-row checksums of what a run paid for: the journal's messages and the LLM response cache (and, v8, the
+interned names every other row relies on: ``names.name_checksum``).
 
 Each row of ``messages`` and ``llm_cache`` carries ``checksum``, a CRC-32 of its
 identity and payload computed when the row is written.  CRC-32 finds every
@@ -19,6 +20,7 @@ from reasonmed_async.store.errors import DamageError, StoreError
 from reasonmed_async.store.cache_key import CACHE_KEY
 from reasonmed_async.store.envelope import whole
 from reasonmed_async.store.lexicon import unsqueeze
+from reasonmed_async.store.names import name_checksum
 from reasonmed_async.store.packing import unpack
 from reasonmed_async.store.texts import digest
 from reasonmed_async.store.trained import damaged_dictionaries
@@ -47,8 +49,9 @@ class DamagedRow:
 
 
 def scan(db: sqlite3.Connection, batch: int = 2048) -> Iterator[DamagedRow]:
-    """Every row of ``messages`` and ``llm_cache`` whose checksum does not match, of ``texts`` whose content
-    does not match its digest, and of ``dictionaries`` (v7) whose body does not match its digest or id."""
+    """Every row of ``messages``, ``llm_cache`` and ``names`` (v8) whose checksum does not match, of ``texts``
+    whose content does not match its digest, and of ``dictionaries`` (v7) whose body does not match its digest
+    or id."""
     for ident in damaged_dictionaries(db):
         yield DamagedRow("dictionaries", str(ident), None)
     queries = (("messages", "SELECT id, payload, checksum, question_id, schema_version, type, run_id, parent_id"
@@ -67,12 +70,23 @@ def scan(db: sqlite3.Connection, batch: int = 2048) -> Iterator[DamagedRow]:
                     data = whole(data, version, type_, run_id, question, parent_id)
                 if checksum is None or row_checksum(identity, data) != checksum:
                     yield DamagedRow(table, identity, question)
+    yield from _damaged_names(db, batch)
     cur = db.execute("SELECT digest, kind, body FROM texts")
     while rows := cur.fetchmany(batch):
         for key, kind, body in rows:
             piece = unpack(kind, body, db) if isinstance(body, bytes) and isinstance(kind, int) else None
             if piece is None or not isinstance(key, bytes) or digest(*piece) != key:
                 yield DamagedRow("texts", key.hex() if isinstance(key, bytes) else str(key), None)
+
+
+def _damaged_names(db: sqlite3.Connection, batch: int) -> Iterator[DamagedRow]:
+    """Every ``names`` row (v8) whose checksum does not match its code and name: one such row misnames every
+    delivery, join, record and cached response that names it."""
+    cur = db.execute("SELECT code, name, checksum FROM names")
+    while rows := cur.fetchmany(batch):
+        for code, name, checksum in rows:
+            if not isinstance(code, int) or not isinstance(name, str) or checksum != name_checksum(code, name):
+                yield DamagedRow("names", f"{code} ({name!r})", None)
 
 
 def add_checksums(db: sqlite3.Connection) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from reasonmed_async.store.compacting import parents_by_seq
 from reasonmed_async.store.errors import StoreError
+from reasonmed_async.store.names import add_name_checksums
 from reasonmed_async.store.schema import DDL, STORE_SCHEMA_VERSION
 
 #: the columns copied per table (``seq`` is renumbered: AUTOINCREMENT keeps each shard's order)
@@ -62,6 +63,7 @@ _SOURCE = {
 def _map_names(con: sqlite3.Connection) -> None:
     """The shard's names into the merged database's, and ``temp.code_map`` (shard code -> merged code)."""
     con.execute("INSERT OR IGNORE INTO main.names(name) SELECT name FROM shard.names ORDER BY code")
+    add_name_checksums(con)
     con.execute("DROP TABLE IF EXISTS temp.code_map")
     con.execute("CREATE TABLE temp.code_map (old INTEGER PRIMARY KEY, new INTEGER NOT NULL)")
     con.execute("INSERT INTO temp.code_map(old, new) SELECT s.code, m.code FROM shard.names s"

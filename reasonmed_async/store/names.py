@@ -2,8 +2,8 @@
 
 A message row names its run, question, type and label, and a cached completion
 its model, by ``names.code`` — a small integer — instead of repeating the string
-in every row and in every index entry over it; the views ``messages`` and
-``llm_cache_rows`` (``schema.py``) give every reader the strings back, so what a
+in every row and in every index entry over it; the views ``messages``,
+``deliveries`` and ``records`` (``views.py``) give every reader the strings back, so what a
 user sees (ids, run ids, question ids, model names) is exactly what was stored.
 A message id (24 lower-case hex characters: ``bus.payloads._digest``) is stored as
 its 12 bytes (``id_bytes``); anything else (no message id ever is) as the string
@@ -18,12 +18,27 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import zlib
 from collections import OrderedDict
 
+#: ``checksum``: a CRC-32 of the row's code and name (``name_checksum``), so ``check`` finds a damaged name — one
+#: row that every delivery, join, record or cache row naming it relies on
 NAMES_COLUMNS = """(
-    code INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE
+    code     INTEGER PRIMARY KEY,
+    name     TEXT NOT NULL UNIQUE,
+    checksum INTEGER
 )"""
+
+
+def name_checksum(code: int, name: str) -> int:
+    """The CRC-32 of a ``names`` row: its code and its name."""
+    return zlib.crc32(name.encode("utf-8", "surrogatepass"), zlib.crc32(f"{code}\0".encode()))
+
+
+def add_name_checksums(db: sqlite3.Connection) -> None:
+    """``checksum`` for every ``names`` row inserted without one (by ``INSERT ... SELECT``: the migration, a merge)."""
+    db.create_function("rm_name_checksum", 2, name_checksum, deterministic=True)
+    db.execute("UPDATE main.names SET checksum = rm_name_checksum(code, name) WHERE checksum IS NULL")
 
 #: the SQL of a stored id's text as users see it (``id_bytes`` reversed): a view's column
 _HEX_OF = "CASE WHEN typeof({0})='blob' THEN lower(hex({0})) ELSE {0} END"
@@ -73,6 +88,7 @@ class Names:
         row = db.execute("SELECT code FROM names WHERE name=?", (name,)).fetchone()
         if row is None:
             code = int(db.execute("INSERT INTO names(name) VALUES (?)", (name,)).lastrowid or 0)
+            db.execute("UPDATE names SET checksum=? WHERE code=?", (name_checksum(code, name), code))
         else:
             code = int(row[0])
         if len(self.codes) >= self._capacity:

@@ -97,6 +97,40 @@ def test_a_damaged_code_or_name_of_a_message_is_found(finished: Path, tmp_path: 
     assert f"messages row {tiered[0]}" in proc.stdout, proc.stdout
 
 
+@pytest.mark.parametrize("name_of", [
+    "SELECT consumer FROM deliveries LIMIT 1",           # a consumer: its pending work would be lost on resume
+    "SELECT name FROM names WHERE code=(SELECT key FROM joins LIMIT 1)",  # a join's key: the join would wait for items it holds
+    "SELECT name FROM names WHERE code=(SELECT model FROM llm_cache LIMIT 1)",  # a cached response's model
+], ids=["consumer", "join-key", "model"])
+def test_a_damaged_name_that_no_message_checksum_covers_is_found(finished: Path, tmp_path: Path, name_of: str) -> None:
+    """A ``names`` row (v8) names every delivery, join, record or cached response that uses it; no message's
+    checksum covers those, so the row carries its own: a changed name, or a code moved to another name, is found."""
+    db = copy_db(finished, tmp_path / "name")
+    con = sqlite3.connect(db)
+    (name,) = con.execute(name_of).fetchone()
+    (code,) = con.execute("SELECT code FROM names WHERE name=?", (name,)).fetchone()
+    con.execute("UPDATE names SET name=? WHERE code=?", (name + "X", code))
+    con.commit()
+    con.close()
+    proc = run_cli("check", "--db", db, timeout=TIMEOUT_S)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert f"damaged: names row {code} ({name + 'X'!r})" in proc.stdout, proc.stdout
+    assert "1 interned names" in proc.stdout.splitlines()[-1], proc.stdout
+    db = copy_db(finished, tmp_path / "code")
+    con = sqlite3.connect(db)
+    (top,) = con.execute("SELECT max(code) FROM names").fetchone()
+    con.execute("UPDATE names SET code=? WHERE code=?", (top + 1, code))
+    con.commit()
+    con.close()
+    proc = run_cli("check", "--db", db, timeout=TIMEOUT_S)
+    assert proc.returncode == 5 and f"damaged: names row {top + 1} ({name!r})" in proc.stdout, proc.stdout
+
+
+def test_a_finished_run_has_no_damaged_name(finished: Path) -> None:
+    proc = run_cli("check", "--db", finished, timeout=TIMEOUT_S)
+    assert proc.returncode == 0 and "interned names" not in proc.stdout, proc.stdout
+
+
 def test_a_flipped_bit_in_a_stored_text_is_found_and_never_exported(finished: Path, tmp_path: Path) -> None:
     from e2e_support import messages
     from reasonmed_async.store.texts import text_digest
