@@ -82,6 +82,11 @@ async def test_daemon_takes_work_from_inbox_and_http_survives_sigterm_and_finish
 
         drop(daemon.inbox, "demo.jsonl", QUESTIONS.read_text(encoding="utf-8"))
         lines = QUESTIONS.read_text(encoding="utf-8").splitlines()
+        # five times the demo's questions under other ids: work enough that the run is still going when the
+        # SIGTERM below arrives, however fast this machine runs it (a few records, hundreds of questions left)
+        drop(daemon.inbox, "big.jsonl", "".join(  # (stems made distinct too: the intake folds duplicates)
+            line.replace('"demo-', f'"big{k}-').replace('"question": "', f'"question": "Case {k}: ') + "\n"
+            for k in range(5) for line in lines))
         bad = "\n".join([lines[0], lines[1].replace('"answer"', '"answr"')]) + "\n"
         drop(daemon.inbox, "bad.jsonl", bad)
 
@@ -96,7 +101,8 @@ async def test_daemon_takes_work_from_inbox_and_http_survives_sigterm_and_finish
         await until(lambda: asyncio.sleep(0, error.exists()))
         message = error.read_text(encoding="utf-8")
         assert "bad.jsonl:2" in message and "answer" in message
-        await until(lambda: asyncio.sleep(0, (daemon.inbox / "done" / "demo.jsonl").exists()))
+        for name in ("demo.jsonl", "big.jsonl"):
+            await until(lambda name=name: asyncio.sleep(0, (daemon.inbox / "done" / name).exists()))
 
         async def some_records() -> bool:
             status = await (await http.get(f"{daemon.url}/v1/status", headers=auth)).json()
@@ -118,11 +124,11 @@ async def test_daemon_takes_work_from_inbox_and_http_survives_sigterm_and_finish
 
         with read_only(daemon.db) as con:
             jobs = [r for (r,) in con.execute("SELECT id FROM runs")]
-        assert http_job in jobs and len(jobs) == 2
-        results = [await until(lambda j=j: finished(j), timeout=120) for j in jobs]
+        assert http_job in jobs and len(jobs) == 3
+        results = [await until(lambda j=j: finished(j), timeout=240) for j in jobs]
     assert await daemon.stop() == 0
 
-    assert sorted(r["questions"] for r in results) == [12, 30]
+    assert sorted(r["questions"] for r in results) == [12, 30, 150]
     with read_only(daemon.db) as con:
         questions = {q for (q,) in con.execute("SELECT id FROM questions")}
         done = {q for (q,) in con.execute("SELECT DISTINCT question_id FROM records")}
@@ -132,7 +138,7 @@ async def test_daemon_takes_work_from_inbox_and_http_survives_sigterm_and_finish
             "SELECT DISTINCT question_id FROM messages WHERE type='Verdict' AND label='Error:2'")}
         ready = con.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM messages WHERE type='RecordReady'").fetchone()
         records = con.execute("SELECT COUNT(*) FROM records").fetchone()[0]
-    assert len(questions) == 42 and questions == done | failed | rejected  # nothing lost
+    assert len(questions) == 192 and questions == done | failed | rejected  # nothing lost
     assert ready[0] == ready[1] == records  # nothing duplicated
 
     export = await asyncio.create_subprocess_exec(
