@@ -77,7 +77,9 @@ class Names:
     """name -> code for one writer connection; at most ``capacity`` remembered (then started again).
     ``codes``: the remembered ones (a hot loop looks there first: ``codes.get(name) or names.code(db, name)``)."""
 
-    def __init__(self, capacity: int = 8192) -> None:
+    def __init__(self, capacity: int = 2048) -> None:
+        # 2,048: the questions in flight with room to spare; 8,192 filled with question ids past ~8k questions
+        # and held ~1 MiB more at 200k questions than at 1k (RSS 200k / 1k 1.11 -> 1.07 with both bounds cut)
         self.codes: dict[str, int] = {}
         self._capacity = capacity
 
@@ -106,7 +108,7 @@ class RecentSeqs:
     a new message's parent is nearly always one of them, so naming it by its seq costs no look-up.  Forgotten
     whenever a transaction rolls back (its seqs may be given again)."""
 
-    def __init__(self, capacity: int = 16384) -> None:
+    def __init__(self, capacity: int = 4096) -> None:  # a parent is nearly always within the last few thousand
         self._seqs: OrderedDict[bytes | str, int] = OrderedDict()
         self._capacity = capacity
 
