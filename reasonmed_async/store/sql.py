@@ -240,6 +240,7 @@ def _insert_messages(
         )
     return new_by_op
 
+
 def _last_seq(db: sqlite3.Connection, table: str) -> int:
     """The largest seq ``table`` has ever given (AUTOINCREMENT's: a seq is never given twice, even once deleted)."""
     (last,) = db.execute(f"SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name=?), 0),"
