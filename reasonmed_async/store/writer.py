@@ -117,8 +117,8 @@ class Batcher:
     def _future(self) -> asyncio.Future[Any]:
         if self._closed:
             raise StoreClosed("checkpoint store is closed")
-        if self.failed_behind is not None:
-            raise self.failed_behind
+        if self.failed_behind is not None:  # raised afresh: a re-raise would lengthen its traceback every time
+            raise self.failed_behind.with_traceback(None)
         return (self._loop or asyncio.get_running_loop()).create_future()
 
     def _add(self, op: Op) -> asyncio.Future[Any]:

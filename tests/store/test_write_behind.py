@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import random
 import sqlite3
+import traceback
 
 import pytest
 
@@ -99,3 +100,19 @@ async def test_a_write_behind_whose_waiter_was_cancelled_still_fails_what_follow
         with pytest.raises(ValueError, match="no-such-op"):  # ... does not unsubmit the write, nor its failure
             await store.commit([routed(ingested(1), "gen")])
         assert await count(store, "messages") == 0
+
+
+async def test_the_writes_refused_after_a_failed_write_behind_do_not_grow_its_traceback(tmp_path):
+    # A daemon whose write-behind failed may refuse many writes before it stops: each refusal raises the same
+    # error, and a plain re-raise would add its frames to that error's traceback every time (a leak).
+    async with await CheckpointStore.open(tmp_path / "x.db") as store:
+        store._committer.submit_behind("no-such-op")
+        with pytest.raises(ValueError):
+            await store.commit([routed(ingested(1), "gen")])
+        depths = []
+        for _ in range(20):
+            try:
+                store.cache_put(_key("k"), "m", b"{}", "generate", "", 0, 0)
+            except ValueError as exc:
+                depths.append(len(traceback.extract_tb(exc.__traceback__)))
+        assert len(depths) == 20 and depths[-1] == depths[0]
