@@ -1,4 +1,5 @@
-"""A fake OpenAI + Azure chat-completions server (aiohttp on 127.0.0.1): the real wire format, seeded faults.
+"""A fake OpenAI + Azure chat-completions server (aiohttp on 127.0.0.1): the real wire format, seeded faults
+(``Faults``, ``RequestRecord``: fake_faults.py).
 
 ``async with FakeLLMServer(faults=Faults(...), api_key="test-key") as server:`` serves
 ``{server.openai_url}/chat/completions`` (Bearer key, body ``model``) and ``{server.azure_endpoint}
@@ -27,42 +28,12 @@ import json
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from typing import Any
 
 from aiohttp import web
 from fake_answers import answer, draw_of, pick, tokens  # noqa: F401 - answer, tokens: imported from here too
-
-
-@dataclass(frozen=True)
-class Faults:  # rates: probabilities per request, rolled from (seed, body, times that body was seen)
-    seed: int = 0
-    rate_429: float = 0.0
-    retry_after_s: float = 1.0
-    rate_500: float = 0.0
-    rate_reset: float = 0.0
-    slow_rate: float = 0.0
-    slow_s: float = 5.0
-    malformed_rate: float = 0.0
-    length_rate: float = 0.0
-    latency_s: float = 0.0
-    rpm: int | None = None
-    tpm: int | None = None
-    window_s: float = 60.0
-    rate_400: float = 0.0  # a 400 (context length) for a body every time it is sent: a permanent failure
-
-
-@dataclass
-class RequestRecord:
-    t_monotonic: float
-    path: str
-    model_or_deployment: str
-    body: dict[str, Any]
-    status: int = 0  # 0: the connection was dropped without an answer
-    retry_after_s: float = 0.0  # what a 429 told the client to wait
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    headers: dict[str, str] = field(default_factory=dict)
+from fake_faults import Faults, RequestRecord  # noqa: F401 - imported from here too
 
 
 _MALFORMED = "Having read it carefully, I believe the reasoning is broadly sound, though I cannot be sure."
