@@ -168,14 +168,27 @@ def format_error_reasons(judgements: Sequence[Judgement]) -> str:
     return "\n".join(lines) if lines else NO_ERROR_REASONS
 
 
+_QUESTION_FIELDS: dict[int, tuple[Question, dict[str, str]]] = {}  # id -> (the question, its fields)
+_QUESTION_FIELDS_MAX = 128
+
+
+def _question_fields(q: Question) -> dict[str, str]:
+    """A question's own template variables, formatted once per question instead of once per call (about
+    twenty calls a question): a frozen question's are a pure function of it.  The entry holds the question,
+    so its id is not reused while it is there; never changed in place (callers copy it)."""
+    entry = _QUESTION_FIELDS.get(id(q))
+    if entry is not None and entry[0] is q:
+        return entry[1]
+    if len(_QUESTION_FIELDS) >= _QUESTION_FIELDS_MAX:  # more questions in flight than that: start again
+        _QUESTION_FIELDS.clear()
+    fields = {"stem": q.stem.strip(), "options": format_options(q), "context": format_context(q),
+              "answer": format_answer(q)}
+    _QUESTION_FIELDS[id(q)] = (q, fields)
+    return fields
+
+
 def _fields(q: Question, extra: Mapping[str, str]) -> dict[str, str]:
-    return {
-        "stem": q.stem.strip(),
-        "options": format_options(q),
-        "context": format_context(q),
-        "answer": format_answer(q),
-        **extra,
-    }
+    return {**_question_fields(q), **extra}
 
 
 def render_messages(text: str, fields: Mapping[str, str]) -> tuple[ChatMessage, ...]:

@@ -23,9 +23,10 @@ from dataclasses import replace
 import structlog
 
 from .journal import Ack, Journal, Routed
+from .logcontext import bind_context
 from .messages import Message
 from .stop import StopRun
-from .subscription import ConsumerStats, Handler, Subscription, handle_with_retries
+from .subscription import ConsumerStats, Handler, Subscription, handle_with_retries, settle_error
 
 log = structlog.get_logger("bus")
 _root = logging.getLogger()  # the logging setup sets its level to the lowest any handler writes
@@ -250,7 +251,7 @@ class MessageBus:
         stats = self.stats[sub.name]
         # Every line logged while handling (agent, LLM layer, backend) carries run, question, agent.  This
         # task has its own copy of the context: the agent is bound once, run and question when they change.
-        structlog.contextvars.bind_contextvars(agent=sub.name)
+        bind_context(agent=sub.name)
         bound: tuple[str, str] | None = None
         while True:
             if self._retire.get(sub.name):
@@ -267,9 +268,17 @@ class MessageBus:
             started = time.perf_counter()
             if bound != (message.run_id, message.question_id):
                 bound = (message.run_id, message.question_id)
-                structlog.contextvars.bind_contextvars(run=message.run_id, question=message.question_id)
+                bind_context(run=message.run_id, question=message.question_id)
             try:
-                outputs, ok = await handle_with_retries(sub, message, stats, cancelled=self._is_cancelling)
+                if sub.retry_on:
+                    outputs, ok = await handle_with_retries(sub, message, stats, cancelled=self._is_cancelling)
+                else:  # what handle_with_retries does for one attempt, without a coroutine around the handler
+                    try:
+                        outputs, ok = await sub.handler(message), True
+                    except BaseException as exc:  # noqa: BLE001 - settle_error re-raises what must propagate
+                        failed = settle_error(sub, message, exc, 1, 1, self._is_cancelling)
+                        assert failed is not None  # one attempt: never retried
+                        outputs, ok = [failed], False
                 new = await self._journal.commit([self.route(m) for m in outputs], Ack(message.id, sub.name, ok))
                 if _root.isEnabledFor(logging.DEBUG):  # a per-message event: not even built below DEBUG
                     log.debug("handler.done", ok=ok, outputs=len(outputs),

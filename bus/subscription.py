@@ -89,34 +89,44 @@ async def handle_with_retries(sub: Subscription, message: Message, stats: Consum
 
     ``cancelled`` tells whether the bus is cancelling its workers.  The task's own ``cancelling()``
     cannot be trusted after a TaskGroup (Python 3.11 leaves it raised after a child's error), and a
-    cancelled TaskGroup whose children turned the cancellation into errors raises only those errors."""
+    cancelled TaskGroup whose children turned the cancellation into errors raises only those errors.
+    (The bus awaits a handler with no ``retry_on`` itself, and passes its error to ``settle_error``:
+    the same outcome, one coroutine fewer per message.)"""
     attempts = sub.backoff.attempts if sub.retry_on else 1
     for attempt in range(1, attempts + 1):
         try:
             return await sub.handler(message), True
-        except BaseException as exc:  # noqa: BLE001 - sorted below: propagated, retried or recorded
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
-                raise
-            if cancelled() or (isinstance(exc, asyncio.CancelledError) and _task_cancelling()):
-                if isinstance(exc, asyncio.CancelledError):
-                    raise  # whatever a TaskGroup made of it, we are being cancelled
-                raise asyncio.CancelledError() from exc
-            stop = first_stop(exc)
-            if stop is not None:
-                raise stop
-            cause = root_cause(exc)
-            if isinstance(cause, asyncio.CancelledError):  # raised by a handler nobody cancelled: a bug
-                cause = RuntimeError("handler raised CancelledError without being cancelled")
-            if not isinstance(cause, Exception):
-                raise
-            retry = isinstance(cause, sub.retry_on) and attempt < attempts
-            log.warning("handler.error", agent=sub.name, question=message.question_id, message_id=message.id,
-                        attempt=attempt, error=f"{type(cause).__name__}: {cause}", exc_info=not retry)
-            if not retry:
-                return [failure(sub, message, cause, attempt)], False
+        except BaseException as exc:  # noqa: BLE001 - sorted by settle_error: propagated, retried or recorded
+            failed = settle_error(sub, message, exc, attempt, attempts, cancelled)
+            if failed is not None:
+                return [failed], False
             stats.retried += 1
         await asyncio.sleep(sub.backoff.delay(attempt))
     raise AssertionError("unreachable")
+
+
+def settle_error(sub: Subscription, message: Message, exc: BaseException, attempt: int, attempts: int,
+                 cancelled: Callable[[], bool] = _never) -> StageFailed | None:
+    """What a handler's error on its ``attempt``-th try comes to: re-raised (cancellation, a ``StopRun``,
+    ``KeyboardInterrupt``), None (one of ``retry_on``, attempts left: try again), or the ``StageFailed``."""
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        raise exc
+    if cancelled() or (isinstance(exc, asyncio.CancelledError) and _task_cancelling()):
+        if isinstance(exc, asyncio.CancelledError):
+            raise exc  # whatever a TaskGroup made of it, we are being cancelled
+        raise asyncio.CancelledError() from exc
+    stop = first_stop(exc)
+    if stop is not None:
+        raise stop
+    cause = root_cause(exc)
+    if isinstance(cause, asyncio.CancelledError):  # raised by a handler nobody cancelled: a bug
+        cause = RuntimeError("handler raised CancelledError without being cancelled")
+    if not isinstance(cause, Exception):
+        raise exc
+    retry = isinstance(cause, sub.retry_on) and attempt < attempts
+    log.warning("handler.error", agent=sub.name, question=message.question_id, message_id=message.id,
+                attempt=attempt, error=f"{type(cause).__name__}: {cause}", exc_info=not retry)
+    return None if retry else failure(sub, message, cause, attempt)
 
 
 def failure(sub: Subscription, message: Message, exc: Exception, attempts: int) -> StageFailed:

@@ -21,6 +21,10 @@ _TRAILING_NOISE = re.compile(r"[\s*_`.!;,)\]}$]+$")
 _LIST_MARK = re.compile(r"(?:^|\s)\(?([A-J])[).:]\s", re.M)
 _BOLD_LINE = re.compile(r"^\s*\*\*\s*\(?([A-J])(?:[).:]|\*\*|\s|$)", re.M)
 _LEAD_WORD = re.compile(r"^\W*([A-Za-z]+)\b(?=\s*[,.;:!\n]|\s*$)")
+_LETTER_FIRST = re.compile(r"([A-Ja-j])(?![A-Za-z0-9])(.*)")
+_MARKUP = re.compile(r"[\s*_`.!)\]}$]")
+_ONE_LETTER = re.compile(r"\s*\(?([A-J])[).]?\s*")
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
 
 def _is_option_list(text: str) -> bool:
@@ -50,11 +54,11 @@ def _answer_token(rest: str, options: Sequence[str]) -> str | None:
     said = _TRAILING_NOISE.sub("", body).strip()
     if said and (letter := _by_text(said, options)):
         return letter
-    m = re.match(r"([A-Ja-j])(?![A-Za-z0-9])(.*)", body)
+    m = _LETTER_FIRST.match(body)
     if m:
         letter, after = m.group(1), m.group(2)
         # A bare lower-case letter is only a letter if nothing but markup follows ("answer is a rare...").
-        if letter.isupper() or after.startswith(")") or not re.sub(r"[\s*_`.!)\]}$]", "", after):
+        if letter.isupper() or after.startswith(")") or not _MARKUP.sub("", after):
             return letter.upper()
     return None
 
@@ -88,7 +92,7 @@ def _boxed(text: str, options: Sequence[str]) -> str | None:
 
 def _bold_last(text: str) -> str | None:
     """A bold letter opening the last line (``**C**``, ``**C) text**``), or a reply that is one letter only."""
-    if m := re.fullmatch(r"\s*\(?([A-J])[).]?\s*", text):
+    if m := _ONE_LETTER.fullmatch(text):
         return m.group(1)
     lines = [ln for ln in text.strip().split("\n") if ln.strip()]
     if lines and (m := _BOLD_LINE.match(lines[-1])):
@@ -100,7 +104,7 @@ def _lead_word(text: str, options: Sequence[str]) -> str | None:
     """PubMedQA-style one-word options (yes / no / maybe): the word a paragraph opens with."""
     if not options or any(len(o.split()) != 1 for o in options):
         return None
-    paragraphs = [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
+    paragraphs = [p for p in _PARAGRAPH_BREAK.split(text.strip()) if p.strip()]
     for para in (paragraphs[-1:] + paragraphs[:1]) if paragraphs else []:
         if (m := _LEAD_WORD.match(para)) and (letter := _by_text(m.group(1), options)):
             return letter

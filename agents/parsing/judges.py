@@ -32,6 +32,7 @@ _DESCRIPTOR = re.compile(
 
 
 _NON_WORD = re.compile(r"[^\w\s-]")
+_NON_LOWER = re.compile(r"[^a-z]")
 _THREE_LETTERS = re.compile(r"[A-Za-z][^A-Za-z]*[A-Za-z][^A-Za-z]*[A-Za-z]")  # found iff it has 3 or more
 
 
@@ -92,7 +93,7 @@ def parse_verdict(text: str, instructions: str = "") -> tuple[Literal["Correct",
     raw = _get(fields, "verdict", _VERDICT_SHAPE)
     if not isinstance(raw, str):
         raise ParseError(f'"verdict" must be the string "Correct" or "Error", got {json.dumps(raw)}')
-    label = _VERDICT_WORDS.get(re.sub(r"[^a-z]", "", raw.lower()))
+    label = _VERDICT_WORDS.get(_NON_LOWER.sub("", raw.lower()))
     if label is None:
         raise ParseError(f'"verdict" must be "Correct" or "Error", got {json.dumps(raw)}')
     return label, _content(fields, "reason", _VERDICT_SHAPE, instructions)

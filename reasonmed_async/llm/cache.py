@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -117,6 +118,8 @@ class CachedClient:
         # (question id, task, path) -> (retry round, max_tokens or 0), from `reasonmed retry`
         self._rounds = rounds or {}
         self._in_flight: dict[str, _Flight] = {}
+        # (the cache entry's write-behind, key, flight) of answered calls, oldest first: see ``_forget_landed``
+        self._landing: deque[tuple[asyncio.Future[None], str, _Flight]] = deque()
         self.hits = 0
         self.misses = 0
         self.shared = 0  # answered by an identical call in flight
@@ -137,20 +140,37 @@ class CachedClient:
 
     async def complete(self, request: ChatRequest) -> Completion:
         started = time.perf_counter()
+        if self._landing:
+            self._forget_landed()
         request = self._reissued(request)
         key = request.cache_key()
         stage = request.meta.get("task", "")
+        in_flight = self._in_flight
         while True:
-            if key not in self._in_flight:
+            if key not in in_flight:
                 stored = await self._store.cache_get(key)
                 if stored is not None:
                     self.hits += 1
                     completion = replace(_decode(stored), cached=True)
                     self._store.count_call(stage, request.model, completion.endpoint, CACHED, 0, 0)
                     break
-            leader = self._in_flight.get(key)
-            if leader is None:
-                completion = await self._call(key, request, stage)
+            leader = in_flight.get(key)
+            if leader is None:  # the call itself (inline, not a coroutine of its own: one frame less per resume)
+                self.misses += 1
+                flight = in_flight[key] = _Flight()
+                try:  # the lines logged below carry model, stage and attempt: bound by the retry layer, per attempt
+                    completion = await self._inner.complete(request)
+                    stored_at = self._store.cache_put(key, request.model, _encode(completion), stage,
+                                                      completion.endpoint, completion.prompt_tokens,
+                                                      completion.completion_tokens)
+                except BaseException as exc:
+                    del in_flight[key]
+                    if (shared := flight.outcome) is not None:
+                        shared.set_exception(_LeaderGone() if isinstance(exc, asyncio.CancelledError) else exc)
+                        shared.exception()  # retrieved: no "never retrieved" warning when a waiter was cancelled
+                    raise
+                flight.answered(completion)
+                self._landing.append((stored_at, key, flight))
                 break
             try:
                 completion = replace(await asyncio.shield(leader.wait()), cached=True)
@@ -163,27 +183,15 @@ class CachedClient:
             _log_call(call_log, request.model, stage, completion, time.perf_counter() - started)
         return completion
 
-    async def _call(self, key: str, request: ChatRequest, stage: str) -> Completion:
-        self.misses += 1
-        flight = self._in_flight[key] = _Flight()
-        try:  # the lines logged below carry model, stage and attempt: bound by the retry layer, per attempt
-            completion = await self._inner.complete(request)
-            stored = self._store.cache_put(key, request.model, _encode(completion), stage, completion.endpoint,
-                                           completion.prompt_tokens, completion.completion_tokens)
-        except BaseException as exc:
-            del self._in_flight[key]
-            if (shared := flight.outcome) is not None:
-                shared.set_exception(_LeaderGone() if isinstance(exc, asyncio.CancelledError) else exc)
-                shared.exception()  # retrieved: no "never retrieved" warning when a waiter was cancelled
-            raise
-        flight.answered(completion)
-        stored.add_done_callback(lambda _: self._landed(key, flight))
-        return completion
-
-    def _landed(self, key: str, flight: _Flight) -> None:
-        """The cache entry of ``flight`` is committed (or failed, and the store says so to its next writer)."""
-        if self._in_flight.get(key) is flight:
-            del self._in_flight[key]
+    def _forget_landed(self) -> None:
+        """The flights whose cache entry is committed (or failed: the store says so to its next writer) leave
+        ``_in_flight``: the store answers for them now.  Write-behinds commit in the order they were submitted,
+        so those are the oldest entries of ``_landing``; checked at each call, not by a callback per call."""
+        landing, in_flight = self._landing, self._in_flight
+        while landing and landing[0][0].done():
+            _, key, flight = landing.popleft()
+            if in_flight.get(key) is flight:
+                del in_flight[key]
 
 
 def _log_call(call_log: Any, model: str, stage: str, completion: Completion, latency_s: float) -> None:

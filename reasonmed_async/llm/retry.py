@@ -27,6 +27,7 @@ import structlog
 
 from agents.llm import ChatRequest, Completion, LLMClient, LLMError, LLMTimeout, RateLimited
 from bus import Backoff
+from bus.logcontext import bind_context, reset_context
 
 from reasonmed_async.llm.gauge import CallGauge
 from reasonmed_async.llm.health import ModelHealth, Next, RetryPolicy
@@ -90,8 +91,7 @@ class RetryingClient:
                 raise CircuitOpen(request.model, "", health.circuit, health.streak)
             attempt += 1
             # on the backend's lines (one bind per attempt: the cache layer above binds nothing)
-            context = structlog.contextvars.bind_contextvars(model=request.model, stage=request.meta.get("task", ""),
-                                                             attempt=attempt)
+            context = bind_context(model=request.model, stage=request.meta.get("task", ""), attempt=attempt)
             try:
                 with self.gauge.sending(request.model):
                     # no timer when the backend times its own exchanges, nor for an attempt that returns without
@@ -111,7 +111,7 @@ class RetryingClient:
                 health.succeeded(self._clock())
                 return completion
             finally:
-                structlog.contextvars.reset_contextvars(**context)
+                reset_context(context)
             now = self._clock()
             if self._observer is not None:
                 await self._observer.attempt_failed(request, error)

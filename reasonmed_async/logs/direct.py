@@ -2,7 +2,7 @@
 
 One ``llm.call`` line per LLM call is the hottest log event (thousands a second over HTTP).
 ``DirectLines`` writes it as the file's structlog chain does — the event's keys in call order, then
-``event``, the context-local keys (``merge_contextvars``, the same function), ``level``, ``logger``
+``event``, the context-local keys (``bus.logcontext.merge_context``, the same function), ``level``, ``logger``
 and ``timestamp``; one JSON encoding, the redactor's check on that line (``_RedactedJSON``) — into the
 batched file writer, without structlog's bound-logger dispatch and its generic processors.  An event
 carrying an exception goes through the structlog chain (``fallback``), which renders tracebacks.
@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from structlog.contextvars import merge_contextvars
+from bus.logcontext import merge_context
 
 from reasonmed_async.logs.filewriter import LineSink
 
@@ -59,7 +59,7 @@ class DirectLines:
             getattr(self.fallback, method)(event, **kw)
             return
         kw["event"] = event
-        merge_contextvars(None, method, kw)
+        merge_context(None, method, kw)
         kw["level"] = method
         kw["logger"] = self.sink.name
         kw["timestamp"] = iso_utc_now()

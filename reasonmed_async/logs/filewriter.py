@@ -164,10 +164,8 @@ class LineSink:
         self.name = name  # structlog's add_logger_name reads it
 
     def msg(self, line: str) -> None:
-        self.handler.acquire()
-        try:
-            self.handler.add_line(line + self.handler.terminator)
-        finally:
-            self.handler.release()
+        handler = self.handler
+        with handler.lock:  # what ``acquire`` / ``release`` take, without their two Python calls
+            handler.add_line(line + handler.terminator)
 
     info = debug = warning = error = critical = exception = msg

@@ -40,6 +40,8 @@ import msgspec
 import structlog
 import structlog.tracebacks
 
+from bus.logcontext import merge_context
+
 from reasonmed_async.logs.direct import DirectLines, stamp_iso_utc
 from reasonmed_async.logs.filewriter import FLUSH_INTERVAL_S, BatchedJSONLinesFile, LineSink
 
@@ -61,14 +63,21 @@ _encode_json = msgspec.json.Encoder(enc_hook=repr).encode  # other objects as th
 class Redactor:
     def __init__(self, secrets: Iterable[str]) -> None:
         self.secrets: list[str] = []
-        self._needles: set[str] = set()
+        self._needles: tuple[str, ...] = ()
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
         """More secrets to mask (a key read from a file, a token fetched during the run)."""
         self.secrets = sorted({*self.secrets, *(s for s in secrets if s and len(s) >= 4)}, key=len, reverse=True)
         # a secret as it reads inside a JSON string: what the quick check looks for
-        self._needles = {n for s in self.secrets for n in (s, _encode_json(s).decode()[1:-1])}
+        self._needles = tuple({n for s in self.secrets for n in (s, _encode_json(s).decode()[1:-1])})
+
+    def found_in(self, text: str) -> bool:
+        """Whether ``text`` (an encoded line) holds a secret as a JSON string would spell it: the quick check."""
+        for needle in self._needles:  # a loop, not ``any`` over a generator: this runs once per log line
+            if needle in text:
+                return True
+        return False
 
     def _str(self, value: str) -> str:
         if "@" in value and "://" in value:
@@ -101,7 +110,7 @@ class Redactor:
             return self.scrub(event)
         if "@" in text and URL_CREDENTIALS.search(text):
             return self.scrub(event)
-        return self.scrub(event) if any(n in text for n in self._needles) else event
+        return self.scrub(event) if self.found_in(text) else event
 
 
 class _QuietOnConsole(logging.Filter):
@@ -146,7 +155,7 @@ class _RedactedJSON:
             line = _encode_json(event).decode()
         except Exception:  # noqa: BLE001 - what it cannot encode, the redactor scrubs the slow way
             return _encode_json(self.redactor.scrub(event)).decode()
-        if self.redactor.secrets and any(n in line for n in self.redactor._needles):
+        if self.redactor.found_in(line):
             return _encode_json(self.redactor.scrub(event)).decode()
         return line
 
@@ -211,7 +220,7 @@ def configure(*, log_file: Path | None, secret_envs: Iterable[str] = (), console
     redactor = Redactor([*(os.environ.get(name, "") for name in secret_envs), *secrets, *_registered])
     _redactors[:] = [redactor]
     shared = [
-        structlog.contextvars.merge_contextvars,
+        merge_context,  # ``bus.logcontext``'s keys, then any bound through structlog's own API
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         stamp_iso_utc,  # TimeStamper(fmt="iso", utc=True)'s text, the date formatted once a second
