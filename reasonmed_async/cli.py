@@ -9,33 +9,26 @@ SIGINT / SIGTERM with work left.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import sys
 from collections.abc import Sequence
 
-from reasonmed_async.logs.lean_import import import_structlog
-
-import_structlog()  # before anything imports it (bus does): without rich, which it would import for nothing
-
-from bus import first_stop  # noqa: E402
-from reasonmed_async.cli_errors import classify, quiet_broken_pipe, report_internal
+# Only what the parser needs (every start, `--help` too): the command's own modules, asyncio, structlog and
+# what an error is judged by are imported once it is known which command runs (``_command``, ``_failed``).
 from reasonmed_async.commands import heap
 from reasonmed_async.commands.common import UsageError
 from reasonmed_async.commands.lazy import LazyCommands, LazyHandler, VersionAction, command_named
 from reasonmed_async.exit_codes import HELP as EXIT_CODES_HELP
 from reasonmed_async.exit_codes import ExitCode
-from reasonmed_async.outcome import RunStopped
-from reasonmed_async.loaders.dispatch import SOURCE_FORMATS
-from reasonmed_async.llm.preflight import PreflightFailed
-from reasonmed_async.logs import loop_lag
-from reasonmed_async.scale.shard_run import add_scale_flags
+from reasonmed_async.loaders.formats import SOURCE_FORMATS
+from reasonmed_async.scale.flags import add_scale_flags
 
 __all__ = ["COMMANDS", "EXTRA_COMMANDS", "UsageError", "main"]
 
 
-def _parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The whole parser; given the ``command`` being run, the other commands' modules stay unimported."""
+def _parser(command: str | None = None, *, whole: bool = False) -> argparse.ArgumentParser:
+    """The parser for running ``command``: that command registered whole, the others registered in their own
+    modules by name and summary only (those modules stay unimported); with no command (``--help``,
+    ``--version``, a usage error) the top-level help and usage read as the ``whole`` parser's."""
     p = argparse.ArgumentParser(prog="reasonmed", description="Build ReasonMed-style medical CoT data, resumably.",
                                 epilog=EXIT_CODES_HELP)
     p.add_argument("--version", action=VersionAction, version=_version)
@@ -84,12 +77,12 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         sub.choices[name].set_defaults(handler=handler)
     add_scale_flags(run, resume, retry)  # --allow-network-fs, --shard, --quota-share, --ingest-only
     for register in EXTRA_COMMANDS:
-        if isinstance(register, LazyCommands) and command is not None and command not in register.names:
-            register.stand_in(sub)  # its names alone (the usage line lists them): its module is not imported
+        if isinstance(register, LazyCommands) and not whole and command not in register.names:
+            register.stand_in(sub)  # its names and summaries (usage and --help list them): its module is not imported
         else:
             register(sub)  # each adds its subparser with set_defaults(handler=async fn(args) -> exit code)
-    for command in sub.choices.values():
-        command.epilog = EXIT_CODES_HELP
+    for parser in sub.choices.values():
+        parser.epilog = EXIT_CODES_HELP
     for name in (n for n in PREFLIGHT_COMMANDS if n in sub.choices):
         sub.choices[name].add_argument("--no-preflight", action="store_true",
                                        help="skip the one cheap request per model and endpoint made before starting")
@@ -139,7 +132,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _command(argv: list[str]) -> int:
-    args = _parser(command_named(argv)).parse_args(argv)
+    from reasonmed_async.logs.lean_import import import_structlog
+
+    command = command_named(argv)
+    if command is not None:  # (none: help, version or a usage error, and no command's module is imported)
+        import_structlog()  # before the command's module imports it (most do): without rich, imported for nothing
+    args = _parser(command).parse_args(argv)  # (with no command it prints the help, version or error and exits)
+    import asyncio
+
+    from reasonmed_async.logs import loop_lag
+
     try:
         code = asyncio.run(loop_lag.sampled(args.handler(args)))  # the sampler: opt-in, REASONMED_LOOP_LAG_FILE
         sys.stdout.flush()  # here, not at exit: a reader gone (`status | head`) is a quiet end, not a traceback
@@ -147,23 +149,36 @@ def _command(argv: list[str]) -> int:
     except KeyboardInterrupt:  # a Ctrl-C before the handlers were installed (or after they were removed)
         return ExitCode.SIGINT
     except BrokenPipeError:
+        from reasonmed_async.cli_errors import quiet_broken_pipe
+
         return quiet_broken_pipe()
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, the right exit code
-        stopped = first_stop(exc)  # a typed stop (outage, open circuit, disk full), maybe inside a TaskGroup's group
-        if isinstance(stopped, RunStopped):
-            db = getattr(args, "db", None)
-            print(f"reasonmed: stopped: {stopped}", file=sys.stderr)
-            print(f"reasonmed: nothing was marked failed; once fixed, continue with `reasonmed resume --db {db}`",
-                  file=sys.stderr)
-            return int(stopped.exit_code)
-        known = classify(exc, (UsageError, PreflightFailed))
-        if known is not None:
-            print(known[1], file=sys.stderr)
-            return known[0]
-        if os.environ.get("REASONMED_DEBUG"):
-            raise
-        return report_internal(exc, args.command, getattr(args, "db", None))
+        return _failed(exc, args)
 
+
+def _failed(exc: Exception, args: argparse.Namespace) -> int:
+    """The exit code of a command that raised ``exc``, its one line said on stderr."""
+    import os
+
+    from bus import first_stop
+    from reasonmed_async.cli_errors import classify, report_internal
+    from reasonmed_async.llm.preflight import PreflightFailed
+    from reasonmed_async.outcome import RunStopped
+
+    stopped = first_stop(exc)  # a typed stop (outage, open circuit, disk full), maybe inside a TaskGroup's group
+    if isinstance(stopped, RunStopped):
+        db = getattr(args, "db", None)
+        print(f"reasonmed: stopped: {stopped}", file=sys.stderr)
+        print(f"reasonmed: nothing was marked failed; once fixed, continue with `reasonmed resume --db {db}`",
+              file=sys.stderr)
+        return int(stopped.exit_code)
+    known = classify(exc, (UsageError, PreflightFailed))
+    if known is not None:
+        print(known[1], file=sys.stderr)
+        return known[0]
+    if os.environ.get("REASONMED_DEBUG"):
+        raise exc
+    return report_internal(exc, args.command, getattr(args, "db", None))
 
 if __name__ == "__main__":
     sys.exit(main())

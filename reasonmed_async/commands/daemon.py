@@ -6,10 +6,12 @@ import argparse
 from pathlib import Path
 
 from reasonmed_async.commands.common import UsageError
+from reasonmed_async.commands.summaries import SUMMARIES
 from reasonmed_async.config import load_config
 from reasonmed_async.logs.setup import configure_for
 from reasonmed_async.run_guards import preflight_for
-from reasonmed_async.scale.fsguard import add_network_fs_flag, guard_database_location
+from reasonmed_async.scale.flags import add_network_fs_flag
+from reasonmed_async.scale.fsguard import guard_database_location
 
 
 async def daemon(args: argparse.Namespace) -> int:
@@ -32,7 +34,7 @@ async def daemon(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    d = sub.add_parser("daemon", help="run until stopped: resume, then take jobs from an inbox and an HTTP API")
+    d = sub.add_parser("daemon", help=SUMMARIES["daemon"])
     d.add_argument("--config", required=True)
     d.add_argument("--db", required=True)
     d.add_argument("--inbox", help="directory watched for question files")

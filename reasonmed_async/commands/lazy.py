@@ -4,8 +4,9 @@ Start-up is a user's wait too (a 300-question run spends a tenth of its CPU impo
 has no use for the report, scoring, decontamination or evaluation code, nor for rapidfuzz or the
 importlib.metadata scan behind ``--version``.  ``LazyHandler`` and ``LazyCommands`` stand for a handler
 and a registrar by their module's name; ``command_named`` tells which command a command line runs, so
-that the parser registers that one whole and the others by name only (their names are all the usage
-line and an "invalid choice" error show).  With no command (``--help``, ``--version``) it is built whole.
+that the parser registers that one whole and the others by name and one-line summary only (all that the
+usage line, an "invalid choice" error and ``reasonmed --help`` show of them): with no command
+(``--help``, ``--version``) no command's module is imported at all.
 """
 
 from __future__ import annotations
@@ -39,9 +40,12 @@ class LazyCommands:
         getattr(importlib.import_module(self.module), self.attr)(sub)
 
     def stand_in(self, sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-        """The commands by name only, for a command line that runs another one."""
+        """The commands by name and summary only (``summaries.py``), for a command line that runs another one
+        or none: what the usage line, an "invalid choice" error and ``reasonmed --help`` show of them."""
+        from reasonmed_async.commands.summaries import SUMMARIES
+
         for name in self.names:
-            sub.add_parser(name)
+            sub.add_parser(name, help=SUMMARIES[name])
 
     def __repr__(self) -> str:
         return f"LazyCommands({'/'.join(self.names)}: {self.module}.{self.attr})"

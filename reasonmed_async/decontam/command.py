@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bus import QuestionIngested
 
+from reasonmed_async.commands.summaries import SUMMARIES
 from reasonmed_async.decontam.match import BenchmarkIndex, Item, Match, Thresholds, id_matches, question_text
 from reasonmed_async.exit_codes import ExitCode
 from reasonmed_async.loaders.dispatch import load_questions
@@ -108,7 +109,7 @@ async def decontam_command(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("decontam", help="flag generation questions that overlap benchmark test questions")
+    p = subparsers.add_parser("decontam", help=SUMMARIES["decontam"])
     p.add_argument("--db", required=True, help="checkpoint database (the flags are stored there)")
     p.add_argument("--against", nargs="*", default=[], metavar="FILE",
                    help="benchmark question files, any format the loaders read")

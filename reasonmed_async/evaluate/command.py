@@ -15,6 +15,7 @@ from pathlib import Path
 
 from agents.settings import Sampling
 
+from reasonmed_async.commands.summaries import SUMMARIES
 from reasonmed_async.config import AppConfig, load_config
 from reasonmed_async.evaluate import benchmarks, lm_eval
 from reasonmed_async.evaluate.runner import ask_all
@@ -79,7 +80,7 @@ async def eval_command(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("eval", help="zero-shot multiple-choice accuracy of a configured model (Table 4)")
+    p = subparsers.add_parser("eval", help=SUMMARIES["eval"])
     p.add_argument("--config", required=True, help="TOML configuration that reaches the model")
     p.add_argument("--model", required=True, help="a [models] name, a served model name, or a stage")
     p.add_argument("--data", required=True, help="a benchmark directory, or one question file the loaders read")

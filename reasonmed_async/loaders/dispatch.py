@@ -45,6 +45,7 @@ from typing import Any
 from bus.messages import Question
 
 from reasonmed_async.loaders.errors import InputError
+from reasonmed_async.loaders.formats import SOURCE_FORMATS
 from reasonmed_async.loaders.common import Collector, content_id, detect_test_split, kind, parse_json, read_text
 from reasonmed_async.loaders.limits import InputLimits, NestingError
 from reasonmed_async.loaders.generic import GenericParser
@@ -55,7 +56,6 @@ from reasonmed_async.loaders.pubmedqa import PUBMEDQA_OPTIONS, load_pubmedqa
 
 __all__ = ["PUBMEDQA_OPTIONS", "SOURCE_FORMATS", "InputError", "content_id", "detect_test_split", "load_questions"]
 
-SOURCE_FORMATS = ("generic", "pubmedqa", "medqa", "medmcqa", "mmlu")
 _RECORD_KEYS = ("question", "options", "answer")
 
 Records = Iterable[tuple[Any, dict[str, Any], str]]  # (record, location, "line N" / "record N")

@@ -49,15 +49,18 @@ class NestingError(Exception):
     """JSON nested deeper than the limit (``InputError`` once the loader knows the line)."""
 
 
+_CONTAINERS = (dict, list)  # a tuple: ``isinstance`` checks one twice as fast as the union ``dict | list``
+
+
 def depth_problem(value: Any, max_depth: int) -> str | None:
     """Nesting deeper than ``max_depth`` (lists and objects), checked without recursion."""
-    if not isinstance(value, dict | list):
+    if not isinstance(value, _CONTAINERS):
         return None
     level, depth = [value], 1  # the containers at one depth; only containers are ever visited
     while level:
         if depth > max_depth:
             return f"nests deeper than {max_depth} levels ([input] max_depth)"
         level = [v for item in level for v in (item.values() if isinstance(item, dict) else item)
-                 if isinstance(v, dict | list)]
+                 if isinstance(v, _CONTAINERS)]
         depth += 1
     return None

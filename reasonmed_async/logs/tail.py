@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from reasonmed_async.commands.summaries import SUMMARIES
 from reasonmed_async.logs.setup import log_path_for
 from reasonmed_async.logs.filter import Filter, parse_level, parse_line, pretty
 
@@ -255,7 +256,7 @@ async def run_logs(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds ``logs`` to the ``reasonmed`` command (see ``cli.EXTRA_COMMANDS``)."""
-    p = subparsers.add_parser("logs", help="print the structured log of a database, filtered; -f follows it",
+    p = subparsers.add_parser("logs", help=SUMMARIES["logs"],
                               description=__doc__.split("\n\n")[0])
     add_arguments(p)
     p.set_defaults(handler=run_logs)

@@ -26,6 +26,7 @@ from agents.llm import LLMError
 from agents.parsing import parse_score
 from agents.prompts import SCORE_SCHEMA, Templates, check_score_template
 
+from reasonmed_async.commands.summaries import SUMMARIES
 from reasonmed_async.config import AppConfig, load_config
 from reasonmed_async.reports.formats import AlpacaError
 from reasonmed_async.reports.score_targets import STAGES, Target, file_targets, sample_ids, stage_targets
@@ -206,7 +207,7 @@ async def score_command(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``score`` to the ``reasonmed`` command (a registrar for ``cli.EXTRA_COMMANDS``)."""
-    p = subparsers.add_parser("score", help="score samples with the Score Evaluator: means, SE, paired difference",
+    p = subparsers.add_parser("score", help=SUMMARIES["score"],
                               description=__doc__.split("\n\n")[1] if __doc__ else None)
     p.add_argument("--stage", action="append", choices=(*STAGES, "refine"),
                    help="what of the run to score (repeatable; refine = pre-refine and post-refine, paired)")

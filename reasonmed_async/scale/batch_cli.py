@@ -22,7 +22,9 @@ import msgspec
 
 from agents.llm import ChatRequest, Completion
 
-from reasonmed_async.scale.fsguard import add_network_fs_flag, guard_database_location
+from reasonmed_async.commands.summaries import SUMMARIES
+from reasonmed_async.scale.flags import add_network_fs_flag
+from reasonmed_async.scale.fsguard import guard_database_location
 from reasonmed_async.store.sql import StoreError
 
 if TYPE_CHECKING:  # the CLI imports this module at start: what only export / import need is imported there
@@ -165,7 +167,7 @@ async def _import(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    batch = sub.add_parser("batch", help="run a stage's pending LLM calls through a batch API and import them")
+    batch = sub.add_parser("batch", help=SUMMARIES["batch"])
     actions = batch.add_subparsers(dest="action", required=True)
     ex = actions.add_parser("export", help="write the stage's pending requests as OpenAI Batch JSONL")
     ex.add_argument("--db", required=True)
@@ -177,12 +179,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     im.add_argument("results", help="the results JSONL (vllm run-batch -o, or the Batch API's output file)")
     add_network_fs_flag(im)
     im.set_defaults(handler=_import)
-
-
-def add_ingest_flag(run: argparse.ArgumentParser) -> None:
-    run.add_argument("--ingest-only", action="store_true",
-                     help="record the run and its questions, make no call: then `reasonmed batch export"
-                          " --stage generate` (or `reasonmed resume` to run it live)")
 
 
 async def ingest_only(config, db: Path, questions: list, input_path: str, digest: str,  # type: ignore[no-untyped-def]

@@ -96,10 +96,3 @@ def guard_database_location(db: str | Path, *, allow_network_fs: bool = False,
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
-
-
-def add_network_fs_flag(parser: object) -> None:
-    """``--allow-network-fs`` on a command that opens a database for writing."""
-    parser.add_argument("--allow-network-fs", action="store_true",  # type: ignore[attr-defined]
-                        help="only warn (instead of refusing) when --db is on a network file system"
-                             " (NFS, SMB, Lustre, GPFS, CephFS, FUSE): SQLite's WAL mode needs a node-local disk")

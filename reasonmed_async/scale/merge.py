@@ -16,7 +16,9 @@ import os
 import sys
 from pathlib import Path
 
-from reasonmed_async.scale.fsguard import add_network_fs_flag, guard_database_location
+from reasonmed_async.commands.summaries import SUMMARIES
+from reasonmed_async.scale.flags import add_network_fs_flag
+from reasonmed_async.scale.fsguard import guard_database_location
 from reasonmed_async.scale.shard import META_PREFIX, Fingerprint
 from reasonmed_async.store.merge import ShardFacts, merge_into, read_facts
 from reasonmed_async.store.schema import STORE_SCHEMA_VERSION
@@ -98,7 +100,7 @@ async def _merge(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    m = sub.add_parser("merge", help="merge the databases of a sharded run (run --shard i/N) into one")
+    m = sub.add_parser("merge", help=SUMMARIES["merge"])
     m.add_argument("--out", required=True, help="the merged database to create")
     m.add_argument("shards", nargs="+", help="every shard's database")
     add_network_fs_flag(m)

@@ -17,15 +17,6 @@ from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore
 
 
-def add_shard_flags(run: argparse.ArgumentParser) -> None:
-    run.add_argument("--shard", metavar="i/N", default=None,
-                     help="take only shard i of N (0 <= i < N) of the questions, by a stable hash of each"
-                          " question's de-duplication key; merge the shards' databases with `reasonmed merge`")
-    run.add_argument("--quota-share", metavar="F", default=None,
-                     help="with --shard: the share of every Azure deployment's rpm/tpm this shard may use"
-                          " (default 1/N, so N shards together never exceed the quota)")
-
-
 async def prepare_shard(args: argparse.Namespace, config: AppConfig, questions: list[Question], input_digest: str,
                         db: Path) -> tuple[AppConfig, list[Question]]:
     """The config and questions of this shard (unchanged without ``--shard``); the fingerprint recorded in ``db``.
@@ -58,14 +49,3 @@ async def resumed_config(store: CheckpointStore, config: AppConfig) -> AppConfig
         if stored is not None:
             return with_quota_share(config, Fraction(Fingerprint.from_json(stored).quota_share))
     return config
-
-
-def add_scale_flags(run: argparse.ArgumentParser, *writers: argparse.ArgumentParser) -> None:
-    """``run``'s --shard, --quota-share and --ingest-only; --allow-network-fs on ``run`` and ``writers``."""
-    from reasonmed_async.scale.batch_cli import add_ingest_flag
-    from reasonmed_async.scale.fsguard import add_network_fs_flag
-
-    for parser in (run, *writers):
-        add_network_fs_flag(parser)
-    add_shard_flags(run)
-    add_ingest_flag(run)

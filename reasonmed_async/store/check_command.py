@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
 
+from reasonmed_async.commands.summaries import SUMMARIES
 from reasonmed_async.exit_codes import ExitCode
 from reasonmed_async.store.errors import StoreError
 from reasonmed_async.store.integrity import integrity_problems, row_counts, scan, schema_version
@@ -121,10 +122,9 @@ async def _migrate(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    c = sub.add_parser("check", help="verify a database: SQLite integrity, schema version, per-row checksums"
-                                     " (exit 5 if damaged)")
+    c = sub.add_parser("check", help=SUMMARIES["check"])
     c.add_argument("--db", required=True)
     c.set_defaults(handler=_check)
-    m = sub.add_parser("migrate", help="upgrade a database of an older store schema in place")
+    m = sub.add_parser("migrate", help=SUMMARIES["migrate"])
     m.add_argument("--db", required=True)
     m.set_defaults(handler=_migrate)

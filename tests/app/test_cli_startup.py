@@ -27,12 +27,12 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 
 def _names() -> list[str]:
-    return list(_subcommands(cli._parser()))
+    return list(_subcommands(cli._parser(whole=True)))
 
 
 @pytest.mark.parametrize("command", _names())
 def test_a_command_parsed_lazily_has_the_help_and_usage_of_the_whole_parser(command: str) -> None:
-    whole, lazy = cli._parser(), cli._parser(command)
+    whole, lazy = cli._parser(whole=True), cli._parser(command)
     assert lazy.format_usage() == whole.format_usage()  # what "unrecognized arguments" prints
     assert list(_subcommands(lazy)) == list(_subcommands(whole))  # what "invalid choice" lists, in order
     assert _subcommands(lazy)[command].format_help() == _subcommands(whole)[command].format_help()
@@ -44,6 +44,12 @@ def test_every_lazy_registrar_names_exactly_the_commands_it_adds() -> None:
         sub = argparse.ArgumentParser().add_subparsers()
         register(sub)
         assert tuple(sub.choices) == register.names, register
+
+
+def test_top_level_help_without_any_command_module_reads_as_the_whole_parsers() -> None:
+    """`reasonmed --help` lists every command with its summary from stand-ins (no command's module imported)."""
+    assert cli._parser().format_help() == cli._parser(whole=True).format_help()
+    assert cli._parser().format_usage() == cli._parser(whole=True).format_usage()
 
 
 @pytest.mark.parametrize("argv, expected", [
@@ -83,6 +89,20 @@ from reasonmed_async.cli import main
 code = main(sys.argv[1:])
 print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.__stderr__)
 """
+
+
+def test_reasonmed_help_imports_no_command_code(tmp_path) -> None:
+    """`reasonmed --help` (and `--version`) build the parser only: no command's module, no asyncio, no structlog."""
+    code = PROBE.replace("code = main(sys.argv[1:])", "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code")
+    proc = subprocess.run([sys.executable, "-c", code, "--help"], cwd=ROOT, env=cli_env(), capture_output=True,
+                          text=True, timeout=60)
+    report = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert report["code"] == 0 and "usage: reasonmed" in proc.stdout
+    assert "    score" in proc.stdout and "Score Evaluator" in proc.stdout  # a stand-in's summary
+    loaded = set(report["modules"])
+    heavy = {"asyncio", "structlog", "sqlite3", "msgspec", "bus", "agents", "reasonmed_async.config",
+             "reasonmed_async.commands.runs", "reasonmed_async.pipeline", *NOT_FOR_RUN}
+    assert not loaded & heavy, sorted(loaded & heavy)
 
 
 def test_reasonmed_run_imports_only_what_running_needs(pubmedqa, tmp_path) -> None:

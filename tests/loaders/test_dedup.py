@@ -53,3 +53,28 @@ def test_merge_without_duplicates_changes_nothing():
     questions = [q("a"), q("b", stem="Which drug is first line for hypertension?", ordinal=1)]
     merged = merge_duplicates(questions)
     assert merged.questions == questions and merged.duplicates == {}
+
+
+def test_whitespace_is_collapsed_exactly_as_the_regex_did():
+    """``normalise`` splits at ``str.isspace()`` characters: the same text as ``re.sub(r"\\s+", " ", t).strip()``,
+    the form the key was first defined with, for every Unicode whitespace character (keys must stay stable)."""
+    import re
+    import sys
+    import unicodedata
+
+    from reasonmed_async.loaders.dedup import normalise
+
+    spaces = [chr(c) for c in range(sys.maxunicode + 1) if re.fullmatch(r"\s", chr(c))]
+    assert spaces == [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    for ws in spaces:
+        text = f"{ws}Chest{ws}{ws}pain,{ws}left arm{ws}"
+        regex_form = re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).casefold()).strip()
+        assert normalise(text) == regex_form == "chest pain, left arm"
+
+
+def test_the_key_of_a_question_with_unusual_whitespace_is_the_one_earlier_builds_stored():
+    # computed by the regex formulation (main at 1bb8005): sharding and merging rely on the digest itself
+    tricky = q(stem="A 45-year-old\u00a0man\u2003presents\twith chest pain.\u2028What is next?\x1c",
+               options=("Aspirin\u3000and ECG", "Discharge\nhome"),
+               context="BACKGROUND:\x85 a cohort\r\n\r\nof 120 patients\u205f")
+    assert dedup_key(tricky) == "f8ac80f9f5f70ae6ed81fb51b565acaf43a47b4af227d1b3bca448ab6278af09"

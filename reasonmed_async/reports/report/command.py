@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from reasonmed_async.commands.summaries import SUMMARIES
 from reasonmed_async.exit_codes import ExitCode
 from reasonmed_async.reports.report.figures import MissingPlotting, draw_all
 from reasonmed_async.reports.report.numbers import Source, collect
@@ -60,7 +61,7 @@ async def report_command(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("report", help="the run's figures beside the paper's: an offline HTML page + report.json")
+    p = subparsers.add_parser("report", help=SUMMARIES["report"])
     p.add_argument("--db", required=True, help="checkpoint database (opened read-only)")
     p.add_argument("--out", required=True, help="directory for report.html, report.json and the figures")
     p.set_defaults(handler=report_command)
