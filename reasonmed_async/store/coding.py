@@ -32,6 +32,7 @@ import sqlite3
 import zstandard
 
 from reasonmed_async.store import trained
+from reasonmed_async.store.join_writes import JoinCounts
 from reasonmed_async.store.lexicon import squeeze
 from reasonmed_async.store.names import Names, RecentSeqs
 from reasonmed_async.store.packing import MIN_BODY, MIN_SAVING, ZSTD, pack
@@ -68,6 +69,7 @@ class Coder:
         self._started = False
         self.names = Names()  # the codes of the strings rows name (schema v8: ``names.py``)
         self.seqs = RecentSeqs()  # the seqs of the messages stored last: their children name them by seq (v8)
+        self.joins = JoinCounts()  # how many items each join key has (store/join_writes.py)
 
     # -- coding -------------------------------------------------------------------
     def start(self, db: sqlite3.Connection) -> None:
@@ -135,6 +137,7 @@ class Coder:
     def transaction_ended(self, committed: bool) -> None:
         self.names.transaction_ended(committed)
         self.seqs.transaction_ended(committed)
+        self.joins.transaction_ended(committed)
         if committed:
             self._unsaved.clear()
 

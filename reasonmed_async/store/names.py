@@ -111,6 +111,8 @@ class RecentSeqs:
     def __init__(self, capacity: int = 4096) -> None:  # a parent is nearly always within the last few thousand
         self._seqs: OrderedDict[bytes | str, int] = OrderedDict()
         self._capacity = capacity
+        #: the largest seq this writer gave, committed or in the open transaction (None: ask the table)
+        self.last: int | None = None
 
     def get(self, stored_id: bytes | str) -> int | None:
         return self._seqs.get(stored_id)
@@ -123,6 +125,7 @@ class RecentSeqs:
     def transaction_ended(self, committed: bool) -> None:
         if not committed:
             self._seqs.clear()
+            self.last = None
 
 
 def names_of(db: sqlite3.Connection) -> dict[int, str]:

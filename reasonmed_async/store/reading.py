@@ -75,3 +75,13 @@ async def load(conn: aiosqlite.Connection, memo: Memo, where: object, sql: str,
 def db_name(con: sqlite3.Connection) -> str:
     """The database's file name, as error messages name it."""
     return next((row[2] for row in con.execute("PRAGMA database_list") if row[1] == "main"), "database")
+
+
+class DbName:
+    """A connection's database file name (``db_name``), looked up only when an error message needs it."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __str__(self) -> str:
+        return db_name(self._db)

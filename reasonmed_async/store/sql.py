@@ -16,8 +16,9 @@ from reasonmed_async.store.cache_key import CACHE_KEY, split_key
 from reasonmed_async.store.integrity import row_checksum
 from reasonmed_async.store.envelope import compact, head
 from reasonmed_async.store.coding import Coder
-from reasonmed_async.store.names import DONE, FAILED, PENDING, Names, id_bytes, id_of
-from reasonmed_async.store.reading import MESSAGE_COLUMNS, cached_payloads, db_name, load_messages
+from reasonmed_async.store.join_writes import join_item
+from reasonmed_async.store.names import DONE, FAILED, PENDING, id_bytes
+from reasonmed_async.store.reading import DbName, cached_payloads
 from reasonmed_async.store.splitting import Splitter
 from reasonmed_async.store.texts import Memo, Pieces, store_pieces
 from reasonmed_async.store.writer import Op
@@ -35,14 +36,6 @@ _COUNT_CALLS = (  # a batch's calls, summed per (stage, model, endpoint, outcome
 
 #: the ``calls.outcome`` of a completion whose key the cache already held
 DUPLICATE = "duplicate"
-
-
-class _path:  # noqa: N801 - the database's file name, looked up only when an error message needs it
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __str__(self) -> str:
-        return db_name(self._db)
 
 
 def _label(message: Message) -> str:
@@ -98,9 +91,10 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo, splitte
             stage, model, endpoint, outcome, prompt, completion = op.args
             _count(counts, (stage, model, endpoint, outcome), prompt, completion)
         elif op.kind == "join":
-            results[i] = _join(db, memo, coder.names, *op.args)
+            results[i] = join_item(db, memo, coder.names, coder.joins, *op.args)
         elif op.kind == "sql":
             db.execute(*op.args)
+            coder.seqs.last = None  # (whatever it wrote, the next message's seq is asked of the table)
         elif op.kind == "settle":  # a barrier: done once what was submitted before it commits
             pass
         elif op.kind == "finish":
@@ -115,13 +109,27 @@ def apply_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo, splitte
     if counts:
         db.executemany(_COUNT_CALLS, [(*k, n, p, c) for k, (n, p, c) in counts.items()])
     if acks:
-        db.executemany(
-            "UPDATE delivery_rows SET state=? WHERE message_seq=(SELECT seq FROM message_rows WHERE id=?)"
-            f" AND consumer=? AND state={PENDING}",
-            [(DONE if a.ok else FAILED, id_bytes(a.message_id), coder.names.code(db, a.consumer)) for a in acks],
-        )
+        _acknowledge(db, acks, coder)
     coder.finish(db)
     return results
+
+def _acknowledge(db: sqlite3.Connection, acks: list[Ack], coder: Coder) -> None:
+    """Each acknowledged delivery done (or failed), found by its message's seq where this writer stored the
+    message lately (``RecentSeqs``: nearly always), else by its message's id."""
+    recent, codes, code = coder.seqs, coder.names.codes, coder.names.code
+    by_seq, by_id = [], []
+    for a in acks:
+        stored = id_bytes(a.message_id)
+        seq = recent.get(stored)
+        row = (DONE if a.ok else FAILED, stored if seq is None else seq, codes.get(a.consumer) or code(db, a.consumer))
+        (by_id if seq is None else by_seq).append(row)
+    if by_seq:
+        db.executemany(f"UPDATE delivery_rows SET state=? WHERE message_seq=? AND consumer=? AND state={PENDING}",
+                       by_seq)
+    if by_id:
+        db.executemany("UPDATE delivery_rows SET state=? WHERE message_seq=(SELECT seq FROM message_rows WHERE id=?)"
+                       f" AND consumer=? AND state={PENDING}", by_id)
+
 
 def _count(counts: dict[tuple[str, str, str, str], list[int]], key: tuple[str, str, str, str], prompt: int,
            completion: int) -> None:
@@ -193,7 +201,8 @@ def _insert_messages(
     codes, code = coder.names.codes, coder.names.code
     message_rows, delivery_rows, record_rows = [], [], []
     new_by_op: dict[int, list[Routed]] = {}
-    seq = _last_seq(db, "message_rows")  # each new row's seq is given here, so its deliveries can name it
+    # each new row's seq is given here, so its deliveries can name it (the last one given is remembered)
+    seq = recent.last if recent.last is not None else _last_seq(db, "message_rows")
     for (i, routed, intake), ids in zip(routed_by_op, ids_by_op, strict=True):
         new: list[Routed] = []
         for r, stored_id in zip(routed, ids, strict=True):
@@ -222,6 +231,7 @@ def _insert_messages(
                 record_rows.append((code(db, m.run_id), code(db, m.question_id), code(db, path), m.question.ordinal,
                                     stored_id, None if m.record_id == f"{m.question_id}/{path}" else m.record_id))
         new_by_op[i] = new
+    recent.last = seq
     if message_rows:
         db.executemany(
             "INSERT INTO message_rows(seq, id, run, question, type, label, parent, schema_version, created_ms,"
@@ -248,32 +258,6 @@ def _last_seq(db: sqlite3.Connection, table: str) -> int:
     return int(last)
 
 
-def _join(db: sqlite3.Connection, memo: Memo, names: Names, key: str, item_id: str, message_id: str, expected: int,
-          held: dict[str, str] | None = None) -> list[tuple[str, Message | None]] | None:
-    """Add an item; once ``expected`` are there, (item id, message) of each, by item id.  ``held`` (item id ->
-    message id): the items the caller holds, answered with None when the journal has that very message (a
-    held item the journal does not have, or has as another message, is read back like the others)."""
-    code = names.code(db, key)
-    db.execute("INSERT OR IGNORE INTO joins(key, item, message_id) VALUES (?,?,?)", (code, names.code(db, item_id),
-                                                                                      id_bytes(message_id)))
-    (count,) = db.execute("SELECT COUNT(*) FROM joins WHERE key=?", (code,)).fetchone()
-    if count < expected:
-        return None
-    rows = sorted((iid, id_of(mid)) for iid, mid in db.execute(
-        "SELECT n.name, j.message_id FROM joins j JOIN message_rows m ON m.id = j.message_id"
-        " JOIN names n ON n.code = j.item WHERE j.key=?", (code,)))  # (by item id)
-    if len(rows) < count:
-        raise StoreError(f"join {key}: {count - len(rows)} item(s) are not in the journal")
-    held = held or {}
-    wanted = [mid for iid, mid in rows if held.get(iid) != mid]
-    read: dict[str, Message] = {}
-    if wanted:
-        marks = ",".join("?" * len(wanted))
-        read = {mid: m for (mid,), m in load_messages(
-            db, memo, _path(db), f"SELECT {MESSAGE_COLUMNS}, id FROM messages WHERE seq IN"
-            f" (SELECT seq FROM message_rows WHERE id IN ({marks}))", [id_bytes(w) for w in wanted])}
-    return [(iid, None if held.get(iid) == mid else read[mid]) for iid, mid in rows]
-
 def read_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo) -> list[Any]:
     """Cache look-ups, many keys per query."""
     keys = list({split_key(op.args[0])[0] for op in batch})  # the rowid: the SHA-256's first 8 bytes
@@ -282,5 +266,5 @@ def read_batch(db: sqlite3.Connection, batch: Sequence[Op], memo: Memo) -> list[
         chunk = keys[start : start + 500]
         rows = db.execute(f"SELECT {CACHE_KEY}, payload, checksum FROM llm_cache"
                           f" WHERE key IN ({','.join('?' * len(chunk))})", chunk).fetchall()
-        found.update(cached_payloads(db, memo, _path(db), rows))
+        found.update(cached_payloads(db, memo, DbName(db), rows))
     return [found.get(op.args[0]) for op in batch]

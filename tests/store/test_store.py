@@ -113,6 +113,36 @@ async def test_commit_with_ack_is_atomic_and_ack_is_final(tmp_path):
         assert await count(store, "deliveries") == 4
 
 
+async def test_an_ack_finds_its_delivery_whether_this_writer_stored_the_message_or_a_reopened_store_did(tmp_path):
+    path = tmp_path / "x.db"
+    state = "SELECT consumer, state FROM deliveries WHERE message_seq=(SELECT seq FROM messages WHERE id=?)"
+    early, late = ingested(1), ingested(2)
+    async with await CheckpointStore.open(path) as store:
+        await store.commit([routed(early, "gen", "audit"), routed(late, "gen")])
+        await store.commit([], Ack(late.id, "gen"))  # this writer stored it: found by its seq
+        assert dict(await rows(store, state, (late.id,))) == {"gen": "done"}
+    async with await CheckpointStore.open(path) as store:  # a resumed run: found by its message's id
+        await store.commit([], Ack(early.id, "audit", ok=False))
+        later = cot(1, "qwen_1")
+        await store.commit([routed(later, "verify")], Ack(early.id, "gen"))
+        await store.commit([], Ack(later.id, "verify"))
+        assert dict(await rows(store, state, (early.id,))) == {"gen": "done", "audit": "failed"}
+        assert dict(await rows(store, state, (later.id,))) == {"verify": "done"}
+        assert await rows(store, "SELECT seq FROM messages ORDER BY seq") == [(1,), (2,), (3,)]
+
+
+async def test_a_rolled_back_batch_gives_its_seqs_again_and_the_next_ones_follow_the_table(tmp_path):
+    async with await CheckpointStore.open(tmp_path / "x.db") as store:
+        await store.commit([routed(ingested(1), "gen")])
+        with pytest.raises(sqlite3.OperationalError):  # a failing operation alone in its batch: rolled back
+            await store.execute("INSERT INTO no_such_table VALUES (1)")
+        await store.execute("INSERT INTO meta(key, value) VALUES ('x', 'y')")
+        await store.commit([routed(ingested(2), "gen")])
+        await store.commit([], Ack(ingested(2).id, "gen"))
+        assert await rows(store, "SELECT message_seq, state FROM deliveries ORDER BY message_seq") == [(1, "pending"),
+                                                                                                  (2, "done")]
+
+
 async def test_record_ready_fills_records_table(tmp_path):
     async with await CheckpointStore.open(tmp_path / "x.db") as store:
         rr = RecordReady(run_id=RUN, question_id="q7", parent_id="s", question=question(7), tier="easy",
