@@ -142,6 +142,8 @@ class QuestionSource:
         head = next(((n, line) for n, line in self._lines() if line.strip()), None)
         if head is None:
             return None  # empty: load_questions says so
+        if not head[1].lstrip().startswith("{"):
+            return None  # no JSON object (a list as `json.dump` writes it, one line, CSV, ...): parsed whole, once
         try:
             first = parse_json(head[1], self.limits.max_depth)
         except (json.JSONDecodeError, NestingError):

@@ -44,6 +44,8 @@ CASES = {
            "opc": "Ulnar", "opd": "Median", "cop": 1, "choice_type": "single"} for i in range(3)))),
     "json list": ("qs.json", json.dumps([q(i) for i in range(3)], indent=2)),
     "one-line json object": ("one.json", json.dumps(q(1))),
+    "one-line json list": ("qs.json", json.dumps([q(i) for i in range(3)])),
+    "jsonl whose first line is a list": ("qs.jsonl", lines('["not", "a record"]', q(1))),
     "mmlu csv": ("anatomy_dev.csv", "Which bone?,Femur,Tibia,Ulna,Radius,A\nWhich organ?,Heart,Lung,Liver,Brain,C\n"),
     # errors: the same words, from the constructor
     "duplicate id late": ("qs.jsonl", lines(q(1), q(2), q(3), q(2))),
@@ -135,3 +137,17 @@ def test_a_document_parsed_whole_is_parsed_once_for_validation_and_ingest(pubmed
     assert len(parsed) == 1 and len(first) == len(source) == (limit or 1000)
     assert first == load_questions(pubmedqa, limit=limit)
     assert list(source) == first and len(parsed) == 2  # kept for one iteration only: a later one parses again
+
+
+def test_a_one_line_json_list_is_parsed_once(tmp_path, monkeypatch):
+    """A list on one line (as ``json.dump`` writes it) is a document, not JSONL: not parsed as a first line too."""
+    from reasonmed_async.loaders import common, dispatch, stream
+
+    parsed: list[int] = []
+    real = common.parse_json
+    for module in (stream, dispatch):
+        monkeypatch.setattr(module, "parse_json", lambda text, *a: parsed.append(len(text)) or real(text, *a))
+    path = tmp_path / "qs.json"
+    path.write_text(json.dumps([q(i) for i in range(50)]), encoding="utf-8")
+    source = QuestionSource(path)
+    assert len(parsed) == 1 and list(source) == load_questions(path)
