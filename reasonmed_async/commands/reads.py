@@ -10,7 +10,6 @@ from pathlib import Path
 from reasonmed_async.commands.common import UsageError, existing_db
 from reasonmed_async.exit_codes import ExitCode
 from reasonmed_async.pipeline import stored_config
-from reasonmed_async.reports.atomic import export_atomically
 from reasonmed_async.reports.status import render
 from reasonmed_async.store import queries
 from reasonmed_async.store.checkpoint import CheckpointStore
@@ -55,6 +54,8 @@ async def status(args: argparse.Namespace) -> int:
 
 
 async def export(args: argparse.Namespace) -> int:
+    from reasonmed_async.reports.atomic import export_atomically  # the exporters: not for `status`
+
     out = Path(args.out)
     async with await CheckpointStore.open(existing_db(args.db), read_only=True) as store:
         runs = await queries.runs(store)
