@@ -62,7 +62,7 @@ def test_a_damaged_frame_reads_as_something_no_checksum_matches_never_raises() -
     assert unsqueeze(too_big) == b""  # refused before anything that size is allocated
 
 
-async def test_the_store_writes_frames_and_keeps_provenances_and_judgements_inside_their_struct(tmp_path) -> None:
+async def test_the_store_writes_frames_and_keeps_provenances_judgements_and_paths_inside_their_struct(tmp_path) -> None:
     db = tmp_path / "t.db"
     flow = _flow()
     completion = json.dumps({"text": "Final answer: A", "finish_reason": "stop", "prompt_tokens": 812,
@@ -79,9 +79,10 @@ async def test_the_store_writes_frames_and_keeps_provenances_and_judgements_insi
     assert sum(map(is_squeezed, payloads)) >= len(flow)  # (the ingested question's row is too short for a frame)
     assert structs and all(json.loads(s) for s in structs)
     for shape, what in ((b'{"role":', "a provenance"), (b'[{"role":', "a tuple of provenances"),
-                        (b'{"path":', "a judgement"), (b'[{"path":', "a tuple of judgements")):
+                        (b'{"path":', "a judgement"), (b'[{"path":', "a tuple of judgements"),
+                        (b'{"name":', "a path"), (b'[{"name":', "a tuple of paths")):
         assert not [s for s in structs if s.startswith(shape)], f"{what} was stored as a piece of its own"
-    assert any(s.startswith(b'{"name":') for s in structs)  # a path is a piece: several messages carry it
+    assert any(s.startswith(b'{"id":') for s in structs)  # a question is a piece: every message of it carries it
     async with await CheckpointStore.open(db, read_only=True) as store:
         loaded = await store.load(f"SELECT {MESSAGE_COLUMNS} FROM messages ORDER BY seq")
         assert [m for _, m in loaded] == flow
