@@ -15,7 +15,8 @@ from typing import Any
 from .errors import ParseError
 from .thinking import split_thinking
 
-_FENCE = re.compile(r"```[ \t]*(?:json|JSON|Json)?[ \t]*\n?(.*?)(?:```|\Z)", re.S)
+_FENCE = re.compile(r"```[ \t]*(?:json|JSON|Json)?[ \t]*\n?(.*?)(?:```|\Z)", re.S)  # what ``_fenced`` finds
+_FENCE_HEAD = re.compile(r"```[ \t]*(?:json|JSON|Json)?[ \t]*\n?")
 _SPECIAL = re.compile(r'[{}"]')
 _STRING = re.compile(r'"(?:\\.|[^"\\])*"?', re.S)  # a JSON string, maybe unclosed
 _DECODER = json.JSONDecoder(strict=False)  # strict=False: raw newlines inside strings are fine
@@ -78,9 +79,25 @@ def _repaired(src: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) and value else None
 
 
+def _fenced(text: str) -> list[str]:
+    """The bodies ``_FENCE.finditer(text)`` gives (``group(1)``), found with ``str.find``: the pattern's lazy
+    body tried the closing fence at every character (~10 µs a judge's answer, the most of its parse)."""
+    bodies: list[str] = []
+    pos = 0
+    while (start := text.find("```", pos)) >= 0:
+        body = _FENCE_HEAD.match(text, start).end()  # type: ignore[union-attr]  # it starts with the "```" found
+        end = text.find("```", body)
+        if end < 0:  # unclosed: the body runs to the end
+            bodies.append(text[body:])
+            break
+        bodies.append(text[body:end])
+        pos = end + 3
+    return bodies
+
+
 def extract_json(text: str) -> dict[str, Any]:
     """The first JSON object in ``text``: fenced (```json), bare, or embedded in prose; repaired if need be."""
-    sources = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    sources = [*_fenced(text), text]
     for parse in (_strict, _repaired):
         for src in sources:
             if (value := parse(src)) is not None:

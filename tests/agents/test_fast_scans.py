@@ -10,10 +10,12 @@ whose words are far apart, keywords inside other words, case and the letters
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
-from agents.parsing import answer_heads as heads, thinking
+from agents import gates
+from agents.parsing import answer_heads as heads, json_out, thinking
 from tests.agents.test_parse_answers_real import CASES
 
 PIECES = [
@@ -61,3 +63,39 @@ def test_answer_heads_are_the_plain_finditer(texts: list[str]) -> None:
 def test_tag_strip_is_the_plain_substitution(texts: list[str]) -> None:
     for text in texts:
         assert thinking.strip_think_tags(text) == thinking._ANY_TAG.sub("\n", text).strip(), text
+
+
+FENCED = [
+    'Here is my verdict:\n```json\n{"verdict": "Correct", "reason": "Step 4 rules out B."}\n```',
+    '```JSON\n{"verdict": "Error"}\n```\nand a second one:\n```\n{"verdict": "Correct"}\n```',
+    '```json {"verdict": "Correct", "reason": "fine"}```', '```Json\t\n{"a": 1}', "``` ``` ```", "``````json\n{}",
+    '<think>maybe ```json {"draft": 1}``` no</think>\n```json\n{"verdict": "Error", "reason": "B, not A"}\n```',
+    "no fence at all {\"verdict\": \"Correct\"}", "`json` and ``two`` backticks", "",
+]
+FENCE_PIECES = ["`", "``", "```", "json", "JSON", "Json", "jso", " ", "\t", "\n", "{", "}", '"verdict"', ":", "x"]
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_fenced_bodies_are_the_plain_finditer(seed: int) -> None:
+    rng = random.Random(seed)
+    built = ["".join(rng.choice(FENCE_PIECES) for _ in range(rng.randint(0, 16))) for _ in range(20000)]
+    for text in FENCED + built:
+        assert json_out._fenced(text) == [m.group(1) for m in json_out._FENCE.finditer(text)], text
+
+
+SELF_PIECES = [
+    "earlier", "PREVIOUS", "prior", "other", "former", "past", "the", "The", "original", "attempt", "attempts",
+    "cot", "error", "Verifier's", "reviewer", "reasons", "feedback", "errors", "mistakes", "flagged", "pointed", "out",
+    "above", "as", "said", "refined", "Revised", "version", "chain-of-thought", "provided", "given", "list", "in",
+    "noted", "Improved", "corrected", "reasoning", "comments", "tries", "drafts", "İ", "ı", "ſ", "K", "x", "2.",
+]
+
+
+def test_the_self_reference_search_finds_what_the_plain_alternation_finds() -> None:
+    plain = re.compile("|".join(gates._PHRASES), re.I)
+    rng = random.Random(5)
+    built = ["".join(rng.choice(SELF_PIECES) + rng.choice([" ", "  ", "\n", "-", ".", ""])
+                     for _ in range(rng.randint(0, 9))) for _ in range(30000)]
+    for text in REAL + built:
+        fast, slow = gates._SELF_REFERENCE.search(text), plain.search(text)
+        assert (fast and (fast.span(), fast.group(0))) == (slow and (slow.span(), slow.group(0))), text
