@@ -42,6 +42,7 @@ from agents.llm import ChatRequest, Completion, ConnectionLost, LLMError, LLMTim
 
 from reasonmed_async.config import BackendConfig, ConfigError
 from reasonmed_async.llm.credentials import KeySource
+from reasonmed_async.llm.deadlines import Deadlines
 from reasonmed_async.llm.handover import Handover
 from reasonmed_async.llm.identity import identity_headers
 from reasonmed_async.llm.openai_settings import OPTIONS, OpenAISettings  # noqa: F401 - OPTIONS re-exported
@@ -76,6 +77,7 @@ class OpenAICompatBackend:
         self._waiters = Handover(self._pool, clock)  # requests waiting for a slot: a release hands it to one
         self._closed = False
         self._modes: dict[tuple[str, str], str] = {}  # (endpoint, model) -> the mode "auto" settled on
+        self._deadlines = Deadlines(settings.timeout_s)  # each exchange's timeout_s, one timer for them all
         connect_s = min(30.0, settings.timeout_s)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0),  # the pool caps concurrency, per replica
@@ -130,7 +132,7 @@ class OpenAICompatBackend:
                 completion = await post_chat(
                     self._session, f"{ticket.url}/chat/completions", body,
                     headers={**auth, **identity_headers(request)},
-                    timeout_s=self._settings.timeout_s, endpoint=ticket.url, backend=self.backend_name,
+                    timeout_s=self._deadlines, endpoint=ticket.url, backend=self.backend_name,
                     secrets=self.credentials.known if self.credentials is not None else ())
             except LLMError as exc:
                 if request.json_schema is not None and self._fall_back(ticket.url, request.model, mode, exc):
@@ -203,6 +205,7 @@ class OpenAICompatBackend:
         if settings.base_urls != self._settings.base_urls:
             raise ValueError("base_urls cannot change on a reload; restart the daemon")
         self._settings = replace(self._settings, policy=settings.policy, timeout_s=settings.timeout_s)
+        self._deadlines.timeout_s = settings.timeout_s  # for the exchanges that start from now on
         self._pool.policy = settings.policy
         for replica in self._pool.replicas:
             replica.limit = replace(replica.limit, cap=min(replica.limit.cap, float(settings.policy.max_concurrency)))

@@ -11,7 +11,6 @@ Secrets never reach an error: a server's message is scrubbed of every string in
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Iterable, Mapping
@@ -33,6 +32,7 @@ from agents.llm import (
     ServerError,
 )
 
+from reasonmed_async.llm.deadlines import Deadlines
 from reasonmed_async.llm.openai_settings import STRUCTURED_OUTPUT
 from reasonmed_async.llm.ratelimit import parse_retry_after
 from reasonmed_async.llm.schema_targets import SchemaTarget, for_target
@@ -247,16 +247,24 @@ def decode_json(payload: bytes) -> Any:
 
 
 async def post_chat(session: aiohttp.ClientSession, url: str, body: Mapping[str, Any], *,
-                    headers: Mapping[str, str], timeout_s: float, endpoint: str, backend: str,
+                    headers: Mapping[str, str], timeout_s: float | Deadlines, endpoint: str, backend: str,
                     secrets: Iterable[str] = ()) -> Completion:
-    """POST ``body`` to ``url`` once and return the parsed completion, or raise the matching ``LLMError``."""
+    """POST ``body`` to ``url`` once and return the parsed completion, or raise the matching ``LLMError``.
+
+    ``timeout_s``: the exchange's timeout, or the backend's ``Deadlines`` (one timer for all its exchanges)."""
     secrets = tuple(secrets)
     started = time.monotonic()
+    deadlines = timeout_s if isinstance(timeout_s, Deadlines) else Deadlines(timeout_s)
     try:
-        async with asyncio.timeout(timeout_s):
+        deadline = deadlines.start()
+        try:
             async with session.post(url, data=_encode_body(body), headers={**_JSON, **headers}) as response:
                 payload = await response.read()
                 status, answer_headers = response.status, response.headers
+        except BaseException as exc:
+            deadlines.end(deadline, exc)  # a TimeoutError where the deadline cancelled the exchange
+            raise
+        deadlines.end(deadline)
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise transport_error(exc, where=endpoint) from None
     latency = time.monotonic() - started
