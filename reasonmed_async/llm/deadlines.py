@@ -59,11 +59,7 @@ class Deadlines:
     def end(self, deadline: Deadline, error: BaseException | None = None) -> None:
         """The exchange is over, with ``error`` if it raised one: a ``TimeoutError`` is raised (from it) where
         the deadline cancelled the task; otherwise the caller goes on as it would have."""
-        live = self._live
-        live.pop(deadline, None)
-        if not live and self._timer is not None:  # nothing in flight: no timer left behind
-            self._timer.cancel()
-            self._timer, self._timer_at = None, math.inf
+        self._live.pop(deadline, None)  # the timer stays: when it fires, it is set for the earliest left, if any
         if deadline.expired and deadline.task.uncancel() <= deadline.cancelling \
                 and isinstance(error, asyncio.CancelledError):
             raise TimeoutError from error

@@ -127,12 +127,13 @@ class OpenAICompatBackend:
             ticket = await self._admit(request.model)
             body, mode = self._body(request, ticket.url)
             key = self.credentials.current if self.credentials is not None else None
-            auth = {"Authorization": f"Bearer {key}"} if key else {}
+            headers = identity_headers(request)  # a new dict each call: the key goes into it
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
             try:
                 completion = await post_chat(
-                    self._session, f"{ticket.url}/chat/completions", body,
-                    headers={**auth, **identity_headers(request)},
-                    timeout_s=self._deadlines, endpoint=ticket.url, backend=self.backend_name,
+                    self._session, f"{ticket.url}/chat/completions", body, headers=headers,
+                    deadlines=self._deadlines, endpoint=ticket.url, backend=self.backend_name,
                     secrets=self.credentials.known if self.credentials is not None else ())
             except LLMError as exc:
                 if request.json_schema is not None and self._fall_back(ticket.url, request.model, mode, exc):

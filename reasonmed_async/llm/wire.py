@@ -247,14 +247,13 @@ def decode_json(payload: bytes) -> Any:
 
 
 async def post_chat(session: aiohttp.ClientSession, url: str, body: Mapping[str, Any], *,
-                    headers: Mapping[str, str], timeout_s: float | Deadlines, endpoint: str, backend: str,
+                    headers: Mapping[str, str], deadlines: Deadlines, endpoint: str, backend: str,
                     secrets: Iterable[str] = ()) -> Completion:
     """POST ``body`` to ``url`` once and return the parsed completion, or raise the matching ``LLMError``.
 
-    ``timeout_s``: the exchange's timeout, or the backend's ``Deadlines`` (one timer for all its exchanges)."""
+    The exchange's timeout is the backend's ``deadlines``' ``timeout_s`` (one timer for all its exchanges)."""
     secrets = tuple(secrets)
     started = time.monotonic()
-    deadlines = timeout_s if isinstance(timeout_s, Deadlines) else Deadlines(timeout_s)
     try:
         deadline = deadlines.start()
         try:
