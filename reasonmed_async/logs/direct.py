@@ -23,16 +23,20 @@ from bus.logcontext import merge_context
 
 from reasonmed_async.logs.filewriter import LineSink
 
-_second: tuple[int, str] = (-1, "")  # (unix second, its "YYYY-MM-DDTHH:MM:SS"): one tuple, swapped whole
+_second: tuple[int, str] = (-1, "")  # (unix second, its "YYYY-MM-DDTHH:MM:SS."): one tuple, swapped whole
 
 
 def iso_utc_now() -> str:
     global _second
-    seconds, micros = divmod(time.time_ns() // 1000, 1_000_000)
+    micros = time.time_ns() // 1000
+    seconds = micros // 1_000_000
     cached = _second
     if cached[0] != seconds:
-        cached = _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
-    return f"{cached[1]}.{micros:06d}Z" if micros else f"{cached[1]}Z"
+        cached = _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds)))
+    micros -= seconds * 1_000_000
+    if not micros:  # a whole second: no fraction, as isoformat writes it
+        return cached[1][:-1] + "Z"
+    return cached[1] + str(micros + 1_000_000)[1:] + "Z"  # the six digits, zero-padded, without a format spec
 
 
 def stamp_iso_utc(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
