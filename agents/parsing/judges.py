@@ -51,7 +51,7 @@ def is_placeholder(text: str, instructions: str = "") -> bool:
 
     That is: a ``<...>`` placeholder, a bare descriptor ("one or two sentences", "your reason here"),
     or four or more words, all copied from ``instructions`` (the template's own text)."""
-    bare = _ANGLE.sub(" ", text)
+    bare = _ANGLE.sub(" ", text) if "<" in text else text  # most reasons hold no "<": no substitution for them
     if _THREE_LETTERS.search(bare) is None:
         return True
     words = _words(text)
