@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
+from types import TracebackType
 from typing import Any
 
 import aiosqlite
@@ -64,10 +65,12 @@ def _in_transaction(apply: ApplySync, ended: Callable[[bool], None] | None) -> A
             results = apply(conn, batch)
             conn.execute("COMMIT")
         except BaseException:
-            if conn.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL does)
-                conn.execute("ROLLBACK")
-            if ended is not None:
-                ended(False)
+            try:
+                if conn.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL does)
+                    conn.execute("ROLLBACK")
+            finally:  # (told even when the ROLLBACK fails: what the writer keeps in memory is forgotten)
+                if ended is not None:
+                    ended(False)
             raise
         if ended is not None:
             ended(True)
@@ -97,6 +100,7 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.failed_behind: Exception | None = None  # the error of a write-behind that failed: every later write's
+        self._failed_at: TracebackType | None = None  # where it failed: the traceback each refusal starts from
         self.batches = 0
         self.ops = 0
 
@@ -117,8 +121,8 @@ class Batcher:
     def _future(self) -> asyncio.Future[Any]:
         if self._closed:
             raise StoreClosed("checkpoint store is closed")
-        if self.failed_behind is not None:  # raised afresh: a re-raise would lengthen its traceback every time
-            raise self.failed_behind.with_traceback(None)
+        if self.failed_behind is not None:  # with the traceback of where it failed: a plain re-raise would
+            raise self.failed_behind.with_traceback(self._failed_at)  # lengthen it at every refusal
         return (self._loop or asyncio.get_running_loop()).create_future()
 
     def _add(self, op: Op) -> asyncio.Future[Any]:
@@ -198,4 +202,4 @@ class Batcher:
                 if self.failed_behind is None:
                     log.error("store.write_behind_failed", database=self._path, operation=op.kind,
                               error=f"{type(exc).__name__}: {exc}")
-                    self.failed_behind = exc
+                    self.failed_behind, self._failed_at = exc, exc.__traceback__

@@ -134,13 +134,19 @@ async def test_an_ack_finds_its_delivery_whether_this_writer_stored_the_message_
 async def test_a_rolled_back_batch_gives_its_seqs_again_and_the_next_ones_follow_the_table(tmp_path):
     async with await CheckpointStore.open(tmp_path / "x.db") as store:
         await store.commit([routed(ingested(1), "gen")])
+        # One batch: a new message (given seq 2), then an ack that fails (no consumer). The batch is rolled back
+        # whole and run again one operation at a time: the message is given seq 2 again, not 3.
+        done = await asyncio.gather(store.commit([routed(ingested(2), "gen")]),
+                                    store.commit([], Ack(ingested(1).id, None)), return_exceptions=True)
+        assert new(done[0]) == [ingested(2)] and isinstance(done[1], sqlite3.IntegrityError)
         with pytest.raises(sqlite3.OperationalError):  # a failing operation alone in its batch: rolled back
             await store.execute("INSERT INTO no_such_table VALUES (1)")
         await store.execute("INSERT INTO meta(key, value) VALUES ('x', 'y')")
-        await store.commit([routed(ingested(2), "gen")])
-        await store.commit([], Ack(ingested(2).id, "gen"))
-        assert await rows(store, "SELECT message_seq, state FROM deliveries ORDER BY message_seq") == [(1, "pending"),
-                                                                                                  (2, "done")]
+        await store.commit([routed(ingested(3), "gen")])
+        await store.commit([], Ack(ingested(3).id, "gen"))
+        assert await rows(store, "SELECT seq FROM messages ORDER BY seq") == [(1,), (2,), (3,)]
+        assert await rows(store, "SELECT message_seq, state FROM deliveries ORDER BY message_seq") == [
+            (1, "pending"), (2, "pending"), (3, "done")]
 
 
 async def test_record_ready_fills_records_table(tmp_path):

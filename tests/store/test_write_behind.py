@@ -102,7 +102,7 @@ async def test_a_write_behind_whose_waiter_was_cancelled_still_fails_what_follow
         assert await count(store, "messages") == 0
 
 
-async def test_the_writes_refused_after_a_failed_write_behind_do_not_grow_its_traceback(tmp_path):
+async def test_the_writes_refused_after_a_failed_write_behind_keep_its_traceback_as_it_was(tmp_path):
     # A daemon whose write-behind failed may refuse many writes before it stops: each refusal raises the same
     # error, and a plain re-raise would add its frames to that error's traceback every time (a leak).
     async with await CheckpointStore.open(tmp_path / "x.db") as store:
@@ -114,5 +114,7 @@ async def test_the_writes_refused_after_a_failed_write_behind_do_not_grow_its_tr
             try:
                 store.cache_put(_key("k"), "m", b"{}", "generate", "", 0, 0)
             except ValueError as exc:
-                depths.append(len(traceback.extract_tb(exc.__traceback__)))
+                frames = [f.name for f in traceback.extract_tb(exc.__traceback__)]
+                depths.append(len(frames))
         assert len(depths) == 20 and depths[-1] == depths[0]
+        assert "apply_batch" in frames  # and it still shows where the write failed, not only the refusal
