@@ -134,8 +134,7 @@ async def test_an_ack_finds_its_delivery_whether_this_writer_stored_the_message_
 async def test_a_rolled_back_batch_gives_its_seqs_again_and_the_next_ones_follow_the_table(tmp_path):
     async with await CheckpointStore.open(tmp_path / "x.db") as store:
         await store.commit([routed(ingested(1), "gen")])
-        # One batch: a new message (given seq 2), then an ack that fails (no consumer). The batch is rolled back
-        # whole and run again one operation at a time: the message is given seq 2 again, not 3.
+        # one batch, rolled back whole and run again op by op: a new message (seq 2, given again) and a failing ack
         done = await asyncio.gather(store.commit([routed(ingested(2), "gen")]),
                                     store.commit([], Ack(ingested(1).id, None)), return_exceptions=True)
         assert new(done[0]) == [ingested(2)] and isinstance(done[1], sqlite3.IntegrityError)
