@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,25 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@contextmanager
+def _editing(finished: Path, directory: Path) -> Iterator[tuple[Path, sqlite3.Connection]]:
+    """A copy of the finished database in ``directory``, open for raw edits: committed and closed on exit."""
+    db = copy_db(finished, directory)
+    con = sqlite3.connect(db)
+    try:
+        yield db, con
+        con.commit()
+    finally:
+        con.close()
+
+
+def _damage_found(db: Path) -> str:
+    """What ``reasonmed check`` says of ``db``, which it must find damaged (exit 5)."""
+    proc = run_cli("check", "--db", db, timeout=TIMEOUT_S)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    return proc.stdout
 
 
 def test_check_of_a_whole_database_says_ok(finished: Path) -> None:
@@ -60,41 +81,29 @@ def test_a_flipped_bit_is_found_named_and_never_exported(finished: Path, tmp_pat
 
 def test_a_damaged_envelope_column_of_a_message_is_found(finished: Path, tmp_path: Path) -> None:
     """v5 rows keep a message's run, question, parent and type only in their columns: the checksum covers them."""
-    db = copy_db(finished, tmp_path / "damaged")
-    con = sqlite3.connect(db)
-    mid, parent = con.execute("SELECT id, parent_id FROM messages WHERE type='RecordReady' LIMIT 1").fetchone()
-    con.execute("UPDATE message_rows SET parent=? WHERE id=?", (bytes.fromhex(parent[::-1]), bytes.fromhex(mid)))
-    con.commit()
-    con.close()
-    proc = run_cli("check", "--db", db, timeout=TIMEOUT_S)
-    assert proc.returncode == 5, proc.stdout + proc.stderr
-    assert f"messages row {mid}" in proc.stdout, proc.stdout
+    with _editing(finished, tmp_path / "damaged") as (db, con):
+        mid, parent = con.execute("SELECT id, parent_id FROM messages WHERE type='RecordReady' LIMIT 1").fetchone()
+        con.execute("UPDATE message_rows SET parent=? WHERE id=?", (bytes.fromhex(parent[::-1]), bytes.fromhex(mid)))
+    stdout = _damage_found(db)
+    assert f"messages row {mid}" in stdout, stdout
 
 
 def test_a_damaged_code_or_name_of_a_message_is_found(finished: Path, tmp_path: Path) -> None:
     """v8 rows name their type and question by ``names.code``: a row whose code was changed, and every row that
     names a changed name, no longer match their checksums (the id and the question named as users see them)."""
-    db = copy_db(finished, tmp_path / "code")
-    con = sqlite3.connect(db)
-    mid, qid = con.execute("SELECT id, question_id FROM messages WHERE type='RecordReady' LIMIT 1").fetchone()
-    con.execute("UPDATE message_rows SET type=(SELECT code FROM names WHERE name='Ranked') WHERE id=?",
-                (bytes.fromhex(mid),))
-    con.commit()
-    con.close()
-    proc = run_cli("check", "--db", db, timeout=TIMEOUT_S)
-    assert proc.returncode == 5, proc.stdout + proc.stderr
-    assert f"messages row {mid} of question {qid}" in proc.stdout, proc.stdout
-    assert "; 1 of " in proc.stdout.splitlines()[-1], proc.stdout
-    db = copy_db(finished, tmp_path / "name")
-    con = sqlite3.connect(db)
-    tiered = [r[0] for r in con.execute("SELECT id FROM messages WHERE type='TierAssigned' ORDER BY seq")]
-    con.execute("UPDATE names SET name='TierAssignee' WHERE name='TierAssigned'")
-    con.commit()
-    con.close()
-    proc = run_cli("check", "--db", db, timeout=TIMEOUT_S)
-    assert proc.returncode == 5, proc.stdout + proc.stderr
-    assert tiered and f"; {len(tiered)} of " in proc.stdout.splitlines()[-1], proc.stdout
-    assert f"messages row {tiered[0]}" in proc.stdout, proc.stdout
+    with _editing(finished, tmp_path / "code") as (db, con):
+        mid, qid = con.execute("SELECT id, question_id FROM messages WHERE type='RecordReady' LIMIT 1").fetchone()
+        con.execute("UPDATE message_rows SET type=(SELECT code FROM names WHERE name='Ranked') WHERE id=?",
+                    (bytes.fromhex(mid),))
+    stdout = _damage_found(db)
+    assert f"messages row {mid} of question {qid}" in stdout, stdout
+    assert "; 1 of " in stdout.splitlines()[-1], stdout
+    with _editing(finished, tmp_path / "name") as (db, con):
+        tiered = [r[0] for r in con.execute("SELECT id FROM messages WHERE type='TierAssigned' ORDER BY seq")]
+        con.execute("UPDATE names SET name='TierAssignee' WHERE name='TierAssigned'")
+    stdout = _damage_found(db)
+    assert tiered and f"; {len(tiered)} of " in stdout.splitlines()[-1], stdout
+    assert f"messages row {tiered[0]}" in stdout, stdout
 
 
 @pytest.mark.parametrize("name_of", [
@@ -105,25 +114,18 @@ def test_a_damaged_code_or_name_of_a_message_is_found(finished: Path, tmp_path: 
 def test_a_damaged_name_that_no_message_checksum_covers_is_found(finished: Path, tmp_path: Path, name_of: str) -> None:
     """A ``names`` row (v8) names every delivery, join, record or cached response that uses it; no message's
     checksum covers those, so the row carries its own: a changed name, or a code moved to another name, is found."""
-    db = copy_db(finished, tmp_path / "name")
-    con = sqlite3.connect(db)
-    (name,) = con.execute(name_of).fetchone()
-    (code,) = con.execute("SELECT code FROM names WHERE name=?", (name,)).fetchone()
-    con.execute("UPDATE names SET name=? WHERE code=?", (name + "X", code))
-    con.commit()
-    con.close()
-    proc = run_cli("check", "--db", db, timeout=TIMEOUT_S)
-    assert proc.returncode == 5, proc.stdout + proc.stderr
-    assert f"damaged: names row {code} ({name + 'X'!r})" in proc.stdout, proc.stdout
-    assert "1 interned names" in proc.stdout.splitlines()[-1], proc.stdout
-    db = copy_db(finished, tmp_path / "code")
-    con = sqlite3.connect(db)
-    (top,) = con.execute("SELECT max(code) FROM names").fetchone()
-    con.execute("UPDATE names SET code=? WHERE code=?", (top + 1, code))
-    con.commit()
-    con.close()
-    proc = run_cli("check", "--db", db, timeout=TIMEOUT_S)
-    assert proc.returncode == 5 and f"damaged: names row {top + 1} ({name!r})" in proc.stdout, proc.stdout
+    with _editing(finished, tmp_path / "name") as (db, con):
+        (name,) = con.execute(name_of).fetchone()
+        (code,) = con.execute("SELECT code FROM names WHERE name=?", (name,)).fetchone()
+        con.execute("UPDATE names SET name=? WHERE code=?", (name + "X", code))
+    stdout = _damage_found(db)
+    assert f"damaged: names row {code} ({name + 'X'!r})" in stdout, stdout
+    assert "1 interned names" in stdout.splitlines()[-1], stdout
+    with _editing(finished, tmp_path / "code") as (db, con):
+        (top,) = con.execute("SELECT max(code) FROM names").fetchone()
+        con.execute("UPDATE names SET code=? WHERE code=?", (top + 1, code))
+    stdout = _damage_found(db)
+    assert f"damaged: names row {top + 1} ({name!r})" in stdout, stdout
 
 
 def test_a_finished_run_has_no_damaged_name(finished: Path) -> None:
